@@ -1,0 +1,402 @@
+//! The crate's one error type.
+//!
+//! Every variant says what was wrong and what to do about it, in words a person reading
+//! `kubectl describe certificaterequest` or the CLI's stderr can act on. No variant carries key
+//! material: messages name files, keys and fields, never their secret contents.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `relay-issuer`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ---- the signing CA (Secret `relay-tls-signing-secret`) ----
+    /// `tls.crt` holds no certificate.
+    #[error(
+        "the CA certificate (tls.crt) holds no PEM CERTIFICATE block; put the intermediate CA certificate, optionally followed by its chain, in tls.crt"
+    )]
+    CaCertificateMissing,
+    /// A certificate in `tls.crt` or `ca.crt` does not parse.
+    #[error(
+        "{source_name} certificate #{index} does not parse as X.509 ({detail}); replace it with a valid PEM certificate"
+    )]
+    CaCertificateInvalid {
+        /// `tls.crt` or `ca.crt`.
+        source_name: &'static str,
+        /// 1-based position in the PEM bundle.
+        index: usize,
+        /// What the parser said.
+        detail: String,
+    },
+    /// `tls.key` holds no private key.
+    #[error(
+        "the CA private key (tls.key) holds no PEM private key block; expected PKCS#8 (BEGIN PRIVATE KEY), PKCS#1 (BEGIN RSA PRIVATE KEY) or SEC1 (BEGIN EC PRIVATE KEY)"
+    )]
+    CaKeyMissing,
+    /// `tls.key` is not a usable private key.
+    #[error(
+        "the CA private key (tls.key) cannot be used: {detail}; provide an ECDSA P-256/P-384, RSA (2048-8192 bit) or Ed25519 key in PKCS#8, PKCS#1 or SEC1 PEM"
+    )]
+    CaKeyInvalid {
+        /// What is wrong with the key (never the key itself).
+        detail: String,
+    },
+    /// The signing certificate is not a CA.
+    #[error(
+        "the certificate in tls.crt ({subject}) is not a CA: {detail}; use an intermediate CA certificate with BasicConstraints CA:TRUE and keyCertSign"
+    )]
+    CaNotCa {
+        /// Subject of the signing certificate.
+        subject: String,
+        /// Which property is missing.
+        detail: String,
+    },
+    /// The signing certificate is not yet valid.
+    #[error(
+        "the CA certificate ({subject}) is not valid until {not_before}; wait, or check the clock of this machine"
+    )]
+    CaNotYetValid {
+        /// Subject of the signing certificate.
+        subject: String,
+        /// Its notBefore, RFC 3339.
+        not_before: String,
+    },
+    /// The signing certificate has expired.
+    #[error(
+        "the CA certificate ({subject}) expired at {not_after}; issue a new intermediate CA and update the signing Secret"
+    )]
+    CaExpired {
+        /// Subject of the signing certificate.
+        subject: String,
+        /// Its notAfter, RFC 3339.
+        not_after: String,
+    },
+    /// `tls.key` does not belong to `tls.crt`.
+    #[error(
+        "the CA private key (tls.key) does not match the CA certificate (tls.crt, {subject}): {detail}; put the key that belongs to this certificate in tls.key"
+    )]
+    CaKeyMismatch {
+        /// Subject of the signing certificate.
+        subject: String,
+        /// How they differ (key types, or the public keys differ).
+        detail: String,
+    },
+    /// The chain in `tls.crt`, or its link to `ca.crt`, is broken.
+    #[error(
+        "the CA chain is broken: {detail}; tls.crt must list the intermediate first, then each issuer in order, and ca.crt must hold the root that signed the top of that chain"
+    )]
+    CaChainBroken {
+        /// Which link fails.
+        detail: String,
+    },
+
+    // ---- the certificate signing request ----
+    /// The request is not a PEM CSR.
+    #[error(
+        "the certificate signing request is not PEM-encoded: {detail}; expected a -----BEGIN CERTIFICATE REQUEST----- block"
+    )]
+    CsrNotPem {
+        /// What was seen instead.
+        detail: String,
+    },
+    /// The CSR does not parse.
+    #[error("the certificate signing request does not parse as PKCS#10: {detail}")]
+    CsrInvalid {
+        /// What the parser said.
+        detail: String,
+    },
+    /// The CSR's self-signature does not verify.
+    #[error(
+        "the certificate signing request's signature does not verify ({detail}); the CSR was altered or not signed with the key it carries"
+    )]
+    CsrSignatureInvalid {
+        /// Why verification failed.
+        detail: String,
+    },
+    /// The CSR's public key type or size is refused.
+    #[error(
+        "the certificate signing request carries a {seen} key, which is not accepted; use ECDSA P-256 or P-384, RSA 2048-8192 bits, or Ed25519"
+    )]
+    CsrKeyUnsupported {
+        /// The key that was seen, e.g. `RSA 1024-bit` or `ECDSA secp256k1`.
+        seen: String,
+    },
+    /// A subject alternative name of a kind we do not issue.
+    #[error(
+        "the certificate signing request asks for a {kind} subject alternative name; only DNS, IP, URI and email names are issued"
+    )]
+    CsrSanUnsupported {
+        /// The GeneralName kind.
+        kind: String,
+    },
+    /// An extension in the CSR that cannot be read.
+    #[error("the certificate signing request's {extension} extension is malformed: {detail}")]
+    CsrExtensionInvalid {
+        /// Which extension.
+        extension: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A usage name cert-manager does not define.
+    #[error("unknown usage {name:?}; cert-manager usages are: {known}")]
+    UsageUnknown {
+        /// The name given.
+        name: String,
+        /// The accepted names.
+        known: String,
+    },
+    /// The CSR's key usages disagree with `spec.usages`.
+    #[error(
+        "the certificate signing request's {what} ({in_csr}) does not match the requested usages ({requested}); request the same usages in the CSR and in spec.usages"
+    )]
+    UsageMismatch {
+        /// `key usages` or `extended key usages`.
+        what: &'static str,
+        /// What the CSR carries.
+        in_csr: String,
+        /// What the usages ask for.
+        requested: String,
+    },
+    /// The CSR's BasicConstraints disagree with `spec.isCA`.
+    #[error(
+        "the certificate signing request's BasicConstraints say CA:{in_csr} but isCA is {requested}; make them agree"
+    )]
+    IsCaMismatch {
+        /// cA in the CSR.
+        in_csr: bool,
+        /// spec.isCA.
+        requested: bool,
+    },
+    /// isCA requested but the policy forbids it.
+    #[error(
+        "a CA certificate (isCA: true) was requested, but this issuer's policy does not allow CA certificates; set spec.policy.allowCA: true on the issuer to permit it"
+    )]
+    CaNotAllowed,
+    /// The requested duration is zero or negative.
+    #[error("the requested duration {requested} is not positive; request a duration such as 8760h")]
+    DurationNotPositive {
+        /// Go-formatted duration.
+        requested: String,
+    },
+    /// The requested duration exceeds the policy maximum.
+    #[error(
+        "the requested duration {requested} exceeds this issuer's maximum of {max}; request a shorter spec.duration or raise spec.policy.maxDuration"
+    )]
+    DurationTooLong {
+        /// Go-formatted requested duration.
+        requested: String,
+        /// Go-formatted maximum.
+        max: String,
+    },
+    /// The certificate would outlive its CA and clamping is off.
+    #[error(
+        "the certificate would expire at {requested_not_after}, after its CA ({ca_not_after}), and this issuer's policy has clampToCA: false; request a shorter duration, renew the CA, or enable clampToCA"
+    )]
+    WouldOutliveCa {
+        /// The notAfter the request asked for.
+        requested_not_after: String,
+        /// The CA's notAfter.
+        ca_not_after: String,
+    },
+    /// The cryptographic signing operation itself failed.
+    #[error(
+        "signing failed inside the crypto library ({detail}); this is a bug or a broken key, please report it"
+    )]
+    SigningFailed {
+        /// What the library said.
+        detail: String,
+    },
+
+    // ---- arithmetic and syntax ----
+    /// A duration string that is not Go syntax.
+    #[error("invalid duration {input:?}: {detail}")]
+    DurationSyntax {
+        /// What was given.
+        input: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A grace-period ratio outside (0, 1).
+    #[error(
+        "the rotation grace period ratio must be greater than 0 and less than 1 (e.g. 0.1 = rotate 10% of the lifetime before expiry), got {ratio}"
+    )]
+    RatioOutOfRange {
+        /// What was given.
+        ratio: f64,
+    },
+    /// renewBeforePercentage outside (0, 100).
+    #[error(
+        "renewBeforePercentage must be an integer greater than 0 and less than 100, got {percentage}"
+    )]
+    PercentageOutOfRange {
+        /// What was given.
+        percentage: i64,
+    },
+    /// A certificate whose validity period is empty or inverted.
+    #[error(
+        "the certificate's validity period is empty (notBefore {not_before} is not before notAfter {not_after})"
+    )]
+    EmptyValidity {
+        /// RFC 3339.
+        not_before: String,
+        /// RFC 3339.
+        not_after: String,
+    },
+    /// A certificate (not a CA) that does not parse, e.g. for `inspect`.
+    #[error("{what} does not parse: {detail}")]
+    CertificateInvalid {
+        /// What was being read.
+        what: String,
+        /// What is wrong.
+        detail: String,
+    },
+
+    // ---- CLI input and output ----
+    /// A file could not be read or written.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// `read` or `write` or `create`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An output file exists and `--force` was not given.
+    #[error("{path} already exists; remove it or pass --force to overwrite")]
+    FileExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A Secret manifest that cannot be used.
+    #[error("{path}: not a usable Secret manifest: {detail}")]
+    SecretManifest {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An input that is neither PEM nor a Secret manifest.
+    #[error("{path}: {detail}")]
+    UnrecognisedInput {
+        /// The file.
+        path: PathBuf,
+        /// What was expected.
+        detail: String,
+    },
+    /// A command-line argument that is inconsistent with the others.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Generating keys or certificates failed.
+    #[error("generating {what} failed: {detail}")]
+    Generate {
+        /// What was being generated.
+        what: &'static str,
+        /// What the library said.
+        detail: String,
+    },
+}
+
+/// How the controller should treat a signing error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// The request itself is wrong: mark it `Failed` and never retry.
+    Permanent,
+    /// The issuer or its inputs are not usable yet: keep the request `Pending` and retry.
+    Retryable,
+}
+
+impl Error {
+    /// Whether an error ends the request (`Failed`) or leaves it `Pending`.
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            Error::CsrNotPem { .. }
+            | Error::CsrInvalid { .. }
+            | Error::CsrSignatureInvalid { .. }
+            | Error::CsrKeyUnsupported { .. }
+            | Error::CsrSanUnsupported { .. }
+            | Error::CsrExtensionInvalid { .. }
+            | Error::UsageUnknown { .. }
+            | Error::UsageMismatch { .. }
+            | Error::IsCaMismatch { .. }
+            | Error::CaNotAllowed
+            | Error::DurationNotPositive { .. }
+            | Error::DurationTooLong { .. }
+            | Error::WouldOutliveCa { .. }
+            | Error::DurationSyntax { .. } => Disposition::Permanent,
+            _ => Disposition::Retryable,
+        }
+    }
+
+    /// A short, low-cardinality label for metrics and event reasons.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::CaCertificateMissing | Error::CaCertificateInvalid { .. } => {
+                "ca_certificate_invalid"
+            }
+            Error::CaKeyMissing | Error::CaKeyInvalid { .. } => "ca_key_invalid",
+            Error::CaNotCa { .. } => "ca_not_ca",
+            Error::CaNotYetValid { .. } => "ca_not_yet_valid",
+            Error::CaExpired { .. } => "ca_expired",
+            Error::CaKeyMismatch { .. } => "ca_key_mismatch",
+            Error::CaChainBroken { .. } => "ca_chain_broken",
+            Error::CsrNotPem { .. } | Error::CsrInvalid { .. } => "csr_invalid",
+            Error::CsrSignatureInvalid { .. } => "csr_signature_invalid",
+            Error::CsrKeyUnsupported { .. } => "csr_key_unsupported",
+            Error::CsrSanUnsupported { .. } => "csr_san_unsupported",
+            Error::CsrExtensionInvalid { .. } => "csr_extension_invalid",
+            Error::UsageUnknown { .. } | Error::UsageMismatch { .. } => "usage_mismatch",
+            Error::IsCaMismatch { .. } => "is_ca_mismatch",
+            Error::CaNotAllowed => "policy_ca_not_allowed",
+            Error::DurationNotPositive { .. } | Error::DurationSyntax { .. } => "duration_invalid",
+            Error::DurationTooLong { .. } => "policy_duration_too_long",
+            Error::WouldOutliveCa { .. } => "policy_outlives_ca",
+            Error::SigningFailed { .. } => "signing_failed",
+            Error::RatioOutOfRange { .. } | Error::PercentageOutOfRange { .. } => {
+                "renewal_setting_invalid"
+            }
+            Error::EmptyValidity { .. } | Error::CertificateInvalid { .. } => "certificate_invalid",
+            Error::Io { .. } | Error::FileExists { .. } => "io",
+            Error::SecretManifest { .. } | Error::UnrecognisedInput { .. } => "input_invalid",
+            Error::InvalidArgument(_) => "invalid_argument",
+            Error::Generate { .. } => "generate_failed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_errors_are_permanent_and_ca_errors_retryable() {
+        assert_eq!(Error::CaNotAllowed.disposition(), Disposition::Permanent);
+        assert_eq!(
+            Error::CsrKeyUnsupported {
+                seen: "RSA 1024-bit".into()
+            }
+            .disposition(),
+            Disposition::Permanent
+        );
+        assert_eq!(Error::CaKeyMissing.disposition(), Disposition::Retryable);
+        assert_eq!(
+            Error::CaExpired {
+                subject: "x".into(),
+                not_after: "y".into()
+            }
+            .disposition(),
+            Disposition::Retryable
+        );
+    }
+
+    #[test]
+    fn messages_say_what_to_do() {
+        let message = Error::CaKeyMismatch {
+            subject: "CN=relay intermediate".into(),
+            detail: "the public keys differ".into(),
+        }
+        .to_string();
+        assert!(message.contains("does not match"), "{message}");
+        assert!(message.contains("put the key that belongs"), "{message}");
+    }
+}

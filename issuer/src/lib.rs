@@ -1,0 +1,22 @@
+//! relay-issuer: a cert-manager external issuer and relay server for relay agents' client
+//! certificates.
+//!
+//! - [`pki`]: signing rules, CA checks and renewal arithmetic (pure; no Kubernetes or network).
+//! - [`cli`]: the offline `relay-issuer` commands (`ca create`, `sign`, `inspect`).
+//! - [`Error`]: the crate's one error type.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+mod error;
+pub mod pki;
+
+pub use error::{Disposition, Error};
+
+/// Installs ring as the process-wide rustls crypto provider. Call once at the start of `main`:
+/// this project compiles in no other provider, and kube/tonic need one installed.
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed, which is what we want either way.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,279 @@
+//! A minimal DER writer and the object identifiers the signer emits.
+//!
+//! Only what building an X.509 certificate needs lives here: tag-length-value framing, a few
+//! universal types and pre-encoded OIDs. Parsing is x509-parser's job, not this module's.
+
+/// DER tag numbers used by the certificate builder.
+pub(crate) mod tag {
+    pub const BOOLEAN: u8 = 0x01;
+    pub const INTEGER: u8 = 0x02;
+    pub const BIT_STRING: u8 = 0x03;
+    pub const OCTET_STRING: u8 = 0x04;
+    pub const NULL: u8 = 0x05;
+    pub const OID: u8 = 0x06;
+    pub const UTC_TIME: u8 = 0x17;
+    pub const GENERALIZED_TIME: u8 = 0x18;
+    pub const SEQUENCE: u8 = 0x30;
+    /// `[0]` constructed, explicit (the certificate version).
+    pub const CONTEXT_0_CONSTRUCTED: u8 = 0xa0;
+    /// `[3]` constructed, explicit (the certificate extensions).
+    pub const CONTEXT_3_CONSTRUCTED: u8 = 0xa3;
+    /// `[0]` primitive, implicit (a key identifier inside AuthorityKeyIdentifier).
+    pub const CONTEXT_0_PRIMITIVE: u8 = 0x80;
+    /// GeneralName `rfc822Name [1]`.
+    pub const SAN_EMAIL: u8 = 0x81;
+    /// GeneralName `dNSName [2]`.
+    pub const SAN_DNS: u8 = 0x82;
+    /// GeneralName `uniformResourceIdentifier [6]`.
+    pub const SAN_URI: u8 = 0x86;
+    /// GeneralName `iPAddress [7]`.
+    pub const SAN_IP: u8 = 0x87;
+}
+
+/// Pre-encoded object identifier contents (without the tag and length).
+pub(crate) mod oid {
+    pub const EXT_SUBJECT_KEY_IDENTIFIER: &[u8] = &[0x55, 0x1d, 0x0e];
+    pub const EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
+    pub const EXT_SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
+    pub const EXT_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
+    pub const EXT_AUTHORITY_KEY_IDENTIFIER: &[u8] = &[0x55, 0x1d, 0x23];
+    pub const EXT_EXTENDED_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
+
+    /// ecdsa-with-SHA256 (1.2.840.10045.4.3.2).
+    pub const ECDSA_WITH_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+    /// ecdsa-with-SHA384 (1.2.840.10045.4.3.3).
+    pub const ECDSA_WITH_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+    /// sha256WithRSAEncryption (1.2.840.113549.1.1.11).
+    pub const SHA256_WITH_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
+    /// Ed25519 (1.3.101.112).
+    pub const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+    /// id-ecPublicKey (1.2.840.10045.2.1).
+    pub const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    /// prime256v1 / P-256 (1.2.840.10045.3.1.7).
+    pub const CURVE_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    /// secp384r1 / P-384 (1.3.132.0.34).
+    pub const CURVE_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+}
+
+/// Appends DER elements to a growing buffer.
+#[derive(Debug, Default)]
+pub(crate) struct DerWriter {
+    buf: Vec<u8>,
+}
+
+impl DerWriter {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(capacity),
+        }
+    }
+
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// Appends bytes that are already DER (a whole element, or several).
+    pub(crate) fn raw(&mut self, der: &[u8]) {
+        self.buf.extend_from_slice(der);
+    }
+
+    /// Appends one element with the given tag and content.
+    pub(crate) fn element(&mut self, tag: u8, content: &[u8]) {
+        self.buf.push(tag);
+        push_length(&mut self.buf, content.len());
+        self.buf.extend_from_slice(content);
+    }
+
+    /// Appends a constructed element whose content `build` writes.
+    pub(crate) fn nested(&mut self, tag: u8, build: impl FnOnce(&mut Self)) {
+        self.buf.push(tag);
+        let start = self.buf.len();
+        build(self);
+        let content_len = self.buf.len() - start;
+        let mut length = Vec::with_capacity(4);
+        push_length(&mut length, content_len);
+        self.buf.splice(start..start, length);
+    }
+
+    pub(crate) fn sequence(&mut self, build: impl FnOnce(&mut Self)) {
+        self.nested(tag::SEQUENCE, build);
+    }
+
+    pub(crate) fn oid(&mut self, encoded: &[u8]) {
+        self.element(tag::OID, encoded);
+    }
+
+    pub(crate) fn null(&mut self) {
+        self.element(tag::NULL, &[]);
+    }
+
+    pub(crate) fn boolean(&mut self, value: bool) {
+        self.element(tag::BOOLEAN, &[if value { 0xff } else { 0x00 }]);
+    }
+
+    pub(crate) fn octet_string(&mut self, content: &[u8]) {
+        self.element(tag::OCTET_STRING, content);
+    }
+
+    /// A non-negative INTEGER from big-endian magnitude bytes (leading zeros are trimmed and a
+    /// zero byte is added when the top bit is set, as DER requires).
+    pub(crate) fn unsigned_integer(&mut self, magnitude: &[u8]) {
+        let first_nonzero = magnitude.iter().position(|b| *b != 0);
+        let trimmed = match first_nonzero {
+            Some(index) => &magnitude[index..],
+            None => &[0u8][..],
+        };
+        self.buf.push(tag::INTEGER);
+        let needs_pad = trimmed[0] & 0x80 != 0;
+        push_length(&mut self.buf, trimmed.len() + usize::from(needs_pad));
+        if needs_pad {
+            self.buf.push(0);
+        }
+        self.buf.extend_from_slice(trimmed);
+    }
+
+    pub(crate) fn small_integer(&mut self, value: u8) {
+        self.unsigned_integer(&[value]);
+    }
+
+    /// A BIT STRING of whole bytes (no unused bits).
+    pub(crate) fn bit_string(&mut self, bytes: &[u8]) {
+        self.buf.push(tag::BIT_STRING);
+        push_length(&mut self.buf, bytes.len() + 1);
+        self.buf.push(0);
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// A BIT STRING of named bits (bit 0 is the most significant bit of the first byte), with
+    /// trailing zero bits removed as DER requires for named-bit lists.
+    pub(crate) fn named_bits(&mut self, bits: u16) {
+        // `bits`: bit n of the named list is `1 << n`.
+        let highest = (0..16).rev().find(|n| bits & (1 << n) != 0);
+        let Some(highest) = highest else {
+            self.element(tag::BIT_STRING, &[0]);
+            return;
+        };
+        let byte_count = highest / 8 + 1;
+        let mut bytes = [0u8; 2];
+        for n in 0..=highest {
+            if bits & (1 << n) != 0 {
+                bytes[n / 8] |= 0x80 >> (n % 8);
+            }
+        }
+        let unused = 7 - (highest % 8);
+        let mut content = Vec::with_capacity(1 + byte_count);
+        content.push(unused as u8);
+        content.extend_from_slice(&bytes[..byte_count]);
+        self.element(tag::BIT_STRING, &content);
+    }
+
+    /// A certificate validity time: UTCTime for 1950–2049, GeneralizedTime otherwise
+    /// (RFC 5280 §4.1.2.5), always in UTC with whole seconds.
+    pub(crate) fn time(&mut self, at: time::OffsetDateTime) {
+        let at = at.to_offset(time::UtcOffset::UTC);
+        let year = at.year();
+        let rest = format!(
+            "{:02}{:02}{:02}{:02}{:02}Z",
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        );
+        if (1950..2050).contains(&year) {
+            let text = format!("{:02}{rest}", year % 100);
+            self.element(tag::UTC_TIME, text.as_bytes());
+        } else {
+            let text = format!("{:04}{rest}", year);
+            self.element(tag::GENERALIZED_TIME, text.as_bytes());
+        }
+    }
+}
+
+fn push_length(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+        return;
+    }
+    let bytes = len.to_be_bytes();
+    let first = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len() - 1);
+    let significant = &bytes[first..];
+    out.push(0x80 | significant.len() as u8);
+    out.extend_from_slice(significant);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn written(build: impl FnOnce(&mut DerWriter)) -> Vec<u8> {
+        let mut w = DerWriter::default();
+        build(&mut w);
+        w.into_bytes()
+    }
+
+    #[test]
+    fn short_and_long_lengths() {
+        assert_eq!(written(|w| w.octet_string(&[1, 2])), vec![0x04, 0x02, 1, 2]);
+        let long = vec![7u8; 200];
+        let out = written(|w| w.octet_string(&long));
+        assert_eq!(&out[..3], &[0x04, 0x81, 200]);
+        let longer = vec![7u8; 300];
+        let out = written(|w| w.octet_string(&longer));
+        assert_eq!(&out[..4], &[0x04, 0x82, 0x01, 0x2c]);
+    }
+
+    #[test]
+    fn nested_fixes_up_long_length() {
+        let out = written(|w| w.sequence(|w| w.octet_string(&[0u8; 130])));
+        assert_eq!(&out[..3], &[0x30, 0x81, 133]);
+        assert_eq!(out.len(), 3 + 133);
+    }
+
+    #[test]
+    fn integers_are_minimal_and_positive() {
+        assert_eq!(written(|w| w.unsigned_integer(&[0, 0, 5])), vec![2, 1, 5]);
+        assert_eq!(
+            written(|w| w.unsigned_integer(&[0x80])),
+            vec![2, 2, 0, 0x80]
+        );
+        assert_eq!(written(|w| w.unsigned_integer(&[0, 0])), vec![2, 1, 0]);
+        assert_eq!(written(|w| w.small_integer(2)), vec![2, 1, 2]);
+    }
+
+    #[test]
+    fn named_bits_trim_trailing_zeros() {
+        // digitalSignature (bit 0) only: 0x80 with 7 unused bits.
+        assert_eq!(written(|w| w.named_bits(1)), vec![3, 2, 7, 0x80]);
+        // digitalSignature + keyEncipherment (bits 0, 2): 0xa0, 5 unused.
+        assert_eq!(written(|w| w.named_bits(0b101)), vec![3, 2, 5, 0xa0]);
+        // keyCertSign + cRLSign (bits 5, 6): 0x06, 1 unused.
+        assert_eq!(written(|w| w.named_bits(0b110_0000)), vec![3, 2, 1, 0x06]);
+        // decipherOnly (bit 8) needs a second byte.
+        assert_eq!(written(|w| w.named_bits(1 << 8)), vec![3, 3, 7, 0, 0x80]);
+        assert_eq!(written(|w| w.named_bits(0)), vec![3, 1, 0]);
+    }
+
+    #[test]
+    fn times_switch_to_generalized_after_2049() {
+        let utc = written(|w| w.time(datetime!(2026-11-28 03:04:05 UTC)));
+        assert_eq!(utc[0], tag::UTC_TIME);
+        assert_eq!(&utc[2..], b"261128030405Z");
+        let gen_time = written(|w| w.time(datetime!(2050-01-01 00:00:00 UTC)));
+        assert_eq!(gen_time[0], tag::GENERALIZED_TIME);
+        assert_eq!(&gen_time[2..], b"20500101000000Z");
+        let before = written(|w| w.time(datetime!(1949-12-31 23:59:59 UTC)));
+        assert_eq!(before[0], tag::GENERALIZED_TIME);
+    }
+
+    #[test]
+    fn booleans_and_null() {
+        assert_eq!(written(|w| w.boolean(true)), vec![1, 1, 0xff]);
+        assert_eq!(written(|w| w.null()), vec![5, 0]);
+        assert_eq!(written(|w| w.bit_string(&[9])), vec![3, 2, 0, 9]);
+    }
+}

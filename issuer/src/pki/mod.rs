@@ -1,0 +1,51 @@
+//! The PKI core: signing rules, CA checks and renewal arithmetic as plain functions.
+//!
+//! Nothing in here knows about Kubernetes, gRPC or the network. The controller, the relay server
+//! and the offline CLI feed it bytes and a clock and get back certificates or precise errors.
+//!
+//! - [`ca`]: loading and checking the signing CA (`tls.crt`, `tls.key`, `ca.crt`).
+//! - [`csr`]: reading and verifying a PKCS#10 request.
+//! - [`sign`]: the signing rules and the certificate builder.
+//! - [`usages`]: cert-manager usage names ↔ X.509 key usages.
+//! - [`renewal`]: cert-manager's renewal time and the relay grace ratio.
+//! - [`duration`]: Go duration syntax.
+//! - [`generate`]: creating a root, an intermediate and a server certificate (`ca create`).
+//! - [`inspect`]: describing certificates for people and machines.
+
+pub mod ca;
+pub mod csr;
+pub(crate) mod der;
+pub mod duration;
+pub mod generate;
+pub mod inspect;
+pub mod keys;
+pub mod renewal;
+pub mod sign;
+pub mod usages;
+
+pub use ca::{RootSource, SigningCa};
+pub use duration::{format_duration, parse_duration};
+pub use keys::KeyType;
+pub use sign::{Clamped, DEFAULT_DURATION, IssuedCertificate, SignRequest, SigningPolicy, sign};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Formats a timestamp as RFC 3339 in UTC (`2026-11-28T03:04:05Z`), as Kubernetes does.
+pub fn format_time(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// PEM-encodes one DER certificate with LF line endings.
+pub fn pem_certificate(der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+pub(crate) fn to_offset_date_time(t: x509_parser::time::ASN1Time) -> OffsetDateTime {
+    t.to_datetime()
+}
