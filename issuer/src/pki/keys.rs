@@ -300,7 +300,7 @@ mod tests {
     use x509_parser::prelude::FromDer;
 
     fn spki_of(key: &rcgen::KeyPair) -> Vec<u8> {
-        key.public_key_der()
+        rcgen::PublicKeyData::subject_public_key_info(key)
     }
 
     #[test]

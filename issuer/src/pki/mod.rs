@@ -23,6 +23,11 @@ pub mod renewal;
 pub mod sign;
 pub mod usages;
 
+#[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
+
 pub use ca::{RootSource, SigningCa};
 pub use duration::{format_duration, parse_duration};
 pub use keys::KeyType;
