@@ -48,15 +48,15 @@ pub(crate) fn certificates_from_pem(
     pem_text: &[u8],
     source_name: &'static str,
 ) -> Result<Vec<Vec<u8>>, Error> {
-    let blocks = pem::parse_many(pem_text).map_err(|e| Error::CaCertificateInvalid {
+    let blocks = super::pem::parse_pem(pem_text).map_err(|e| Error::CaCertificateInvalid {
         source_name,
         index: 1,
         detail: format!("the PEM is malformed: {e}"),
     })?;
     Ok(blocks
         .into_iter()
-        .filter(|b| b.tag() == "CERTIFICATE")
-        .map(pem::Pem::into_contents)
+        .filter(|b| b.label == "CERTIFICATE")
+        .map(|b| b.der)
         .collect())
 }
 

@@ -32,8 +32,6 @@ pub enum SubjectAltName {
 pub struct CertificateRequestInfo {
     /// The subject Name, DER-encoded as it appears in the CSR (copied verbatim into the leaf).
     pub subject_der: Vec<u8>,
-    /// The subject in RFC 4514 text, for messages.
-    pub subject_text: String,
     /// The SubjectPublicKeyInfo, DER (copied verbatim into the leaf).
     pub spki_der: Vec<u8>,
     /// The public key bytes inside the SPKI BIT STRING (for the subject key identifier).
@@ -50,6 +48,24 @@ pub struct CertificateRequestInfo {
     pub basic_constraints_ca: Option<bool>,
 }
 
+/// Signature algorithms refused on CSRs (DER OID contents): sha1WithRSAEncryption,
+/// md5WithRSAEncryption, sha1WithRSA (OIW) and ecdsa-with-SHA1.
+const WEAK_SIGNATURE_ALGORITHMS: [&[u8]; 4] = [
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05],
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x04],
+    &[0x2b, 0x0e, 0x03, 0x02, 0x1d],
+    &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01],
+];
+
+impl CertificateRequestInfo {
+    /// The subject in RFC 4514 text, for messages.
+    pub fn subject_text(&self) -> String {
+        x509_parser::x509::X509Name::from_der(&self.subject_der)
+            .map(|(_, name)| name.to_string())
+            .unwrap_or_else(|_| "(unreadable subject)".into())
+    }
+}
+
 /// Decodes the first `CERTIFICATE REQUEST` block of PEM text.
 pub fn csr_der_from_pem(pem_text: &[u8]) -> Result<Vec<u8>, Error> {
     if pem_text.iter().all(u8::is_ascii_whitespace) {
@@ -57,16 +73,16 @@ pub fn csr_der_from_pem(pem_text: &[u8]) -> Result<Vec<u8>, Error> {
             detail: "the request is empty".into(),
         });
     }
-    let blocks = pem::parse_many(pem_text).map_err(|e| Error::CsrNotPem {
+    let blocks = super::pem::parse_pem(pem_text).map_err(|e| Error::CsrNotPem {
         detail: format!("the PEM is malformed ({e})"),
     })?;
     let block = blocks
         .into_iter()
-        .find(|b| b.tag() == "CERTIFICATE REQUEST" || b.tag() == "NEW CERTIFICATE REQUEST")
+        .find(|b| b.label == "CERTIFICATE REQUEST" || b.label == "NEW CERTIFICATE REQUEST")
         .ok_or_else(|| Error::CsrNotPem {
             detail: "no CERTIFICATE REQUEST block was found".into(),
         })?;
-    Ok(block.into_contents())
+    Ok(block.der)
 }
 
 /// Parses a DER CSR, verifies its self-signature and checks its key type.
@@ -83,11 +99,7 @@ pub fn read_csr(der: &[u8]) -> Result<CertificateRequestInfo, Error> {
     let key_type =
         classify_public_key(&info.subject_pki).map_err(|seen| Error::CsrKeyUnsupported { seen })?;
 
-    let algorithm = csr.signature_algorithm.algorithm.to_id_string();
-    if matches!(
-        algorithm.as_str(),
-        "1.2.840.113549.1.1.5" | "1.2.840.113549.1.1.4" | "1.3.14.3.2.29" | "1.2.840.10045.4.1"
-    ) {
+    if WEAK_SIGNATURE_ALGORITHMS.contains(&csr.signature_algorithm.algorithm.as_bytes()) {
         return Err(Error::CsrSignatureInvalid {
             detail: "it is signed with SHA-1 or MD5, which are not accepted; sign the CSR with SHA-256 or better".into(),
         });
@@ -99,7 +111,6 @@ pub fn read_csr(der: &[u8]) -> Result<CertificateRequestInfo, Error> {
 
     let mut request = CertificateRequestInfo {
         subject_der: info.subject.as_raw().to_vec(),
-        subject_text: info.subject.to_string(),
         spki_der: info.subject_pki.raw.to_vec(),
         public_key: info.subject_pki.subject_public_key.data.to_vec(),
         key_type,
@@ -120,9 +131,11 @@ pub fn read_csr(der: &[u8]) -> Result<CertificateRequestInfo, Error> {
             });
         }
         seen_extension_request = true;
-        let mut seen_oids = BTreeSet::new();
-        for extension in &requested.extensions {
-            if !seen_oids.insert(extension.oid.to_id_string()) {
+        for (i, extension) in requested.extensions.iter().enumerate() {
+            if requested.extensions[..i]
+                .iter()
+                .any(|e| e.oid == extension.oid)
+            {
                 return Err(Error::CsrInvalid {
                     detail: format!("extension {} appears twice", extension.oid.to_id_string()),
                 });

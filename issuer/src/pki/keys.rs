@@ -40,21 +40,24 @@ pub const RSA_MIN_BITS: usize = 2048;
 /// Largest RSA modulus accepted.
 pub const RSA_MAX_BITS: usize = 8192;
 
-const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
-const OID_RSASSA_PSS: &str = "1.2.840.113549.1.1.10";
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_ED25519: &str = "1.3.101.112";
-const OID_ED448: &str = "1.3.101.113";
-const OID_X25519: &str = "1.3.101.110";
-const OID_DSA: &str = "1.2.840.10040.4.1";
+// DER contents of the public key algorithm and curve OIDs we recognise.
+const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_RSASSA_PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
+const OID_EC_PUBLIC_KEY: &[u8] = oid::EC_PUBLIC_KEY;
+const OID_ED25519: &[u8] = oid::ED25519;
+const OID_ED448: &[u8] = &[0x2b, 0x65, 0x71];
+const OID_X25519: &[u8] = &[0x2b, 0x65, 0x6e];
+const OID_DSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01];
+const OID_CURVE_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
+const OID_CURVE_SECP256K1: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x0a];
 
 /// Names the key in a SubjectPublicKeyInfo and says whether it is accepted.
 ///
 /// `Ok` for ECDSA P-256/P-384, RSA 2048–8192 and Ed25519; `Err(description)` otherwise, where the
 /// description names what was seen (`RSA 1024-bit`, `ECDSA P-521`, `DSA`, …).
 pub fn classify_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyType, String> {
-    let algorithm = spki.algorithm.algorithm.to_id_string();
-    match algorithm.as_str() {
+    let algorithm = spki.algorithm.algorithm.as_bytes();
+    match algorithm {
         OID_RSA_ENCRYPTION => {
             let bits = rsa_modulus_bits(spki).ok_or_else(|| "malformed RSA".to_string())?;
             if (RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
@@ -68,14 +71,16 @@ pub fn classify_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyType, S
                 .algorithm
                 .parameters
                 .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|oid| oid.to_id_string());
-            match curve.as_deref() {
-                Some("1.2.840.10045.3.1.7") => Ok(KeyType::EcdsaP256),
-                Some("1.3.132.0.34") => Ok(KeyType::EcdsaP384),
-                Some("1.3.132.0.35") => Err("ECDSA P-521".to_string()),
-                Some("1.3.132.0.10") => Err("ECDSA secp256k1".to_string()),
-                Some(other) => Err(format!("ECDSA (curve {other})")),
+                .and_then(|p| p.as_oid().ok());
+            match curve.as_ref().map(|c| c.as_bytes()) {
+                Some(c) if c == oid::CURVE_P256 => Ok(KeyType::EcdsaP256),
+                Some(c) if c == oid::CURVE_P384 => Ok(KeyType::EcdsaP384),
+                Some(OID_CURVE_P521) => Err("ECDSA P-521".to_string()),
+                Some(OID_CURVE_SECP256K1) => Err("ECDSA secp256k1".to_string()),
+                Some(_) => Err(format!(
+                    "ECDSA (curve {})",
+                    curve.map(|c| c.to_id_string()).unwrap_or_default()
+                )),
                 None => Err("ECDSA (curve not named)".to_string()),
             }
         }
@@ -84,7 +89,10 @@ pub fn classify_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyType, S
         OID_X25519 => Err("X25519 (key agreement only)".to_string()),
         OID_DSA => Err("DSA".to_string()),
         OID_RSASSA_PSS => Err("RSASSA-PSS-restricted RSA".to_string()),
-        other => Err(format!("unknown algorithm {other}")),
+        _ => Err(format!(
+            "unknown algorithm {}",
+            spki.algorithm.algorithm.to_id_string()
+        )),
     }
 }
 
@@ -123,15 +131,15 @@ impl fmt::Debug for SigningKey {
 impl SigningKey {
     /// Loads the first private key from PEM text (PKCS#8, PKCS#1 RSA or SEC1 EC).
     pub fn from_pem(pem_text: &[u8]) -> Result<Self, Error> {
-        let blocks = pem::parse_many(pem_text).map_err(|e| Error::CaKeyInvalid {
+        let blocks = super::pem::parse_pem(pem_text).map_err(|e| Error::CaKeyInvalid {
             detail: format!("the PEM is malformed ({e})"),
         })?;
         let block = blocks
             .iter()
-            .find(|b| b.tag().ends_with("PRIVATE KEY"))
+            .find(|b| b.label.ends_with("PRIVATE KEY"))
             .ok_or(Error::CaKeyMissing)?;
-        let der = block.contents();
-        match block.tag() {
+        let der = block.der.as_slice();
+        match block.label.as_str() {
             "PRIVATE KEY" => Self::from_pkcs8(der),
             "RSA PRIVATE KEY" => RsaKeyPair::from_der(der)
                 .map(|k| Self::new(SigningKeyKind::Rsa(k)))

@@ -19,6 +19,7 @@ pub mod duration;
 pub mod generate;
 pub mod inspect;
 pub mod keys;
+pub mod pem;
 pub mod renewal;
 pub mod sign;
 pub mod usages;
@@ -45,10 +46,7 @@ pub fn format_time(t: OffsetDateTime) -> String {
 
 /// PEM-encodes one DER certificate with LF line endings.
 pub fn pem_certificate(der: &[u8]) -> String {
-    pem::encode_config(
-        &pem::Pem::new("CERTIFICATE", der.to_vec()),
-        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-    )
+    pem::encode_pem("CERTIFICATE", der)
 }
 
 pub(crate) fn to_offset_date_time(t: x509_parser::time::ASN1Time) -> OffsetDateTime {

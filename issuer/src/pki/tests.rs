@@ -35,6 +35,14 @@ fn sign_default(ca: &SigningCa, csr: &str) -> IssuedCertificate {
     sign_with(ca, csr, &[], false, None, &SigningPolicy::default()).unwrap()
 }
 
+fn parse_many(text: &str) -> Result<Vec<super::pem::PemBlock>, super::pem::PemError> {
+    super::pem::parse_pem(text.as_bytes())
+}
+
+fn parse_one(text: &str) -> super::pem::PemBlock {
+    super::pem::parse_pem(text.as_bytes()).unwrap().remove(0)
+}
+
 fn leaf(issued: &IssuedCertificate) -> X509Certificate<'_> {
     X509Certificate::from_der(&issued.leaf_der).unwrap().1
 }
@@ -90,7 +98,7 @@ fn refuses_a_tampered_csr() {
     // Flip a byte inside the common name "cluster-a".
     let at = der.windows(9).position(|w| w == b"cluster-a").unwrap();
     der[at] = b'k';
-    let tampered = ::pem::encode(&::pem::Pem::new("CERTIFICATE REQUEST", der));
+    let tampered = super::pem::encode_pem("CERTIFICATE REQUEST", &der);
     let err = sign_with(&ca, &tampered, &[], false, None, &SigningPolicy::default()).unwrap_err();
     assert!(matches!(err, Error::CsrSignatureInvalid { .. }), "{err:?}");
     assert!(err.to_string().contains("does not verify"));
@@ -607,16 +615,16 @@ fn chain_is_leaf_then_intermediate_and_ca_is_the_root() {
     let ca = pki.ca();
     let (csr, _) = mk_csr(&CsrSpec::default());
     let issued = sign_default(&ca, &csr);
-    let chain = ::pem::parse_many(&issued.chain_pem).unwrap();
+    let chain = parse_many(&issued.chain_pem).unwrap();
     assert_eq!(chain.len(), 2);
-    assert_eq!(chain[0].contents(), issued.leaf_der.as_slice());
+    assert_eq!(chain[0].der.as_slice(), issued.leaf_der.as_slice());
     assert_eq!(
-        chain[1].contents(),
-        ::pem::parse(&pki.intermediate_pem).unwrap().contents()
+        chain[1].der.clone(),
+        parse_one(&pki.intermediate_pem).der.clone()
     );
     assert_eq!(
-        ::pem::parse(&issued.ca_pem).unwrap().contents(),
-        ::pem::parse(&pki.root_pem).unwrap().contents()
+        parse_one(&issued.ca_pem).der.clone(),
+        parse_one(&pki.root_pem).der.clone()
     );
     assert_eq!(issued.root_source, RootSource::CaCrt);
 }
@@ -636,13 +644,13 @@ fn a_root_at_the_top_of_tls_crt_becomes_the_ca_and_leaves_the_chain() {
     let (csr, _) = mk_csr(&CsrSpec::default());
     let issued = sign_default(&ca, &csr);
     assert_eq!(
-        ::pem::parse_many(&issued.chain_pem).unwrap().len(),
+        parse_many(&issued.chain_pem).unwrap().len(),
         2,
         "never the self-signed root"
     );
     assert_eq!(
-        ::pem::parse(&issued.ca_pem).unwrap().contents(),
-        ::pem::parse(&pki.root_pem).unwrap().contents()
+        parse_one(&issued.ca_pem).der.clone(),
+        parse_one(&pki.root_pem).der.clone()
     );
 }
 
@@ -661,8 +669,8 @@ fn with_no_root_known_the_intermediate_is_the_ca_and_the_result_says_so() {
     let issued = sign_default(&ca, &csr);
     assert_eq!(issued.root_source, RootSource::NoRootKnown);
     assert_eq!(
-        ::pem::parse(&issued.ca_pem).unwrap().contents(),
-        ::pem::parse(&pki.intermediate_pem).unwrap().contents()
+        parse_one(&issued.ca_pem).der.clone(),
+        parse_one(&pki.intermediate_pem).der.clone()
     );
     assert!(issued.summary().contains("no root CA is known"));
 }
@@ -679,7 +687,7 @@ fn signing_directly_with_a_root_gives_a_leaf_only_chain() {
     .unwrap();
     let (csr, _) = mk_csr(&CsrSpec::default());
     let issued = sign_default(&ca, &csr);
-    assert_eq!(::pem::parse_many(&issued.chain_pem).unwrap().len(), 1);
+    assert_eq!(parse_many(&issued.chain_pem).unwrap().len(), 1);
     assert_eq!(issued.root_source, RootSource::TopOfChain);
 }
 
@@ -699,8 +707,8 @@ fn every_ca_key_type_loads_and_signs() {
         let (csr, _) = mk_csr(&CsrSpec::default());
         let issued = sign_default(&ca, &csr);
         let cert = leaf(&issued);
-        let intermediate_pem = ::pem::parse(&pki.intermediate_pem).unwrap();
-        let (_, intermediate) = X509Certificate::from_der(intermediate_pem.contents()).unwrap();
+        let intermediate_pem = parse_one(&pki.intermediate_pem);
+        let (_, intermediate) = X509Certificate::from_der(&intermediate_pem.der).unwrap();
         cert.verify_signature(Some(intermediate.public_key()))
             .unwrap();
     }
@@ -997,11 +1005,11 @@ mod properties {
             let issued = sign_with(&ca, &csr, &usages, false, Some(&duration), &SigningPolicy::default()).unwrap();
 
             // Independent verifier: webpki, from the root as trust anchor.
-            let root_der = rustls_pki_types::CertificateDer::from(::pem::parse(&issued.ca_pem).unwrap().into_contents());
+            let root_der = rustls_pki_types::CertificateDer::from(parse_one(&issued.ca_pem).der.clone());
             let anchor = webpki::anchor_from_trusted_cert(&root_der).unwrap();
-            let chain = ::pem::parse_many(&issued.chain_pem).unwrap();
-            let leaf_der = rustls_pki_types::CertificateDer::from(chain[0].contents().to_vec());
-            let intermediates: Vec<_> = chain[1..].iter().map(|p| rustls_pki_types::CertificateDer::from(p.contents().to_vec())).collect();
+            let chain = parse_many(&issued.chain_pem).unwrap();
+            let leaf_der = rustls_pki_types::CertificateDer::from(chain[0].der.clone());
+            let intermediates: Vec<_> = chain[1..].iter().map(|p| rustls_pki_types::CertificateDer::from(p.der.clone())).collect();
             let end_entity = webpki::EndEntityCert::try_from(&leaf_der).unwrap();
             let at = rustls_pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(NOW.unix_timestamp() as u64 + 60));
             let usage = if client || !server { webpki::KeyUsage::client_auth() } else { webpki::KeyUsage::server_auth() };
