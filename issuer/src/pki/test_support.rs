@@ -122,7 +122,7 @@ pub(crate) fn mk_csr(spec: &CsrSpec) -> (String, KeyPair) {
     params.subject_alt_names = spec.sans.clone();
     params.key_usages = spec.key_usages.clone();
     params.extended_key_usages = spec.extended.clone();
-    params.is_ca = spec.is_ca.clone();
+    params.is_ca = spec.is_ca;
     let pem = params.serialize_request(&key).unwrap().pem().unwrap();
     (pem, key)
 }

@@ -1,0 +1,49 @@
+# relay-tls: every routine command. `make help` lists them.
+
+CARGO ?= cargo
+FUZZ_SECONDS ?= 60
+# cargo-fuzz needs nightly flags: use a nightly toolchain when one is installed, else let the
+# stable compiler accept them.
+FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
+FUZZ_ENV := $(if $(FUZZ_TOOLCHAIN),,RUSTC_BOOTSTRAP=1)
+
+.PHONY: help all build test lint fmt tools bench-sign fuzz fuzz-build ci clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+all: build
+
+build: ## build every crate (debug)
+	$(CARGO) build --workspace --all-targets
+
+test: ## run every test (unit, property, integration with openssl and python cryptography)
+	$(CARGO) test --workspace --all-targets
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+tools: ## install what the tests need (idempotent)
+	scripts/tools.sh
+
+bench-sign: ## certificates/s of the sign path on one core, beside openssl speed ecdsap256
+	python3 scripts/bench-sign.py
+
+fuzz-build: ## check that the fuzz targets compile (what CI runs)
+	cd fuzz && CARGO_TARGET_DIR=../target $(CARGO) build --bins
+
+fuzz: ## fuzz CSR/PEM parsing and signing for FUZZ_SECONDS per target (not in CI)
+	scripts/tools.sh fuzz
+	cd fuzz && for target in sign_csr load_ca secret_manifest; do \
+	  $(FUZZ_ENV) $(CARGO) $(FUZZ_TOOLCHAIN) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
+ci: tools lint test fuzz-build ## what .ci/run runs
+
+clean: ## remove build output
+	$(CARGO) clean
+	rm -rf fuzz/target

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""`make bench-sign`: certificates per second on one core, beside the crypto floor and
+`openssl speed ecdsap256`, all measured in the same run (machines are noisy: read the ratios)."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+CORE = "0"
+
+
+def bench_executable() -> str:
+    out = subprocess.run(
+        ["cargo", "bench", "-p", "relay-issuer", "--bench", "sign", "--no-run", "--message-format=json"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    for line in out.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["target"]["name"] == "sign":
+            return msg["executable"]
+    sys.exit("bench-sign: could not find the sign benchmark executable")
+
+
+def pinned(cmd):
+    if shutil.which("taskset"):
+        return ["taskset", "-c", CORE] + cmd
+    return cmd
+
+
+UNITS = {"elem/s": 1, "Kelem/s": 1e3, "Melem/s": 1e6}
+
+
+def criterion_rates(output: str) -> dict:
+    rates, current = {}, None
+    for line in output.splitlines():
+        name = re.match(r"^([a-z_]+/[a-z0-9_]+)", line)
+        if name:
+            current = name.group(1)
+        m = re.search(r"thrpt:\s+\[\S+ \S+ (\S+) (\S+) \S+ \S+\]", line)
+        if m and current and current not in rates and m.group(2) in UNITS:
+            rates[current] = float(m.group(1)) * UNITS[m.group(2)]
+    return rates
+
+
+def openssl_rates():
+    out = subprocess.run(pinned(["openssl", "speed", "-seconds", "5", "ecdsap256"]), capture_output=True, text=True).stdout
+    m = re.search(r"256 bits ecdsa \(nistp256\)\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", out)
+    if not m:
+        sys.exit("bench-sign: could not read `openssl speed ecdsap256` output:\n" + out)
+    return float(m.group(1)), float(m.group(2))
+
+
+def floor(sign_rate, verify_rate):
+    return 1.0 / (1.0 / sign_rate + 1.0 / verify_rate)
+
+
+def main():
+    exe = bench_executable()
+    print(f"running {exe} pinned to core {CORE} …", flush=True)
+    out = subprocess.run(pinned([exe, "--bench", "--noplot"]), check=True, capture_output=True, text=True).stdout
+    rates = criterion_rates(out)
+    path = rates["sign/p256_csr_p256_ca_pem_to_pem"]
+    ring_sign = rates["crypto_floor/ring_p256_sign"]
+    ring_verify = rates["crypto_floor/ring_p256_verify"]
+    ring_floor = floor(ring_sign, ring_verify)
+    ossl_sign, ossl_verify = openssl_rates()
+    ossl_floor = floor(ossl_sign, ossl_verify)
+    print()
+    print("sign path: P-256 CSR (PEM) -> parse, verify, build, sign with a P-256 CA -> chain (PEM)")
+    print(f"  relay-issuer sign path        {path:10,.0f} certificates/s on one core")
+    print(f"  ring P-256 sign / verify      {ring_sign:10,.0f} / {ring_verify:,.0f} per second")
+    print(f"  ring floor (1 sign + 1 verify){ring_floor:10,.0f} /s   -> sign path = {path / ring_floor:.0%} of it")
+    print(f"  openssl speed sign / verify   {ossl_sign:10,.0f} / {ossl_verify:,.0f} per second")
+    print(f"  openssl floor (1 sign+1 verify){ossl_floor:9,.0f} /s   -> sign path = {path / ossl_floor:.2f}x it")
+    print(f"  target 10,000/s: {'met' if path >= 10_000 else 'not met'} in this run")
+
+
+if __name__ == "__main__":
+    main()
