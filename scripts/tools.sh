@@ -16,6 +16,7 @@ apt_install() {
 command -v openssl >/dev/null || apt_install openssl
 command -v python3 >/dev/null || apt_install python3 python3-pip
 command -v taskset >/dev/null || apt_install util-linux
+command -v valgrind >/dev/null || apt_install valgrind
 
 if ! python3 -c 'import cryptography' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'cryptography>=42' \

@@ -90,9 +90,12 @@ impl DerWriter {
         let start = self.buf.len();
         build(self);
         let content_len = self.buf.len() - start;
-        let mut length = Vec::with_capacity(4);
-        push_length(&mut length, content_len);
-        self.buf.splice(start..start, length);
+        let mut length = [0u8; 9];
+        let length_len = encode_length(&mut length, content_len);
+        let end = self.buf.len();
+        self.buf.resize(end + length_len, 0);
+        self.buf.copy_within(start..end, start + length_len);
+        self.buf[start..start + length_len].copy_from_slice(&length[..length_len]);
     }
 
     pub(crate) fn sequence(&mut self, build: impl FnOnce(&mut Self)) {
@@ -172,28 +175,45 @@ impl DerWriter {
     pub(crate) fn time(&mut self, at: time::OffsetDateTime) {
         let at = at.to_offset(time::UtcOffset::UTC);
         let year = at.year();
-        let rest = format!(
-            "{:02}{:02}{:02}{:02}{:02}Z",
-            u8::from(at.month()),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second()
-        );
-        if (1950..2050).contains(&year) {
-            let text = format!("{:02}{rest}", year % 100);
-            self.element(tag::UTC_TIME, text.as_bytes());
-        } else {
-            let text = format!("{:04}{rest}", year);
-            self.element(tag::GENERALIZED_TIME, text.as_bytes());
+        let mut text = [0u8; 15];
+        let mut len = 0;
+        let mut two = |value: u32| {
+            text[len] = b'0' + (value / 10 % 10) as u8;
+            text[len + 1] = b'0' + (value % 10) as u8;
+            len += 2;
+        };
+        let utc_time = (1950..2050).contains(&year);
+        let year = year.unsigned_abs();
+        if !utc_time {
+            two(year / 100);
         }
+        two(year % 100);
+        two(u32::from(u8::from(at.month())));
+        two(u32::from(at.day()));
+        two(u32::from(at.hour()));
+        two(u32::from(at.minute()));
+        two(u32::from(at.second()));
+        text[len] = b'Z';
+        let tag = if utc_time {
+            tag::UTC_TIME
+        } else {
+            tag::GENERALIZED_TIME
+        };
+        self.element(tag, &text[..=len]);
     }
 }
 
 fn push_length(out: &mut Vec<u8>, len: usize) {
+    let mut length = [0u8; 9];
+    let length_len = encode_length(&mut length, len);
+    out.extend_from_slice(&length[..length_len]);
+}
+
+/// Writes a DER length into `out`, returning how many bytes it took.
+fn encode_length(out: &mut [u8; 9], len: usize) -> usize {
     if len < 0x80 {
-        out.push(len as u8);
-        return;
+        out[0] = len as u8;
+        return 1;
     }
     let bytes = len.to_be_bytes();
     let first = bytes
@@ -201,8 +221,9 @@ fn push_length(out: &mut Vec<u8>, len: usize) {
         .position(|b| *b != 0)
         .unwrap_or(bytes.len() - 1);
     let significant = &bytes[first..];
-    out.push(0x80 | significant.len() as u8);
-    out.extend_from_slice(significant);
+    out[0] = 0x80 | significant.len() as u8;
+    out[1..=significant.len()].copy_from_slice(significant);
+    1 + significant.len()
 }
 
 #[cfg(test)]

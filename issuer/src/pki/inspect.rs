@@ -210,12 +210,7 @@ fn describe(
     Ok(CertificateReport {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
-        serial: cert
-            .raw_serial()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":"),
+        serial: super::sign::colon_hex(cert.raw_serial()),
         not_before: format_time(not_before),
         not_after: format_time(not_after),
         lifetime: format_duration(not_after - not_before),

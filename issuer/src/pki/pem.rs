@@ -47,38 +47,51 @@ const DASHES: &str = "-----";
 
 /// Decodes every PEM block in `text`, in order. Text outside blocks is ignored.
 pub fn parse_pem(text: &[u8]) -> Result<Vec<PemBlock>, PemError> {
-    let text = String::from_utf8_lossy(text);
     let mut blocks = Vec::new();
-    let mut rest: &str = &text;
-    while let Some(start) = rest.find(BEGIN) {
+    let mut rest = text;
+    while let Some(start) = find(rest, BEGIN.as_bytes()) {
         let after_begin = &rest[start + BEGIN.len()..];
-        let Some(label_end) = after_begin.find(DASHES) else {
+        let Some(label_end) = find(after_begin, DASHES.as_bytes()) else {
             break;
         };
-        let label = &after_begin[..label_end];
-        if label.contains('\n') {
+        let label_bytes = &after_begin[..label_end];
+        if label_bytes.contains(&b'\n') {
             rest = after_begin;
             continue;
         }
+        let label = String::from_utf8_lossy(label_bytes).into_owned();
         let body_start = &after_begin[label_end + DASHES.len()..];
         let end_marker = format!("-----END {label}-----");
-        let Some(body_len) = body_start.find(&end_marker) else {
-            return Err(PemError::Unterminated {
-                label: label.to_string(),
-            });
+        let Some(body_len) = find(body_start, end_marker.as_bytes()) else {
+            return Err(PemError::Unterminated { label });
         };
-        let body = &body_start[..body_len];
-        let compact: Vec<u8> = body.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        let der = STANDARD.decode(&compact).map_err(|_| PemError::BadBase64 {
-            label: label.to_string(),
-        })?;
-        blocks.push(PemBlock {
-            label: label.to_string(),
-            der,
-        });
+        let compact: Vec<u8> = body_start[..body_len]
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        let der = match STANDARD.decode(&compact) {
+            Ok(der) => der,
+            Err(_) => return Err(PemError::BadBase64 { label }),
+        };
+        blocks.push(PemBlock { label, der });
         rest = &body_start[body_len + end_marker.len()..];
     }
     Ok(blocks)
+}
+
+/// The position of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = *needle.first()?;
+    let mut offset = 0;
+    while let Some(pos) = haystack[offset..].iter().position(|b| *b == first) {
+        let at = offset + pos;
+        if haystack[at..].starts_with(needle) {
+            return Some(at);
+        }
+        offset = at + 1;
+    }
+    None
 }
 
 /// Encodes DER as a PEM block with 64-character lines and LF endings.

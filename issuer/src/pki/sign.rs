@@ -162,11 +162,7 @@ pub fn sign(
         ca_pem: ca.root_pem.clone(),
         root_source: ca.root_source,
         leaf_der,
-        serial: serial
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":"),
+        serial: colon_hex(&serial),
         not_before: validity.not_before,
         not_after: validity.not_after,
         clamped: validity.clamped,
@@ -260,6 +256,20 @@ fn validity(
             ca_not_after: ca.not_after,
         }),
     })
+}
+
+/// Bytes as lower-case hex pairs joined by colons (`7e:cf:51`), as serials are shown.
+pub fn colon_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 fn truncate_to_second(t: OffsetDateTime) -> OffsetDateTime {
