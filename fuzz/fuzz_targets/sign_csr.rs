@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relay_issuer::pki::generate::{GeneratedKeyType, PkiSpec, generate_pki};
+use relay_issuer::pki::generate::{PkiSpec, generate_pki};
 use relay_issuer::pki::pem::encode_pem;
 use relay_issuer::pki::{SignRequest, SigningCa, SigningPolicy, sign};
 use std::sync::OnceLock;
@@ -13,14 +13,7 @@ fn ca() -> &'static SigningCa {
     static CA: OnceLock<SigningCa> = OnceLock::new();
     CA.get_or_init(|| {
         let now = OffsetDateTime::now_utc();
-        let spec = PkiSpec {
-            trust_domain: "relay.local".into(),
-            key_type: GeneratedKeyType::P256,
-            root_ttl: Duration::days(3650),
-            intermediate_ttl: Duration::days(1825),
-            server_names: Vec::new(),
-            server_ttl: Duration::days(365),
-        };
+        let spec = PkiSpec::default();
         let pki = generate_pki(&spec, now).expect("generate a CA");
         SigningCa::load(pki.intermediate.cert_pem.as_bytes(), pki.intermediate.key_pem.as_bytes(), Some(pki.root.cert_pem.as_bytes()), now)
             .expect("load the CA")

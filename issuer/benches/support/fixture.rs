@@ -18,14 +18,7 @@ pub struct Workload {
 impl Workload {
     pub fn new(csr_count: usize) -> Self {
         let now = OffsetDateTime::now_utc();
-        let spec = PkiSpec {
-            trust_domain: "relay.local".into(),
-            key_type: GeneratedKeyType::P256,
-            root_ttl: Duration::days(3650),
-            intermediate_ttl: Duration::days(1825),
-            server_names: Vec::new(),
-            server_ttl: Duration::days(365),
-        };
+        let spec = PkiSpec::default();
         let pki = generate_pki(&spec, now).expect("generate the CA");
         let ca = SigningCa::load(
             pki.intermediate.cert_pem.as_bytes(),

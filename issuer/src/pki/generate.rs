@@ -44,6 +44,21 @@ pub struct PkiSpec {
     pub server_ttl: Duration,
 }
 
+impl Default for PkiSpec {
+    /// `ca create`'s defaults: trust domain `relay.local`, P-256, root 10 years, intermediate
+    /// 5 years, no server certificate (server lifetime 1 year when names are added).
+    fn default() -> Self {
+        Self {
+            trust_domain: "relay.local".into(),
+            key_type: GeneratedKeyType::P256,
+            root_ttl: Duration::hours(87_600),
+            intermediate_ttl: Duration::hours(43_800),
+            server_names: Vec::new(),
+            server_ttl: Duration::hours(8_760),
+        }
+    }
+}
+
 /// A certificate and its private key, PEM.
 #[derive(Debug, Clone)]
 pub struct CertAndKey {
