@@ -38,9 +38,114 @@ pub enum Error {
         /// What is wrong, field by field.
         causes: Vec<Cause>,
     },
-    /// A request body or patch that cannot be applied (HTTP 400 BadRequest / 422).
+    /// A request body or patch that cannot be applied (HTTP 400 BadRequest).
     #[error("{0}")]
     BadRequest(String),
+    /// The object does not exist (HTTP 404 NotFound).
+    #[error("{resource} \"{name}\" not found")]
+    NotFound {
+        /// `plural` or `plural.group`.
+        resource: String,
+        /// The object's name.
+        name: String,
+    },
+    /// The object already exists (HTTP 409 AlreadyExists).
+    #[error("{resource} \"{name}\" already exists")]
+    AlreadyExists {
+        /// `plural` or `plural.group`.
+        resource: String,
+        /// The object's name.
+        name: String,
+    },
+    /// A stale resourceVersion or a failed precondition (HTTP 409 Conflict).
+    #[error("Operation cannot be fulfilled on {resource} \"{name}\": {message}")]
+    Conflict {
+        /// `plural` or `plural.group`.
+        resource: String,
+        /// The object's name.
+        name: String,
+        /// Why.
+        message: String,
+    },
+    /// The requested resourceVersion is too old (HTTP 410 Expired).
+    #[error("{0}")]
+    Expired(String),
+    /// A content type the endpoint does not accept (HTTP 415).
+    #[error("the body of the request was in an unknown format - accepted media types include: {0}")]
+    UnsupportedMediaType(String),
+    /// A verb the resource does not support (HTTP 405).
+    #[error("the server does not allow this method on the requested resource")]
+    MethodNotAllowed,
+    /// The body exceeds the size limit (HTTP 413).
+    #[error("Request entity too large: limit is {0}")]
+    TooLarge(usize),
+    /// An injected fault: the server pretends to be overloaded (HTTP 429).
+    #[error("Too many requests, please try again later.")]
+    TooManyRequests,
+    /// An injected fault or an internal failure (HTTP 500).
+    #[error("Internal error occurred: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The HTTP status code and the `reason` of the Kubernetes Status for this error.
+    pub fn code_and_reason(&self) -> (u16, &'static str) {
+        match self {
+            Error::BadSelector(_) | Error::FieldLabelNotSupported(_) | Error::BadRequest(_) => {
+                (400, "BadRequest")
+            }
+            Error::ApplyConflict { .. } | Error::Conflict { .. } => (409, "Conflict"),
+            Error::Invalid { .. } => (422, "Invalid"),
+            Error::NotFound { .. } => (404, "NotFound"),
+            Error::AlreadyExists { .. } => (409, "AlreadyExists"),
+            Error::Expired(_) => (410, "Expired"),
+            Error::UnsupportedMediaType(_) => (415, "UnsupportedMediaType"),
+            Error::MethodNotAllowed => (405, "MethodNotAllowed"),
+            Error::TooLarge(_) => (413, "RequestEntityTooLarge"),
+            Error::TooManyRequests => (429, "TooManyRequests"),
+            Error::Internal(_) => (500, "InternalError"),
+        }
+    }
+
+    /// The `Status` object a real API server returns for this error.
+    pub fn to_status(&self) -> serde_json::Value {
+        let (code, reason) = self.code_and_reason();
+        let mut status = serde_json::json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.to_string(),
+            "reason": reason,
+            "code": code,
+        });
+        let details = match self {
+            Error::NotFound { resource, name }
+            | Error::AlreadyExists { resource, name }
+            | Error::Conflict { resource, name, .. } => {
+                let (kind, group) = split_resource(resource);
+                Some(serde_json::json!({"name": name, "group": group, "kind": kind}))
+            }
+            Error::Invalid { kind, name, causes } => Some(serde_json::json!({
+                "name": name,
+                "kind": kind,
+                "causes": causes.iter().map(|c| serde_json::json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
+            })),
+            Error::ApplyConflict { conflicts } => Some(serde_json::json!({
+                "causes": conflicts.iter().map(|c| serde_json::json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field})).collect::<Vec<_>>(),
+            })),
+            Error::TooManyRequests => Some(serde_json::json!({"retryAfterSeconds": 1})),
+            _ => None,
+        };
+        if let (Some(details), Some(map)) = (details, status.as_object_mut()) {
+            map.insert("details".into(), details);
+        }
+        status
+    }
+}
+
+fn split_resource(resource: &str) -> (&str, &str) {
+    resource.split_once('.').unwrap_or((resource, ""))
 }
 
 /// One server-side apply conflict.

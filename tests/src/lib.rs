@@ -1,15 +1,31 @@
 //! relay-sandbox: an in-process Kubernetes API server and cert-manager simulator for tests.
 //!
+//! - [`Sandbox`]: start one on a loopback port; get a `kube::Client` and a kubeconfig.
+//! - [`store`]: resourceVersions, write semantics, watch history.
+//! - [`registry`]: the resource types served (built-ins and CRD-defined).
 //! - [`schema`]: CRD structural-schema validation and pruning (pure).
 //! - [`selectors`]: label and field selectors (pure).
 //! - [`apply`]: server-side apply merging with managed fields (pure).
-//! - [`Error`]: the crate's one error type.
+//! - [`validation`]: built-in types' rules (Secrets, Leases, Events, names).
+//! - [`faults`]: fault injection and the request log.
+//! - [`Error`]: the crate's one error type, rendered as Kubernetes `Status` objects.
 
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod discovery;
 mod error;
+pub mod events;
+pub mod faults;
+mod http;
+pub mod registry;
+mod sandbox;
 pub mod schema;
 pub mod selectors;
+mod server;
+pub mod store;
+pub mod validation;
 
-pub use error::Error;
+pub use error::{ApplyConflict, Cause, Error};
+pub(crate) use sandbox::Inner;
+pub use sandbox::{Admission, Sandbox, SandboxOptions, crd_resource_types, now_rfc3339};

@@ -1,0 +1,156 @@
+//! HTTP plumbing: query strings, request bodies, JSON and Status responses.
+
+use crate::Error;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Response, StatusCode};
+use std::collections::HashMap;
+
+/// The largest request body accepted (the API server's limit is about 3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// The response body type used for every response (watch streams included).
+pub type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// Parsed query parameters (last value wins, as in the API server).
+pub fn parse_query(query: Option<&str>) -> HashMap<String, String> {
+    let mut params = HashMap::new();
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        params.insert(percent_decode(k), percent_decode(v));
+    }
+    params
+}
+
+/// Decodes `%XX` escapes and `+` (as space) in a query component.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads a request body up to [`MAX_BODY`].
+pub async fn read_body(body: Incoming) -> Result<Bytes, Error> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(Error::TooLarge(MAX_BODY))
+        }
+        Err(e) => Err(Error::BadRequest(format!(
+            "reading the request body failed: {e}"
+        ))),
+    }
+}
+
+/// Parses a JSON or YAML request body into a JSON value.
+pub fn parse_body(bytes: &[u8], content_type: &str) -> Result<serde_json::Value, Error> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| Error::BadRequest("the request body is not UTF-8".into()))?;
+    if text.trim().is_empty() {
+        return Err(Error::BadRequest("the request body is empty".into()));
+    }
+    let yaml = content_type.contains("yaml");
+    let value: serde_json::Value = if yaml && !text.trim_start().starts_with('{') {
+        serde_saphyr::from_str(text)
+            .map_err(|e| Error::BadRequest(format!("error converting YAML to JSON: {e}")))?
+    } else {
+        serde_json::from_str(text).map_err(|e| {
+            Error::BadRequest(format!("couldn't get version/kind; json parse error: {e}"))
+        })?
+    };
+    Ok(value)
+}
+
+/// A JSON response.
+pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+/// The Status response for an error.
+pub fn error_response(error: &Error) -> Response<Body> {
+    let (code, _) = error.code_and_reason();
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json_response(status, &error.to_status());
+    if matches!(error, Error::TooManyRequests)
+        && let Ok(v) = http::HeaderValue::from_str("1")
+    {
+        response.headers_mut().insert("retry-after", v);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode() {
+        let q = parse_query(Some("labelSelector=a%3Db%2Cc&watch=true&limit=500&x"));
+        assert_eq!(q["labelSelector"], "a=b,c");
+        assert_eq!(q["watch"], "true");
+        assert_eq!(q["x"], "");
+        assert!(parse_query(None).is_empty());
+        assert_eq!(percent_decode("a+b%zz%"), "a b%zz%");
+    }
+
+    #[test]
+    fn bodies_parse_as_json_or_yaml() {
+        assert_eq!(
+            parse_body(br#"{"a":1}"#, "application/json").unwrap()["a"],
+            1
+        );
+        assert_eq!(
+            parse_body(b"a: 1\n", "application/apply-patch+yaml").unwrap()["a"],
+            1
+        );
+        assert!(matches!(
+            parse_body(b"{nope", "application/json"),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_body(b"", "application/json"),
+            Err(Error::BadRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,460 @@
+//! Type-specific rules of built-in resources, applied on every create and update: names,
+//! Secrets (stringData, base64, type, TLS keys, immutability), Lease MicroTimes, and
+//! events.k8s.io/v1 Events. Custom resources are validated by `schema`.
+
+use crate::Error;
+use crate::error::Cause;
+use crate::registry::ResourceType;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value};
+
+fn invalid(rt: &ResourceType, name: &str, field: &str, reason: &str, message: String) -> Error {
+    Error::Invalid {
+        kind: rt.kind.clone(),
+        name: name.to_string(),
+        causes: vec![Cause {
+            reason: reason.into(),
+            message,
+            field: field.into(),
+        }],
+    }
+}
+
+/// Whether `name` is a DNS-1123 subdomain (what most resources require).
+pub fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Checks apiVersion/kind/namespace/name against the URL and fills defaults; returns the name.
+pub fn check_identity(
+    rt: &ResourceType,
+    object: &mut Value,
+    url_namespace: &str,
+    url_name: Option<&str>,
+) -> Result<String, Error> {
+    let map = object
+        .as_object_mut()
+        .ok_or_else(|| Error::BadRequest("the request body is not a JSON object".into()))?;
+    let api_version = map
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let kind = map
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if !api_version.is_empty() && api_version != rt.api_version() {
+        return Err(Error::BadRequest(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            rt.api_version()
+        )));
+    }
+    if !kind.is_empty() && kind != rt.kind {
+        return Err(Error::BadRequest(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            rt.kind
+        )));
+    }
+    map.insert("apiVersion".into(), Value::String(rt.api_version()));
+    map.insert("kind".into(), Value::String(rt.kind.clone()));
+    let meta = crate::store::metadata_mut(object);
+    if rt.namespaced {
+        match meta.get("namespace").and_then(Value::as_str) {
+            Some(ns) if !ns.is_empty() && ns != url_namespace => {
+                return Err(Error::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                ));
+            }
+            _ => {
+                meta.insert("namespace".into(), Value::String(url_namespace.to_string()));
+            }
+        }
+    } else {
+        meta.remove("namespace");
+    }
+    let mut name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if let Some(url_name) = url_name {
+        if name.is_empty() {
+            name = url_name.to_string();
+            meta.insert("name".into(), Value::String(name.clone()));
+        } else if name != url_name {
+            return Err(Error::BadRequest(format!(
+                "the name of the object ({name}) does not match the name on the URL ({url_name})"
+            )));
+        }
+    }
+    if name.is_empty() {
+        let prefix = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if prefix.is_empty() {
+            return Err(Error::Invalid {
+                kind: rt.kind.clone(),
+                name: String::new(),
+                causes: vec![Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value: name or generateName is required".into(),
+                    field: "metadata.name".into(),
+                }],
+            });
+        }
+        name = format!("{prefix}{}", &crate::store::new_uid().replace('-', "")[..5]);
+        meta.insert("name".into(), Value::String(name.clone()));
+    }
+    if !is_dns_subdomain(&name) {
+        return Err(invalid(
+            rt,
+            &name,
+            "metadata.name",
+            "FieldValueInvalid",
+            format!(
+                "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+            ),
+        ));
+    }
+    Ok(name)
+}
+
+/// Applies the built-in rules for `rt` to `object` (the new state) given the stored `old` one.
+pub fn builtin_rules(
+    rt: &ResourceType,
+    object: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), Error> {
+    let name = crate::store::name_of(object).to_string();
+    match (rt.group.as_str(), rt.kind.as_str()) {
+        ("", "Secret") => secret_rules(rt, &name, object, old),
+        ("coordination.k8s.io", "Lease") => {
+            for field in ["acquireTime", "renewTime"] {
+                normalise_micro_time(object, "spec", field).map_err(|m| {
+                    invalid(rt, &name, &format!("spec.{field}"), "FieldValueInvalid", m)
+                })?;
+            }
+            Ok(())
+        }
+        ("events.k8s.io", "Event") => event_rules(rt, &name, object),
+        _ => Ok(()),
+    }
+}
+
+fn secret_rules(
+    rt: &ResourceType,
+    name: &str,
+    object: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), Error> {
+    let map = object
+        .as_object_mut()
+        .ok_or_else(|| Error::BadRequest("not an object".into()))?;
+    let mut data = match map.remove("data") {
+        Some(Value::Object(d)) => d,
+        Some(Value::Null) | None => Map::new(),
+        Some(_) => return Err(Error::BadRequest(
+            "Secret in version \"v1\" cannot be handled as a Secret: data must be a map of strings"
+                .into(),
+        )),
+    };
+    for (key, value) in &data {
+        let ok = value.as_str().is_some_and(|s| STANDARD.decode(s).is_ok());
+        if !ok {
+            return Err(Error::BadRequest(format!(
+                "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 0 (key {key:?})"
+            )));
+        }
+    }
+    if let Some(string_data) = map.remove("stringData") {
+        if let Value::Object(sd) = string_data {
+            for (key, value) in sd {
+                let text = value.as_str().unwrap_or_default();
+                data.insert(key, Value::String(STANDARD.encode(text)));
+            }
+        }
+    }
+    let secret_type = map
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .unwrap_or("Opaque")
+        .to_string();
+    map.insert("type".into(), Value::String(secret_type.clone()));
+    if secret_type == "kubernetes.io/tls" {
+        for key in ["tls.crt", "tls.key"] {
+            if !data.contains_key(key) {
+                return Err(invalid(
+                    rt,
+                    name,
+                    &format!("data[{key}]"),
+                    "FieldValueRequired",
+                    "Required value".into(),
+                ));
+            }
+        }
+    }
+    if let Some(old) = old {
+        let old_type = old.get("type").and_then(Value::as_str).unwrap_or("Opaque");
+        if old_type != secret_type {
+            return Err(invalid(
+                rt,
+                name,
+                "type",
+                "FieldValueInvalid",
+                format!("Invalid value: \"{secret_type}\": field is immutable"),
+            ));
+        }
+        if old.get("immutable").and_then(Value::as_bool) == Some(true) {
+            let old_data = old
+                .get("data")
+                .cloned()
+                .unwrap_or(Value::Object(Map::new()));
+            if old_data != Value::Object(data.clone()) {
+                return Err(invalid(
+                    rt,
+                    name,
+                    "data",
+                    "FieldValueForbidden",
+                    "Forbidden: field is immutable when `immutable` is set".into(),
+                ));
+            }
+            if map.get("immutable").and_then(Value::as_bool) != Some(true) {
+                return Err(invalid(
+                    rt,
+                    name,
+                    "immutable",
+                    "FieldValueForbidden",
+                    "Forbidden: field is immutable when `immutable` is set".into(),
+                ));
+            }
+        }
+    }
+    if !data.is_empty() {
+        map.insert("data".into(), Value::Object(data));
+    }
+    Ok(())
+}
+
+fn event_rules(rt: &ResourceType, name: &str, object: &mut Value) -> Result<(), Error> {
+    let mut causes = Vec::new();
+    let mut cause = |field: &str, reason: &str, message: String| {
+        causes.push(Cause {
+            reason: reason.into(),
+            message,
+            field: field.into(),
+        })
+    };
+    if object.get("eventTime").is_none_or(Value::is_null) {
+        cause("eventTime", "FieldValueRequired", "Required value".into());
+    } else if let Err(m) = normalise_micro_time(object, "", "eventTime") {
+        cause("eventTime", "FieldValueInvalid", m);
+    }
+    match object.get("type").and_then(Value::as_str) {
+        Some("Normal" | "Warning") => {}
+        Some(other) => cause(
+            "type",
+            "FieldValueInvalid",
+            format!("Invalid value: \"{other}\": has invalid value: {other}"),
+        ),
+        None => cause("type", "FieldValueRequired", "Required value".into()),
+    }
+    for (field, limit) in [("reason", 128), ("action", 128), ("note", 1024)] {
+        if let Some(text) = object.get(field).and_then(Value::as_str)
+            && text.len() > limit
+        {
+            cause(
+                field,
+                "FieldValueTooLong",
+                format!("Too long: may not be longer than {limit}"),
+            );
+        }
+    }
+    for field in [
+        "reportingController",
+        "reportingInstance",
+        "action",
+        "reason",
+    ] {
+        if object
+            .get(field)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            cause(field, "FieldValueRequired", "Required value".into());
+        }
+    }
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if let Some(regarding_ns) = object
+        .pointer("/regarding/namespace")
+        .and_then(Value::as_str)
+        && !regarding_ns.is_empty()
+        && regarding_ns != namespace
+    {
+        cause(
+            "regarding.namespace",
+            "FieldValueInvalid",
+            format!("Invalid value: \"{regarding_ns}\": does not match event.namespace"),
+        );
+    }
+    if let Some(t) = object
+        .pointer("/series/lastObservedTime")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        && let Some(series) = object.get_mut("series")
+    {
+        match micro_time(&t) {
+            Ok(fixed) => {
+                if let Some(m) = series.as_object_mut() {
+                    m.insert("lastObservedTime".into(), Value::String(fixed));
+                }
+            }
+            Err(m) => causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: m,
+                field: "series.lastObservedTime".into(),
+            }),
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            kind: rt.kind.clone(),
+            name: name.to_string(),
+            causes,
+        })
+    }
+}
+
+/// Rewrites a time field as a MicroTime (RFC 3339 with exactly six fractional digits, UTC).
+fn normalise_micro_time(object: &mut Value, parent: &str, field: &str) -> Result<(), String> {
+    let target = if parent.is_empty() {
+        Some(object)
+    } else {
+        object.get_mut(parent)
+    };
+    let Some(target) = target.and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    let Some(text) = target
+        .get(field)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return Ok(());
+    };
+    let fixed = micro_time(&text)?;
+    target.insert(field.into(), Value::String(fixed));
+    Ok(())
+}
+
+/// Formats an RFC 3339 time as a Kubernetes MicroTime.
+pub fn micro_time(text: &str) -> Result<String, String> {
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("Invalid value: \"{text}\": must be an RFC 3339 time"))?
+        .to_offset(time::UtcOffset::UTC);
+    Ok(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+    use serde_json::json;
+
+    fn secret_type() -> ResourceType {
+        Registry::with_builtins()
+            .find("", "v1", "secrets")
+            .cloned()
+            .unwrap()
+    }
+
+    #[test]
+    fn string_data_is_merged_into_data_and_never_kept() {
+        let rt = secret_type();
+        let mut s = json!({"metadata": {"name": "s"}, "data": {"a": "aGk="}, "stringData": {"b": "yo", "a": "over"}});
+        builtin_rules(&rt, &mut s, None).unwrap();
+        assert_eq!(s["data"]["a"], STANDARD.encode("over"));
+        assert_eq!(s["data"]["b"], STANDARD.encode("yo"));
+        assert!(s.get("stringData").is_none());
+        assert_eq!(s["type"], "Opaque");
+    }
+
+    #[test]
+    fn secrets_refuse_bad_base64_missing_tls_keys_type_changes_and_immutable_edits() {
+        let rt = secret_type();
+        let mut bad = json!({"metadata": {"name": "s"}, "data": {"a": "!!"}});
+        assert!(matches!(
+            builtin_rules(&rt, &mut bad, None),
+            Err(Error::BadRequest(_))
+        ));
+        let mut tls = json!({"metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "aGk="}});
+        let err = builtin_rules(&rt, &mut tls, None).unwrap_err();
+        assert!(err.to_string().contains("data[tls.key]"), "{err}");
+        let old = json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {}});
+        let mut changed = json!({"metadata": {"name": "s"}, "type": "kubernetes.io/basic-auth"});
+        assert!(
+            builtin_rules(&rt, &mut changed, Some(&old))
+                .unwrap_err()
+                .to_string()
+                .contains("field is immutable")
+        );
+        let frozen = json!({"metadata": {"name": "s"}, "type": "Opaque", "immutable": true, "data": {"a": "aGk="}});
+        let mut edit = json!({"metadata": {"name": "s"}, "immutable": true, "data": {"a": "eW8="}});
+        assert!(
+            builtin_rules(&rt, &mut edit, Some(&frozen))
+                .unwrap_err()
+                .to_string()
+                .contains("immutable")
+        );
+    }
+
+    #[test]
+    fn micro_times_have_six_digits() {
+        assert_eq!(
+            micro_time("2026-11-28T04:00:00Z").unwrap(),
+            "2026-11-28T04:00:00.000000Z"
+        );
+        assert_eq!(
+            micro_time("2026-11-28T04:00:00.5+01:00").unwrap(),
+            "2026-11-28T03:00:00.500000Z"
+        );
+        assert!(micro_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn names_must_be_dns_subdomains() {
+        assert!(is_dns_subdomain("relay-tls-signing-secret"));
+        assert!(is_dns_subdomain("a.b-c.d"));
+        assert!(!is_dns_subdomain("Upper"));
+        assert!(!is_dns_subdomain("-x"));
+        assert!(!is_dns_subdomain(""));
+    }
+}

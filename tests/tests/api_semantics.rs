@@ -1,0 +1,642 @@
+//! Fidelity tests of the sandbox API server through kube-rs, one per behaviour of the sandbox
+//! API spec (`shared/reference/sandbox-api-spec.md`).
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Secret};
+use k8s_openapi::api::events::v1::Event as EventsEvent;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use relay_sandbox::Sandbox;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "stringData": data.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+    }))
+    .unwrap()
+}
+
+fn api_err(err: kube::Error) -> (u16, String, String) {
+    match err {
+        kube::Error::Api(status) => (status.code, status.reason.clone(), status.message.clone()),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+async fn start() -> (Sandbox, kube::Client) {
+    let sandbox = Sandbox::start().await.unwrap();
+    let client = sandbox.client().unwrap();
+    (sandbox, client)
+}
+
+#[tokio::test]
+async fn crud_with_resource_versions_from_one_counter() {
+    let (_s, client) = start().await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let created = secrets
+        .create(&PostParams::default(), &secret("a", &[("k", "v")]))
+        .await
+        .unwrap();
+    let rv1: u64 = created
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(created.metadata.uid.is_some() && created.metadata.creation_timestamp.is_some());
+    assert_eq!(created.data.unwrap()["k"].0, b"v");
+    assert!(
+        created.string_data.is_none(),
+        "stringData is never returned"
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"x": "1"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let rv2: u64 = cm.metadata.resource_version.unwrap().parse().unwrap();
+    assert!(rv2 > rv1, "one global counter across resources");
+    let got = secrets.get("a").await.unwrap();
+    assert_eq!(got.metadata.resource_version.unwrap(), rv1.to_string());
+    let list = secrets.list(&ListParams::default()).await.unwrap();
+    assert!(
+        !list
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default()
+            .is_empty(),
+        "lists carry a resourceVersion"
+    );
+    assert_eq!(list.items.len(), 1);
+    secrets.delete("a", &DeleteParams::default()).await.unwrap();
+    let (code, reason, message) = api_err(secrets.get("a").await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (404, "NotFound"));
+    assert_eq!(message, "secrets \"a\" not found");
+}
+
+#[tokio::test]
+async fn create_conflicts_and_stale_replaces_are_409() {
+    let (_s, client) = start().await;
+    let secrets: Api<Secret> = Api::namespaced(client, "default");
+    let created = secrets
+        .create(&PostParams::default(), &secret("a", &[("k", "v")]))
+        .await
+        .unwrap();
+    let (code, reason, _) = api_err(
+        secrets
+            .create(&PostParams::default(), &secret("a", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
+    let mut first = created.clone();
+    first.string_data = Some(BTreeMap::from([("k".into(), "v2".into())]));
+    secrets
+        .replace("a", &PostParams::default(), &first)
+        .await
+        .unwrap();
+    let mut stale = created;
+    stale.string_data = Some(BTreeMap::from([("k".into(), "v3".into())]));
+    let (code, reason, message) = api_err(
+        secrets
+            .replace("a", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+    assert!(message.contains("the object has been modified; please apply your changes to the latest version and try again"), "{message}");
+}
+
+#[tokio::test]
+async fn a_create_carrying_a_resource_version_is_rejected() {
+    let (_s, client) = start().await;
+    let secrets: Api<Secret> = Api::namespaced(client, "default");
+    let mut s = secret("a", &[]);
+    s.metadata.resource_version = Some("5".into());
+    let (code, _, _) = api_err(
+        secrets
+            .create(&PostParams::default(), &s)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 400);
+}
+
+#[tokio::test]
+async fn put_without_resource_version_on_leases_is_422() {
+    let (_s, client) = start().await;
+    let leases: Api<Lease> = Api::namespaced(client, "default");
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "l"}, "spec": {"holderIdentity": "a", "renewTime": "2026-11-28T04:00:00Z"}})).unwrap();
+    let created = leases.create(&PostParams::default(), &lease).await.unwrap();
+    let renew = serde_json::to_value(&created).unwrap()["spec"]["renewTime"].clone();
+    assert_eq!(
+        renew,
+        json!("2026-11-28T04:00:00.000000Z"),
+        "MicroTime has six fractional digits"
+    );
+    let mut no_rv = created.clone();
+    no_rv.metadata.resource_version = None;
+    let (code, reason, _) = api_err(
+        leases
+            .replace("l", &PostParams::default(), &no_rv)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    // The loser of a race gets 409.
+    let mut winner = created.clone();
+    winner.spec.as_mut().unwrap().holder_identity = Some("a2".into());
+    leases
+        .replace("l", &PostParams::default(), &winner)
+        .await
+        .unwrap();
+    let mut stale = created;
+    stale.spec.as_mut().unwrap().holder_identity = Some("b".into());
+    let (code, _, _) = api_err(
+        leases
+            .replace("l", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 409);
+}
+
+#[tokio::test]
+async fn no_op_writes_do_not_bump_the_resource_version() {
+    let (_s, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cm = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"x": "1"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let same = cms.replace("c", &PostParams::default(), &cm).await.unwrap();
+    assert_eq!(same.metadata.resource_version, cm.metadata.resource_version);
+    let patched = cms
+        .patch(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"x": "1"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.metadata.resource_version,
+        cm.metadata.resource_version
+    );
+}
+
+#[tokio::test]
+async fn merge_patch_replaces_arrays_whole_and_json_patch_edits_in_place() {
+    let (_s, client) = start().await;
+    let ns: Api<Namespace> = Api::all(client);
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "x", "labels": {"a": "1"}, "finalizers": ["one", "two"]}}),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let patched = ns
+        .patch(
+            "x",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["two"]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.metadata.finalizers.unwrap(),
+        vec!["two".to_string()]
+    );
+    let p: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "add", "path": "/metadata/labels/b", "value": "2"}]))
+            .unwrap();
+    let patched = ns
+        .patch("x", &PatchParams::default(), &Patch::<()>::Json(p))
+        .await
+        .unwrap();
+    assert_eq!(patched.metadata.labels.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn namespaces_must_exist() {
+    let (_s, client) = start().await;
+    let secrets: Api<Secret> = Api::namespaced(client, "nowhere");
+    let (code, reason, message) = api_err(
+        secrets
+            .create(&PostParams::default(), &secret("a", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (404, "NotFound"));
+    assert_eq!(message, "namespaces \"nowhere\" not found");
+}
+
+#[tokio::test]
+async fn secrets_validate_base64_type_and_tls_keys() {
+    let (s, client) = start().await;
+    let secrets: Api<Secret> = Api::namespaced(client, "default");
+    let tls: Secret = serde_json::from_value(json!({"metadata": {"name": "t"}, "type": "kubernetes.io/tls", "stringData": {"tls.crt": "x"}})).unwrap();
+    let (code, reason, message) = api_err(
+        secrets
+            .create(&PostParams::default(), &tls)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (422, "Invalid"), "{message}");
+    assert!(message.contains("data[tls.key]"), "{message}");
+    // Bad base64 through raw HTTP (typed clients cannot send it).
+    let out = raw(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/secrets",
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"b"},"data":{"k":"!!"}}"#,
+    )
+    .await;
+    assert_eq!(out.0, 400, "{}", out.1);
+}
+
+#[tokio::test]
+async fn unsupported_field_selectors_are_400_and_supported_ones_filter() {
+    let (_s, client) = start().await;
+    let secrets: Api<Secret> = Api::namespaced(client, "default");
+    secrets
+        .create(&PostParams::default(), &secret("a", &[]))
+        .await
+        .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret("b", &[]))
+        .await
+        .unwrap();
+    let (code, _, message) = api_err(
+        secrets
+            .list(&ListParams::default().fields("spec.nope=1"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 400);
+    assert!(message.contains("field label not supported"), "{message}");
+    let only_b = secrets
+        .list(&ListParams::default().fields("metadata.name=b"))
+        .await
+        .unwrap();
+    assert_eq!(only_b.items.len(), 1);
+    let by_type = secrets
+        .list(&ListParams::default().fields("type=Opaque"))
+        .await
+        .unwrap();
+    assert_eq!(by_type.items.len(), 2);
+}
+
+#[tokio::test]
+async fn pages_of_a_list_are_one_snapshot() {
+    let (_s, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    for i in 0..5 {
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": format!("c{i}")}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let first = cms.list(&ListParams::default().limit(2)).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    let token = first.metadata.continue_.clone().unwrap();
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "c9"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let second = cms
+        .list(&ListParams::default().limit(10).continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.items.len(),
+        3,
+        "the object created between pages is not in this list"
+    );
+    assert_eq!(
+        second.metadata.resource_version,
+        first.metadata.resource_version
+    );
+}
+
+#[tokio::test]
+async fn finalizers_delay_deletion() {
+    let (_s, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "f", "finalizers": ["x/y"]}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    cms.delete("f", &DeleteParams::default()).await.unwrap();
+    let pending = cms.get("f").await.unwrap();
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    cms.patch(
+        "f",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(api_err(cms.get("f").await.unwrap_err()).0, 404);
+}
+
+#[tokio::test]
+async fn watchers_see_changes_in_both_list_modes() {
+    let (_s, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "before"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    for config in [
+        watcher::Config::default(),
+        watcher::Config::default().streaming_lists(),
+    ] {
+        let mut stream = watcher(cms.clone(), config).boxed();
+        let mut seen_init_done = false;
+        let mut saw_before = false;
+        while let Some(event) = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            match event {
+                watcher::Event::InitApply(cm) if cm.metadata.name.as_deref() == Some("before") => {
+                    saw_before = true
+                }
+                watcher::Event::InitDone => {
+                    seen_init_done = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert!(seen_init_done && saw_before);
+        let name = format!("after-{}", rand_suffix());
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+        )
+        .await
+        .unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                Some(watcher::Event::Apply(cm))
+                    if cm.metadata.name.as_deref() == Some(name.as_str()) =>
+                {
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("stream ended"),
+            }
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    relay_sandbox::store::new_uid()[..8].to_string()
+}
+
+async fn raw(s: &Sandbox, method: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    let _ =
+        tokio::time::timeout(Duration::from_secs(3), stream.read_to_string(&mut response)).await;
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, response)
+}
+
+#[tokio::test]
+async fn a_watch_from_a_compacted_version_gets_an_in_stream_410() {
+    let (s, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cm = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "c"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    cms.patch(
+        "c",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"a": "b"}})),
+    )
+    .await
+    .unwrap();
+    s.compact();
+    let rv = cm.metadata.resource_version.unwrap();
+    let (code, body) = raw(
+        &s,
+        "GET",
+        &format!(
+            "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=1"
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("\"type\":\"ERROR\"")
+            && body.contains("\"code\":410")
+            && body.contains("\"reason\":\"Expired\""),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn events_written_through_events_api_are_listed_as_core_events() {
+    let (_s, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "c"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let recorder = kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "relay-issuer".into(),
+            instance: None,
+        },
+    );
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        name: cm.metadata.name.clone(),
+        namespace: Some("default".into()),
+        uid: cm.metadata.uid.clone(),
+        ..Default::default()
+    };
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Normal,
+        reason: "CertificateIssued".into(),
+        note: Some("Certificate fetched from issuer successfully".into()),
+        action: "Sign".into(),
+        secondary: None,
+    };
+    recorder.publish(&event, &reference).await.unwrap();
+    recorder.publish(&event, &reference).await.unwrap(); // a repeat becomes a series
+    let events_api: Api<EventsEvent> = Api::namespaced(client.clone(), "default");
+    assert_eq!(
+        events_api
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let core: Api<CoreEvent> = Api::namespaced(client, "default");
+    let selector = format!(
+        "involvedObject.kind=ConfigMap,involvedObject.name=c,involvedObject.namespace=default,involvedObject.uid={}",
+        cm.metadata.uid.unwrap()
+    );
+    let listed = core
+        .list(&ListParams::default().fields(&selector))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let e = &listed.items[0];
+    assert_eq!(e.reason.as_deref(), Some("CertificateIssued"));
+    assert_eq!(
+        e.message.as_deref(),
+        Some("Certificate fetched from issuer successfully")
+    );
+    assert_eq!(e.reporting_component.as_deref(), Some("relay-issuer"));
+}
+
+#[tokio::test]
+async fn injected_faults_fail_requests_and_dropped_watches_are_resumed() {
+    let (s, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    s.faults()
+        .fail_fraction(1.0, &[relay_sandbox::faults::FaultKind::Internal]);
+    let (code, reason, _) = api_err(cms.list(&ListParams::default()).await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (500, "InternalError"));
+    // 429 carries Retry-After (kube-rs retries 429 by itself, so check it on the wire).
+    s.faults()
+        .fail_fraction(1.0, &[relay_sandbox::faults::FaultKind::TooManyRequests]);
+    let (code, response) = raw(&s, "GET", "/api/v1/namespaces/default/configmaps/x", "").await;
+    assert_eq!(code, 429, "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("retry-after: 1"),
+        "{response}"
+    );
+    s.faults()
+        .fail_fraction(1.0, &[relay_sandbox::faults::FaultKind::Conflict]);
+    let (code, response) = raw(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        r#"{"metadata":{"name":"z"}}"#,
+    )
+    .await;
+    assert_eq!(code, 409, "{response}");
+    s.faults().fail_fraction(0.0, &[]);
+    let mut stream = watcher(cms.clone(), watcher::Config::default()).boxed();
+    while !matches!(
+        stream.try_next().await.unwrap(),
+        Some(watcher::Event::InitDone)
+    ) {}
+    s.faults().drop_watches();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "after-drop"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+            .await
+            .unwrap()
+        {
+            Ok(Some(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)))
+                if cm.metadata.name.as_deref() == Some("after-drop") =>
+            {
+                break;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("stream ended"),
+            Err(_) => {} // the watcher reports the dropped watch and carries on
+        }
+    }
+    assert!(
+        s.requests()
+            .iter()
+            .any(|r| r.verb == "watch" && r.resource == "configmaps")
+    );
+}
+
+#[tokio::test]
+async fn body_and_url_must_agree() {
+    let (s, _client) = start().await;
+    let (code, body) = raw(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c","namespace":"other"}}"#,
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = raw(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"c"}}"#,
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = raw(
+        &s,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "{not json",
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = raw(&s, "GET", "/apis/nope.example.com/v1/things", "").await;
+    assert_eq!(code, 404);
+}
