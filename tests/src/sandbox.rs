@@ -114,6 +114,7 @@ impl Inner {
     ) -> Result<(), Error> {
         if let Some(schema) = &rt.schema {
             schema.prune(new);
+            schema.apply_defaults(new);
             let causes = schema.validate(new);
             if !causes.is_empty() {
                 return Err(Error::Invalid {
@@ -208,28 +209,67 @@ impl Inner {
         }
     }
 
-    /// Server-side apply (placeholder semantics until the apply module is wired in).
+    /// Server-side apply of `applied` by `manager`, returning the merged object with its new
+    /// managedFields.
     pub(crate) fn server_side_apply(
         &self,
-        _rt: &ResourceType,
+        rt: &ResourceType,
         old: Option<&Value>,
         applied: &Value,
-        _manager: &str,
+        manager: &str,
         status_only: bool,
-        _force: bool,
+        force: bool,
     ) -> Result<Value, Error> {
-        let mut merged = old.cloned().unwrap_or_else(|| applied.clone());
-        if old.is_some() {
-            let mut patch = applied.clone();
-            if !status_only && let Some(m) = patch.as_object_mut() {
-                m.remove("status");
-            }
-            json_patch::merge(&mut merged, &patch);
-        }
-        let meta = metadata_mut(&mut merged);
-        meta.remove("managedFields");
+        let live_managed = old.map(managed_entries).unwrap_or_default();
+        let subresource = if status_only { "status" } else { "" };
+        let list_type = |path: &[&str]| rt.schema.as_ref().and_then(|s| s.list_type_at(path));
+        let (mut merged, entries) = crate::apply::apply(
+            old,
+            &live_managed,
+            applied,
+            manager,
+            subresource,
+            force,
+            &list_type,
+        )?;
+        metadata_mut(&mut merged).insert(
+            "managedFields".into(),
+            crate::apply::to_managed_fields_json(&entries, &rt.api_version(), &now_rfc3339()),
+        );
         Ok(merged)
     }
+
+    /// Records an ordinary write by `manager` in `new`'s managedFields.
+    pub(crate) fn record_managed_fields(
+        &self,
+        rt: &ResourceType,
+        old: Option<&Value>,
+        new: &mut Value,
+        manager: &str,
+        status_only: bool,
+    ) {
+        let live_managed = old.map(managed_entries).unwrap_or_default();
+        let subresource = if status_only { "status" } else { "" };
+        let list_type = |path: &[&str]| rt.schema.as_ref().and_then(|s| s.list_type_at(path));
+        let entries =
+            crate::apply::record_update(old, new, &live_managed, manager, subresource, &list_type);
+        let meta = metadata_mut(new);
+        if entries.is_empty() {
+            meta.remove("managedFields");
+        } else {
+            meta.insert(
+                "managedFields".into(),
+                crate::apply::to_managed_fields_json(&entries, &rt.api_version(), &now_rfc3339()),
+            );
+        }
+    }
+}
+
+fn managed_entries(object: &Value) -> Vec<crate::apply::ManagedEntry> {
+    object
+        .pointer("/metadata/managedFields")
+        .map(crate::apply::from_managed_fields_json)
+        .unwrap_or_default()
 }
 
 /// The resource types a CRD defines (one per served version).

@@ -41,19 +41,9 @@ pub struct StructuralSchema {
     root: Node,
 }
 
-/// The topology of a list, from `x-kubernetes-list-type` (and `x-kubernetes-list-map-keys`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListType {
-    /// The list is replaced as a whole.
-    Atomic,
-    /// The list holds unique scalar (or atomic) values.
-    Set,
-    /// The list's object items are identified by the values of the given key fields.
-    Map {
-        /// The `x-kubernetes-list-map-keys`.
-        keys: Vec<String>,
-    },
-}
+/// The topology of a list, from `x-kubernetes-list-type` (and `x-kubernetes-list-map-keys`);
+/// the same type server-side apply merges by.
+pub use crate::apply::ListType;
 
 impl StructuralSchema {
     /// Compiles an openAPIV3Schema (the JSON value under `spec.versions[].schema.openAPIV3Schema`).

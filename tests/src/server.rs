@@ -86,6 +86,13 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
         })?;
     drop(registry);
     let query = parse_query(request.uri().query());
+    let user_agent = request
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let manager = manager_of(&query, &user_agent);
     let verb = verb_of(request.method(), &target, &query);
     inner.record(RequestRecord {
         verb: verb.to_string(),
@@ -95,12 +102,7 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
         namespace: target.namespace.clone().unwrap_or_default(),
         name: target.name.clone().unwrap_or_default(),
         field_manager: query.get("fieldManager").cloned().unwrap_or_default(),
-        user_agent: request
-            .headers()
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string(),
+        user_agent: user_agent.clone(),
     });
     if let Some(fault) = inner.faults.next_fault() {
         return Err(match fault {
@@ -144,15 +146,23 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
         }
         "create" => {
             let body = parse_body(&read_body(request.into_body()).await?, &content_type)?;
-            create(&inner, &rt, &target, body, &query)
+            create(&inner, &rt, &target, body, &query, Some(&manager))
         }
         "update" => {
             let body = parse_body(&read_body(request.into_body()).await?, &content_type)?;
-            update(&inner, &rt, &target, body, &query)
+            update(&inner, &rt, &target, body, &query, &manager)
         }
         "patch" => {
             let bytes = read_body(request.into_body()).await?;
-            patch(&inner, &rt, &target, &bytes, &content_type, &query)
+            patch(
+                &inner,
+                &rt,
+                &target,
+                &bytes,
+                &content_type,
+                &query,
+                &manager,
+            )
         }
         "delete" => {
             let bytes = read_body(request.into_body()).await?;
@@ -252,6 +262,23 @@ fn storage_type(inner: &Inner, rt: &ResourceType) -> ResourceType {
     rt.clone()
 }
 
+/// The field manager of an ordinary write: `fieldManager`, else the User-Agent's product name,
+/// as the API server defaults it.
+fn manager_of(query: &HashMap<String, String>, user_agent: &str) -> String {
+    query
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .unwrap_or_else(|| {
+            let product = user_agent.split('/').next().unwrap_or_default();
+            if product.is_empty() {
+                "unknown".to_string()
+            } else {
+                product.to_string()
+            }
+        })
+}
+
 fn write_options(query: &HashMap<String, String>) -> WriteOptions {
     WriteOptions {
         dry_run: query.get("dryRun").is_some_and(|d| d == "All"),
@@ -334,6 +361,7 @@ fn create(
     target: &Target,
     body: Value,
     query: &HashMap<String, String>,
+    manager: Option<&str>,
 ) -> Result<Response<Body>, Error> {
     let ns = target.namespace.clone().unwrap_or_default();
     let mut object = body;
@@ -353,6 +381,9 @@ fn create(
     let mut stored = to_stored(rt, object);
     validation::builtin_rules(&srt, &mut stored, None)?;
     inner.admit(&srt, None, &mut stored)?;
+    if let Some(manager) = manager {
+        inner.record_managed_fields(&srt, None, &mut stored, manager, false);
+    }
     let opts = write_options(query);
     let created = inner.store.create(&srt, &ns, stored, &opts, &now())?;
     if !opts.dry_run {
@@ -367,6 +398,7 @@ fn update(
     target: &Target,
     body: Value,
     query: &HashMap<String, String>,
+    manager: &str,
 ) -> Result<Response<Body>, Error> {
     let ns = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();
@@ -384,7 +416,7 @@ fn update(
         to_stored(rt, object),
         target.subresource.is_some(),
         &write_options(query),
-        StatusCode::OK,
+        Some(manager),
     )
 }
 
@@ -399,15 +431,20 @@ fn write_object(
     mut new: Value,
     status_only: bool,
     opts: &WriteOptions,
-    code: StatusCode,
+    manager: Option<&str>,
 ) -> Result<Response<Body>, Error> {
     validation::builtin_rules(srt, &mut new, Some(&old))?;
     inner.admit(srt, Some(&old), &mut new)?;
+    // managedFields: the client's copy is ignored; ordinary writes are recorded for `manager`,
+    // server-side apply has already computed them (`manager` is None).
+    if let Some(manager) = manager {
+        inner.record_managed_fields(srt, Some(&old), &mut new, manager, status_only);
+    }
     let written = inner.store.replace(srt, ns, name, new, status_only, opts)?;
     if !opts.dry_run {
         inner.after_write(srt, &written);
     }
-    Ok(json_response(code, &view(rt, &written)))
+    Ok(json_response(StatusCode::OK, &view(rt, &written)))
 }
 
 fn patch(
@@ -417,6 +454,7 @@ fn patch(
     bytes: &[u8],
     content_type: &str,
     query: &HashMap<String, String>,
+    manager: &str,
 ) -> Result<Response<Body>, Error> {
     let ns = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();
@@ -454,7 +492,7 @@ fn patch(
                 merged,
                 status_only,
                 &opts,
-                StatusCode::OK,
+                None,
             ),
             None => {
                 let target = Target {
@@ -462,7 +500,7 @@ fn patch(
                     subresource: None,
                     ..target.clone()
                 };
-                create(inner, rt, &target, view(rt, &merged), query)
+                create(inner, rt, &target, view(rt, &merged), query, None)
             }
         };
     }
@@ -519,7 +557,7 @@ fn patch(
         to_stored(rt, patched),
         status_only,
         &opts,
-        StatusCode::OK,
+        Some(manager),
     )
 }
 

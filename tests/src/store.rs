@@ -100,6 +100,9 @@ pub struct Snapshot {
     pub objects: Vec<Arc<Value>>,
 }
 
+/// Past changes, a receiver for later ones, and the resourceVersion they were taken at.
+pub type ChangesSince = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>, u64);
+
 /// The object store shared by every request.
 pub struct Store {
     state: Mutex<State>,
@@ -184,11 +187,7 @@ impl Store {
 
     /// Changes to one store after `since`, and a receiver for later ones, taken atomically so
     /// nothing is missed between them. `Err(Expired)` when `since` is older than the history.
-    pub fn changes_since(
-        &self,
-        store: &StoreKey,
-        since: u64,
-    ) -> Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>, u64), Error> {
+    pub fn changes_since(&self, store: &StoreKey, since: u64) -> Result<ChangesSince, Error> {
         let state = self.lock();
         if since < state.compacted_through {
             return Err(Error::Expired(format!(
@@ -337,6 +336,10 @@ impl Store {
                     None => map.remove("status"),
                 };
             }
+            // The status writer's managedFields (computed by the caller) are kept.
+            if let Some(mf) = object.pointer("/metadata/managedFields") {
+                metadata_mut(&mut merged).insert("managedFields".into(), mf.clone());
+            }
             merged
         } else {
             if rt.status_subresource
@@ -471,9 +474,10 @@ impl Store {
     /// Removes every object in a namespace (the namespace is being deleted).
     pub fn delete_namespace_contents(&self, namespace: &str, types: &[ResourceType]) {
         let mut state = self.lock();
-        for rt in types.iter().filter(|t| {
-            t.namespaced && t.shared_store.is_none() || t.namespaced && t.group == "events.k8s.io"
-        }) {
+        for rt in types
+            .iter()
+            .filter(|t| t.namespaced && (t.shared_store.is_none() || t.group == "events.k8s.io"))
+        {
             let keys: Vec<ObjectKey> = state
                 .objects
                 .get(&rt.store_key())

@@ -180,12 +180,10 @@ fn secret_rules(
             )));
         }
     }
-    if let Some(string_data) = map.remove("stringData") {
-        if let Value::Object(sd) = string_data {
-            for (key, value) in sd {
-                let text = value.as_str().unwrap_or_default();
-                data.insert(key, Value::String(STANDARD.encode(text)));
-            }
+    if let Some(Value::Object(string_data)) = map.remove("stringData") {
+        for (key, value) in string_data {
+            let text = value.as_str().unwrap_or_default();
+            data.insert(key, Value::String(STANDARD.encode(text)));
         }
     }
     let secret_type = map
