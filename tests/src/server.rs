@@ -52,6 +52,22 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
     match segments.as_slice() {
         ["version"] => return Ok(json_response(StatusCode::OK, &discovery::version())),
         ["healthz" | "livez" | "readyz"] => return Ok(text_response("ok")),
+        ["openapi", "v3"] => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &discovery::openapi_v3_root(&registry),
+            ));
+        }
+        ["openapi", "v3", "api", version] => {
+            return discovery::openapi_v3_group_version(&registry, "", version)
+                .map(|v| json_response(StatusCode::OK, &v))
+                .ok_or_else(not_found_path);
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            return discovery::openapi_v3_group_version(&registry, group, version)
+                .map(|v| json_response(StatusCode::OK, &v))
+                .ok_or_else(not_found_path);
+        }
         ["api"] => return Ok(json_response(StatusCode::OK, &discovery::core_versions())),
         ["apis"] => {
             return Ok(json_response(

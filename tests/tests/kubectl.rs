@@ -1,0 +1,270 @@
+//! The real `kubectl` (1.35, installed by `make tools` into target/tools/bin) as an independent
+//! client of the sandbox: create, get -o yaml, replace with a stale resourceVersion, delete,
+//! get --watch, wait --for=condition, and describe with events written via events.k8s.io/v1.
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use relay_sandbox::Sandbox;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn kubectl_path() -> PathBuf {
+    if let Ok(path) = std::env::var("RELAY_KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/tools/bin/kubectl"
+    ));
+    assert!(
+        path.exists(),
+        "kubectl not found at {}: run `make tools` first",
+        path.display()
+    );
+    path
+}
+
+struct Kubectl {
+    kubeconfig: PathBuf,
+    cache: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    fn new(sandbox: &Sandbox) -> Self {
+        Self {
+            kubeconfig: sandbox.kubeconfig().to_path_buf(),
+            cache: tempfile::tempdir().unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(kubectl_path());
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(args)
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run kubectl")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: relay-client-tls-secret\n  namespace: default\ntype: Opaque\nstringData:\n  token: hello\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_get_replace_conflict_and_delete() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let k = Kubectl::new(&sandbox);
+    let file = k.write("secret.yaml", SECRET);
+    let created = k.ok(&["create", "-f", &file]);
+    assert!(
+        created.contains("secret/relay-client-tls-secret created"),
+        "{created}"
+    );
+    let yaml = k.ok(&["get", "secret", "relay-client-tls-secret", "-o", "yaml"]);
+    assert!(yaml.contains("token: aGVsbG8="), "{yaml}");
+    assert!(!yaml.contains("stringData"), "{yaml}");
+    // Save the current object, change it, then replace with the saved (stale) copy.
+    let stale = k.write("stale.yaml", &yaml.replace("aGVsbG8=", "c3RhbGU="));
+    k.ok(&[
+        "patch",
+        "secret",
+        "relay-client-tls-secret",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"token":"bmV3"}}"#,
+    ]);
+    let out = k.run(&["replace", "-f", &stale]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the object has been modified; please apply your changes to the latest version and try again"), "{err}");
+    let deleted = k.ok(&["delete", "secret", "relay-client-tls-secret"]);
+    assert!(deleted.contains("deleted"), "{deleted}");
+    let out = k.run(&["get", "secret", "relay-client-tls-secret"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NotFound")
+            || String::from_utf8_lossy(&out.stderr).contains("not found")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_bodies_are_refused_with_a_clear_415() {
+    // kubectl's imperative generators (`create configmap`) send protobuf, which the sandbox does
+    // not decode; the refusal says what to use instead.
+    let sandbox = Sandbox::start().await.unwrap();
+    let k = Kubectl::new(&sandbox);
+    let out = k.run(&["create", "configmap", "x", "--from-literal=a=1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kubectl create -f"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_sees_an_update() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let k = Kubectl::new(&sandbox);
+    let file = k.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: \"1\"\n");
+    k.ok(&["create", "-f", &file]);
+    let mut child = k
+        .command(&[
+            "get",
+            "configmap",
+            "watched",
+            "--watch",
+            "-o",
+            "jsonpath={.data.a}{\"\\n\"}",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), "1");
+    k.ok(&[
+        "patch",
+        "configmap",
+        "watched",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"a":"2"}}"#,
+    ]);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), "2");
+    let _ = child.kill();
+}
+
+fn crds_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/reference/cert-manager/crds"
+    ))
+}
+
+const REQUEST: &str = "apiVersion: cert-manager.io/v1\nkind: CertificateRequest\nmetadata:\n  name: agent-1\n  namespace: default\nspec:\n  request: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlJQkRUQ0J0QUlCQURBVU1SSXdFQVlEVlFRRERBbGpiSFZ6ZEdWeUxXRXdXVEFUQmdjcWhrak9QUUlCQmdncQpoa2pPUFFNQkJ3TkNBQVRoaHNQeS93PT0KLS0tLS1FTkQgQ0VSVElGSUNBVEUgUkVRVUVTVC0tLS0tCg==\n  issuerRef:\n    name: relay\n    kind: RelayIssuer\n    group: relaytls.dev\n  usages: [client auth, digital signature]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_ready_and_describe_shows_conditions_and_events() {
+    let sandbox = Sandbox::start().await.unwrap();
+    sandbox.load_crds(&crds_dir()).await.unwrap();
+    let k = Kubectl::new(&sandbox);
+    let file = k.write("cr.yaml", REQUEST);
+    k.ok(&["create", "-f", &file]);
+    let mut waiter = k
+        .command(&[
+            "wait",
+            "--for=condition=Ready",
+            "certificaterequest/agent-1",
+            "--timeout=30s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let client = sandbox.client().unwrap();
+    let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "CertificateRequest");
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &ApiResource::from_gvk_with_plural(&gvk, "certificaterequests"),
+    );
+    let cr = api.get("agent-1").await.unwrap();
+    let status = json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest", "status": {"conditions": [
+        {"type": "Approved", "status": "True", "reason": "cert-manager.io", "message": "Certificate request has been approved by cert-manager.io", "lastTransitionTime": "2026-11-28T04:00:00Z"},
+        {"type": "Ready", "status": "True", "reason": "Issued", "message": "Certificate issued (serial 7e:cf)", "lastTransitionTime": "2026-11-28T04:00:01Z"}
+    ]}});
+    api.patch_status(
+        "agent-1",
+        &PatchParams::apply("relay-issuer"),
+        &Patch::Apply(status),
+    )
+    .await
+    .unwrap();
+    let recorder = kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "relay-issuer".into(),
+            instance: Some("relay-issuer-0".into()),
+        },
+    );
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("cert-manager.io/v1".into()),
+        kind: Some("CertificateRequest".into()),
+        name: Some("agent-1".into()),
+        namespace: Some("default".into()),
+        uid: cr.metadata.uid.clone(),
+        ..Default::default()
+    };
+    recorder
+        .publish(
+            &kube::runtime::events::Event {
+                type_: kube::runtime::events::EventType::Normal,
+                reason: "CertificateIssued".into(),
+                note: Some("Certificate fetched from issuer successfully".into()),
+                action: "Sign".into(),
+                secondary: None,
+            },
+            &reference,
+        )
+        .await
+        .unwrap();
+
+    let waited = tokio::task::spawn_blocking(move || waiter.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        waited.status.success(),
+        "kubectl wait: {}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    assert!(String::from_utf8_lossy(&waited.stdout).contains("condition met"));
+
+    let described = k.ok(&["describe", "certificaterequest", "agent-1"]);
+    for needle in [
+        "Approved",
+        "Ready",
+        "Issued",
+        "Certificate issued (serial 7e:cf)",
+        "CertificateIssued",
+        "Certificate fetched from issuer successfully",
+        "relay-issuer",
+    ] {
+        assert!(
+            described.contains(needle),
+            "describe lacks {needle:?}:\n{described}"
+        );
+    }
+}
