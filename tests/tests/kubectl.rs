@@ -162,6 +162,7 @@ async fn get_watch_sees_an_update() {
     ]);
     assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), "2");
     let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn crds_dir() -> PathBuf {
@@ -180,7 +181,7 @@ async fn wait_for_ready_and_describe_shows_conditions_and_events() {
     let k = Kubectl::new(&sandbox);
     let file = k.write("cr.yaml", REQUEST);
     k.ok(&["create", "-f", &file]);
-    let mut waiter = k
+    let waiter = k
         .command(&[
             "wait",
             "--for=condition=Ready",
