@@ -8,6 +8,7 @@
 //! - [`apply`]: server-side apply merging with managed fields (pure).
 //! - [`validation`]: built-in types' rules (Secrets, Leases, Events, names).
 //! - [`faults`]: fault injection and the request log.
+//! - [`simulator`]: cert-manager's webhook rules (approver and Certificate controller to come).
 //! - [`Error`]: the crate's one error type, rendered as Kubernetes `Status` objects.
 
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ mod sandbox;
 pub mod schema;
 pub mod selectors;
 mod server;
+pub mod simulator;
 pub mod store;
 pub mod validation;
 

@@ -128,7 +128,10 @@ async fn protobuf_bodies_are_refused_with_a_clear_415() {
 async fn get_watch_sees_an_update() {
     let sandbox = Sandbox::start().await.unwrap();
     let k = Kubectl::new(&sandbox);
-    let file = k.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: \"1\"\n");
+    let file = k.write(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: \"1\"\n",
+    );
     k.ok(&["create", "-f", &file]);
     let mut child = k
         .command(&[
