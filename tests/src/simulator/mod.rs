@@ -2,5 +2,9 @@
 //! do, for tests and the demo.
 //!
 //! - [`webhook`]: the validating webhook's rules, as a sandbox admission hook.
+//! - [`approver`]: the default approver (approve all, approve listed groups, deny all).
+//! - [`csr`]: private keys and CSRs as the Certificate controller makes them.
 
+pub mod approver;
+pub mod csr;
 pub mod webhook;

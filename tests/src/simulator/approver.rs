@@ -1,0 +1,200 @@
+//! cert-manager's approver: approves (or denies) CertificateRequests as soon as they appear.
+//!
+//! [`decide`] is the pure rule; [`run`] watches CertificateRequests and writes the condition
+//! exactly as cert-manager's default approver does (reason `cert-manager.io`, message
+//! "Certificate request has been approved by cert-manager.io").
+
+use crate::Error;
+use futures::TryStreamExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+/// How the approver behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApproverMode {
+    /// Approve every request (cert-manager's default approver with RBAC for every signer).
+    ApproveAll,
+    /// Approve only requests whose `spec.issuerRef.group` is listed; leave the others alone
+    /// (models an external issuer whose approve RBAC is missing).
+    ApproveGroups(Vec<String>),
+    /// Deny every request.
+    DenyAll,
+}
+
+/// What the approver does with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Write `Approved=True`.
+    Approve,
+    /// Write `Denied=True`.
+    Deny,
+}
+
+/// The approval message cert-manager writes.
+pub const APPROVED_MESSAGE: &str = "Certificate request has been approved by cert-manager.io";
+/// The denial message the simulator writes.
+pub const DENIED_MESSAGE: &str = "Certificate request has been denied by cert-manager.io";
+
+/// Whether (and how) to approve this request: nothing when already decided or not ours to decide.
+pub fn decide(mode: &ApproverMode, request: &Value) -> Option<Decision> {
+    let decided = request
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter().any(|c| {
+                matches!(
+                    c.get("type").and_then(Value::as_str),
+                    Some("Approved" | "Denied")
+                )
+            })
+        });
+    if decided {
+        return None;
+    }
+    let group = request
+        .pointer("/spec/issuerRef/group")
+        .and_then(Value::as_str)
+        .unwrap_or("cert-manager.io");
+    match mode {
+        ApproverMode::ApproveAll => Some(Decision::Approve),
+        ApproverMode::ApproveGroups(groups) => groups
+            .iter()
+            .any(|g| g == group)
+            .then_some(Decision::Approve),
+        ApproverMode::DenyAll => Some(Decision::Deny),
+    }
+}
+
+/// The status condition for a decision.
+pub fn condition(decision: &Decision, now: &str) -> Value {
+    match decision {
+        Decision::Approve => {
+            json!({"type": "Approved", "status": "True", "reason": "cert-manager.io", "message": APPROVED_MESSAGE, "lastTransitionTime": now})
+        }
+        Decision::Deny => {
+            json!({"type": "Denied", "status": "True", "reason": "cert-manager.io", "message": DENIED_MESSAGE, "lastTransitionTime": now})
+        }
+    }
+}
+
+/// The CertificateRequest API for a client.
+pub fn requests_api(client: kube::Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "CertificateRequest");
+    Api::all_with(
+        client,
+        &ApiResource::from_gvk_with_plural(&gvk, "certificaterequests"),
+    )
+}
+
+/// Watches every CertificateRequest and approves or denies per `mode`, until the stream ends.
+pub async fn run(client: kube::Client, mode: ApproverMode) -> Result<(), Error> {
+    let api = requests_api(client.clone());
+    let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
+    loop {
+        let event = match stream.try_next().await {
+            Ok(Some(event)) => event,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::debug!(error = %e, "approver watch error; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let object = match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => o,
+            _ => continue,
+        };
+        let value = serde_json::to_value(&object).unwrap_or(Value::Null);
+        let Some(decision) = decide(&mode, &value) else {
+            continue;
+        };
+        let (Some(ns), Some(name)) = (
+            object.metadata.namespace.clone(),
+            object.metadata.name.clone(),
+        ) else {
+            continue;
+        };
+        let mut conditions = value
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        conditions.push(condition(&decision, &crate::now_rfc3339()));
+        let namespaced = Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            &ns,
+            &ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk("cert-manager.io", "v1", "CertificateRequest"),
+                "certificaterequests",
+            ),
+        );
+        // The approver updates status with the whole list, keeping other conditions, guarded by
+        // the resourceVersion it read (a conflict means someone else wrote; the watch retries).
+        let patch = json!({"metadata": {"resourceVersion": object.metadata.resource_version}, "status": {"conditions": conditions}});
+        let params = PatchParams {
+            field_manager: Some("cert-manager-approver".into()),
+            ..PatchParams::default()
+        };
+        if let Err(e) = namespaced
+            .patch_status(&name, &params, &Patch::Merge(patch))
+            .await
+        {
+            tracing::debug!(error = %e, request = %name, "approval write failed; the next event retries");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(group: &str, conditions: Value) -> Value {
+        json!({"spec": {"issuerRef": {"name": "x", "kind": "RelayIssuer", "group": group}}, "status": {"conditions": conditions}})
+    }
+
+    #[test]
+    fn modes_decide_as_cert_manager_would() {
+        let fresh = request("relaytls.dev", json!([]));
+        assert_eq!(
+            decide(&ApproverMode::ApproveAll, &fresh),
+            Some(Decision::Approve)
+        );
+        assert_eq!(decide(&ApproverMode::DenyAll, &fresh), Some(Decision::Deny));
+        assert_eq!(
+            decide(
+                &ApproverMode::ApproveGroups(vec!["cert-manager.io".into()]),
+                &fresh
+            ),
+            None
+        );
+        assert_eq!(
+            decide(
+                &ApproverMode::ApproveGroups(vec!["relaytls.dev".into()]),
+                &fresh
+            ),
+            Some(Decision::Approve)
+        );
+    }
+
+    #[test]
+    fn decided_requests_are_left_alone() {
+        let approved = request(
+            "relaytls.dev",
+            json!([{"type": "Approved", "status": "True"}]),
+        );
+        assert_eq!(decide(&ApproverMode::DenyAll, &approved), None);
+        let denied = request(
+            "relaytls.dev",
+            json!([{"type": "Denied", "status": "True"}]),
+        );
+        assert_eq!(decide(&ApproverMode::ApproveAll, &denied), None);
+    }
+
+    #[test]
+    fn the_condition_is_cert_managers() {
+        let c = condition(&Decision::Approve, "2026-11-28T00:00:00Z");
+        assert_eq!(c["reason"], "cert-manager.io");
+        assert_eq!(c["message"], APPROVED_MESSAGE);
+    }
+}
