@@ -1,0 +1,342 @@
+//! The cert-manager simulator end to end: Certificate → CertificateRequest → (a tiny test
+//! signer built on relay-issuer's PKI core) → Secret → renewal at the computed time → a new
+//! revision; and the denial path with failure bookkeeping. Relaxed durations keep it to seconds.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
+use relay_sandbox::Sandbox;
+use relay_sandbox::simulator::approver::{self, ApproverMode};
+use relay_sandbox::simulator::certificates::Controller;
+use relay_sandbox::simulator::webhook::CertManagerWebhook;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn crds_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/reference/cert-manager/crds"
+    ))
+}
+
+fn api(client: &kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", kind);
+    Api::namespaced_with(
+        client.clone(),
+        "default",
+        &ApiResource::from_gvk_with_plural(&gvk, plural),
+    )
+}
+
+/// Signs every approved, unsigned request with a fresh relay PKI (the stand-in for an issuer).
+async fn test_signer(client: kube::Client) {
+    let now = time::OffsetDateTime::now_utc();
+    let pki = relay_issuer::pki::generate::generate_pki(
+        &relay_issuer::pki::generate::PkiSpec::default(),
+        now,
+    )
+    .unwrap();
+    let ca = relay_issuer::pki::SigningCa::load(
+        pki.intermediate.cert_pem.as_bytes(),
+        pki.intermediate.key_pem.as_bytes(),
+        Some(pki.root.cert_pem.as_bytes()),
+        now,
+    )
+    .unwrap();
+    let requests = api(&client, "CertificateRequest", "certificaterequests");
+    loop {
+        for r in requests
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            let v = serde_json::to_value(&r).unwrap();
+            let conditions = v
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let approved = conditions.iter().any(|c| c["type"] == "Approved");
+            let done = conditions.iter().any(|c| c["type"] == "Ready");
+            if !approved || done {
+                continue;
+            }
+            let csr = STANDARD
+                .decode(v["spec"]["request"].as_str().unwrap())
+                .unwrap();
+            let usages: Vec<String> = v["spec"]["usages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u.as_str().unwrap().to_string())
+                .collect();
+            let duration =
+                relay_issuer::pki::parse_duration(v["spec"]["duration"].as_str().unwrap()).unwrap();
+            let issued = relay_issuer::pki::sign(
+                &ca,
+                &relay_issuer::pki::SignRequest {
+                    csr_pem: &csr,
+                    duration: Some(duration),
+                    is_ca: false,
+                    usages: &usages,
+                },
+                &relay_issuer::pki::SigningPolicy::default(),
+                time::OffsetDateTime::now_utc(),
+            )
+            .unwrap();
+            let status = json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest", "status": {
+                "certificate": STANDARD.encode(issued.chain_pem.as_bytes()), "ca": STANDARD.encode(issued.ca_pem.as_bytes()),
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Issued", "message": issued.summary(), "lastTransitionTime": relay_sandbox::now_rfc3339()}]}});
+            let _ = requests
+                .patch_status(
+                    r.metadata.name.as_deref().unwrap(),
+                    &PatchParams::apply("test-signer"),
+                    &Patch::Apply(status),
+                )
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn start(mode: ApproverMode) -> (Sandbox, kube::Client) {
+    let sandbox = Sandbox::start().await.unwrap();
+    sandbox.load_crds(&crds_dir()).await.unwrap();
+    sandbox.add_admission(Arc::new(CertManagerWebhook { relaxed: true }));
+    let client = sandbox.client().unwrap();
+    tokio::spawn(approver::run(client.clone(), mode));
+    tokio::spawn(Controller::new(client.clone(), 0.001).run(Duration::from_millis(100)));
+    tokio::spawn(test_signer(client.clone()));
+    (sandbox, client)
+}
+
+fn certificate(duration: &str, renew_before: &str) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": "agent", "labels": {"team": "relay"}},
+        "spec": {
+            "secretName": "relay-client-tls-secret", "commonName": "cluster-a",
+            "uris": ["spiffe://relay.local/relay/cluster/cluster-a"],
+            "duration": duration, "renewBefore": renew_before,
+            "usages": ["client auth", "digital signature"],
+            "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+            "issuerRef": {"name": "relay", "kind": "RelayIssuer", "group": "relaytls.dev"},
+            "secretTemplate": {"labels": {"app": "relay-agent"}}
+        }
+    }))
+    .unwrap()
+}
+
+async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_to_secret_then_renewal_at_the_computed_time() {
+    let (_s, client) = start(ApproverMode::ApproveAll).await;
+    let certs = api(&client, "Certificate", "certificates");
+    certs
+        .create(&PostParams::default(), &certificate("6s", "3s"))
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let first = wait_for("the Secret", async || {
+        secrets
+            .get_opt("relay-client-tls-secret")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    assert_eq!(first.type_.as_deref(), Some("kubernetes.io/tls"));
+    let data = first.data.clone().unwrap();
+    for key in ["tls.crt", "tls.key", "ca.crt"] {
+        assert!(data.contains_key(key), "{key} missing");
+    }
+    let annotations = first.metadata.annotations.clone().unwrap();
+    assert_eq!(annotations["cert-manager.io/certificate-name"], "agent");
+    assert_eq!(annotations["cert-manager.io/issuer-kind"], "RelayIssuer");
+    assert_eq!(
+        annotations["cert-manager.io/uri-sans"],
+        "spiffe://relay.local/relay/cluster/cluster-a"
+    );
+    let labels = first.metadata.labels.clone().unwrap();
+    assert_eq!(labels["controller.cert-manager.io/fao"], "true");
+    assert_eq!(labels["app"], "relay-agent");
+
+    let status = wait_for("revision 1", async || {
+        let c = serde_json::to_value(certs.get("agent").await.ok()?).ok()?;
+        (c["status"]["revision"] == 1).then(|| c["status"].clone())
+    })
+    .await;
+    assert!(
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    );
+    let not_after = time::OffsetDateTime::parse(
+        status["notAfter"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let renewal = time::OffsetDateTime::parse(
+        status["renewalTime"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(
+        (not_after - renewal).whole_seconds(),
+        3,
+        "renewal = notAfter - renewBefore"
+    );
+
+    // The request carried cert-manager's shape.
+    let requests = api(&client, "CertificateRequest", "certificaterequests");
+    let r1 = serde_json::to_value(requests.get("agent-1").await.unwrap()).unwrap();
+    assert_eq!(
+        r1["metadata"]["annotations"]["cert-manager.io/certificate-revision"],
+        "1"
+    );
+    assert_eq!(r1["metadata"]["labels"]["team"], "relay");
+    assert_eq!(r1["metadata"]["ownerReferences"][0]["kind"], "Certificate");
+    assert_eq!(r1["spec"]["issuerRef"]["group"], "relaytls.dev");
+
+    // Renewal at the computed time: revision 2, a new key (rotationPolicy Always), old request pruned.
+    wait_for("revision 2", async || {
+        let c = serde_json::to_value(certs.get("agent").await.ok()?).ok()?;
+        (c["status"]["revision"] == 2).then_some(())
+    })
+    .await;
+    let renewed = secrets.get("relay-client-tls-secret").await.unwrap();
+    assert_ne!(
+        renewed.data.clone().unwrap()["tls.key"],
+        data["tls.key"],
+        "a new private key per issuance"
+    );
+    assert_ne!(renewed.data.unwrap()["tls.crt"], data["tls.crt"]);
+    let remaining = wait_for("pruning", async || {
+        let names: Vec<String> = requests
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .filter_map(|r| r.metadata.name)
+            .collect();
+        (names.len() == 1).then_some(names)
+    })
+    .await;
+    assert_eq!(remaining, vec!["agent-2".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denial_is_recorded_and_retried_with_backoff() {
+    let (_s, client) = start(ApproverMode::DenyAll).await;
+    let certs = api(&client, "Certificate", "certificates");
+    certs
+        .create(&PostParams::default(), &certificate("1h", "10m"))
+        .await
+        .unwrap();
+    let status = wait_for("two failed attempts", async || {
+        let c = serde_json::to_value(certs.get("agent").await.ok()?).ok()?;
+        (c["status"]["failedIssuanceAttempts"].as_i64()? >= 2).then(|| c["status"].clone())
+    })
+    .await;
+    assert!(status["lastFailureTime"].is_string());
+    let issuing = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Issuing")
+        .unwrap();
+    assert_eq!(issuing["status"], "False");
+    assert!(
+        issuing["message"].as_str().unwrap().contains("denied"),
+        "{issuing}"
+    );
+    let secrets: Api<Secret> = Api::namespaced(client, "default");
+    assert!(
+        secrets
+            .get_opt("relay-client-tls-secret")
+            .await
+            .unwrap()
+            .is_none(),
+        "a denied request is never signed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_refuses_illegal_updates() {
+    let (_s, client) = start(ApproverMode::ApproveGroups(vec!["cert-manager.io".into()])).await;
+    let certs = api(&client, "Certificate", "certificates");
+    // Unrelaxed rules apply to shape checks: renewBefore must be shorter than the duration.
+    match certs
+        .create(&PostParams::default(), &certificate("1h", "2h"))
+        .await
+        .unwrap_err()
+    {
+        kube::Error::Api(status) => assert_eq!(status.code, 422, "{}", status.message),
+        other => panic!("{other:?}"),
+    }
+    certs
+        .create(&PostParams::default(), &certificate("1h", "10m"))
+        .await
+        .unwrap();
+    let requests = api(&client, "CertificateRequest", "certificaterequests");
+    // Not our group: the approver leaves it unapproved (the missing-RBAC case).
+    let request = wait_for("the request", async || {
+        requests.get_opt("agent-1").await.ok().flatten()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let v = serde_json::to_value(requests.get("agent-1").await.unwrap()).unwrap();
+    assert!(
+        v.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_none_or(|c| c.iter().all(|c| c["type"] != "Approved"))
+    );
+    // spec is immutable.
+    match requests
+        .patch(
+            "agent-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"duration": "2h"}})),
+        )
+        .await
+        .unwrap_err()
+    {
+        kube::Error::Api(status) => assert!(
+            status.code == 422 && status.message.contains("immutable"),
+            "{}",
+            status.message
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Approved and Denied never coexist.
+    let both = json!({"status": {"conditions": [{"type": "Approved", "status": "True", "reason": "x", "message": "x"}, {"type": "Denied", "status": "True", "reason": "x", "message": "x"}]}});
+    assert!(
+        requests
+            .patch_status("agent-1", &PatchParams::default(), &Patch::Merge(both))
+            .await
+            .is_err()
+    );
+    drop(request);
+}
