@@ -8,12 +8,14 @@
 //! - [`apply`]: server-side apply merging with managed fields (pure).
 //! - [`validation`]: built-in types' rules (Secrets, Leases, Events, names).
 //! - [`faults`]: fault injection and the request log.
-//! - [`simulator`]: cert-manager's webhook rules (approver and Certificate controller to come).
+//! - [`cert_manager`]: cert-manager's `Certificate`/`CertificateRequest` types and their CRDs.
+//! - [`simulator`]: cert-manager's webhook rules, approver and Certificate controller.
 //! - [`Error`]: the crate's one error type, rendered as Kubernetes `Status` objects.
 
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod cert_manager;
 pub mod discovery;
 mod error;
 pub mod events;
