@@ -1,6 +1,8 @@
 //! `relay-sandbox serve`: runs the sandbox API server until stopped.
 
 use clap::{Parser, Subcommand};
+use relay_sandbox::simulator::approver::ApproverMode;
+use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +28,18 @@ enum Command {
         /// Load every CustomResourceDefinition found in this folder (YAML); repeatable.
         #[arg(long = "crds", value_name = "DIR", env = "RELAY_SANDBOX_CRDS")]
         crds: Vec<PathBuf>,
+        /// Also run the cert-manager simulator (webhook rules, approver, Certificate controller).
+        #[arg(long)]
+        cert_manager: bool,
+        /// Approver mode: approve-all, deny-all, or groups:G1,G2 (approve only those issuer groups).
+        #[arg(long, default_value = "approve-all", value_name = "MODE")]
+        approver: String,
+        /// Allow certificate durations under cert-manager's 1h minimum.
+        #[arg(long)]
+        relaxed: bool,
+        /// Scale cert-manager's failure backoff (1.0 = 1h doubling to 32h).
+        #[arg(long, default_value_t = 1.0)]
+        backoff_scale: f64,
     },
 }
 
@@ -36,7 +50,26 @@ async fn main() -> ExitCode {
         listen,
         kubeconfig_out,
         crds,
+        cert_manager,
+        approver,
+        relaxed,
+        backoff_scale,
     } = Cli::parse().command;
+    let approver = match approver.as_str() {
+        "approve-all" => ApproverMode::ApproveAll,
+        "deny-all" => ApproverMode::DenyAll,
+        other => match other.strip_prefix("groups:") {
+            Some(groups) => {
+                ApproverMode::ApproveGroups(groups.split(',').map(str::to_string).collect())
+            }
+            None => {
+                eprintln!(
+                    "error: --approver must be approve-all, deny-all or groups:G1,G2 (got {other:?})"
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
     if !listen.ip().is_loopback() {
         eprintln!("error: --listen must be a loopback address (the sandbox has no authentication)");
         return ExitCode::from(2);
@@ -62,6 +95,26 @@ async fn main() -> ExitCode {
             }
         }
     }
+    let _simulator = if cert_manager {
+        let options = SimulatorOptions {
+            approver,
+            relaxed,
+            backoff_scale,
+            ..SimulatorOptions::default()
+        };
+        match Simulator::start(&sandbox, options) {
+            Ok(simulator) => {
+                println!("cert-manager simulator running");
+                Some(simulator)
+            }
+            Err(e) => {
+                eprintln!("error: starting the cert-manager simulator: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
     println!("relay-sandbox listening on {}", sandbox.url());
     println!("kubeconfig: {}", sandbox.kubeconfig().display());
     let _ = tokio::signal::ctrl_c().await;

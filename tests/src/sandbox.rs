@@ -566,6 +566,14 @@ impl Sandbox {
         Ok(names)
     }
 
+    /// Whether a CustomResourceDefinition with this name exists.
+    pub fn has_crd(&self, name: &str) -> bool {
+        let registry = self.inner.registry_snapshot();
+        registry
+            .find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .is_some_and(|rt| self.inner.store.get(rt, "", name).is_ok())
+    }
+
     /// Creates (or replaces) a CustomResourceDefinition from its JSON form; returns its name.
     pub fn create_crd(&self, mut crd: Value) -> Result<String, Error> {
         let registry = self.inner.registry_snapshot();

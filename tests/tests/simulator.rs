@@ -9,12 +9,10 @@ use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
 use relay_sandbox::Sandbox;
-use relay_sandbox::simulator::approver::{self, ApproverMode};
-use relay_sandbox::simulator::certificates::Controller;
-use relay_sandbox::simulator::webhook::CertManagerWebhook;
+use relay_sandbox::simulator::approver::ApproverMode;
+use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn crds_dir() -> PathBuf {
@@ -105,15 +103,23 @@ async fn test_signer(client: kube::Client) {
     }
 }
 
-async fn start(mode: ApproverMode) -> (Sandbox, kube::Client) {
+/// A sandbox running the simulator, with cert-manager's real CRDs (`real_crds`) or the ones
+/// generated from this project's Rust types.
+async fn start(mode: ApproverMode, real_crds: bool) -> (Sandbox, Simulator, kube::Client) {
     let sandbox = Sandbox::start().await.unwrap();
-    sandbox.load_crds(&crds_dir()).await.unwrap();
-    sandbox.add_admission(Arc::new(CertManagerWebhook { relaxed: true }));
+    if real_crds {
+        sandbox.load_crds(&crds_dir()).await.unwrap();
+    }
+    let options = SimulatorOptions {
+        approver: mode,
+        relaxed: true,
+        backoff_scale: 0.001,
+        interval: Duration::from_millis(100),
+    };
+    let simulator = Simulator::start(&sandbox, options).unwrap();
     let client = sandbox.client().unwrap();
-    tokio::spawn(approver::run(client.clone(), mode));
-    tokio::spawn(Controller::new(client.clone(), 0.001).run(Duration::from_millis(100)));
     tokio::spawn(test_signer(client.clone()));
-    (sandbox, client)
+    (sandbox, simulator, client)
 }
 
 fn certificate(duration: &str, renew_before: &str) -> DynamicObject {
@@ -149,7 +155,8 @@ async fn wait_for<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_to_secret_then_renewal_at_the_computed_time() {
-    let (_s, client) = start(ApproverMode::ApproveAll).await;
+    // With the CRDs generated from this project's Rust types.
+    let (_s, _sim, client) = start(ApproverMode::ApproveAll, false).await;
     let certs = api(&client, "Certificate", "certificates");
     certs
         .create(&PostParams::default(), &certificate("6s", "3s"))
@@ -249,7 +256,7 @@ async fn certificate_to_secret_then_renewal_at_the_computed_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denial_is_recorded_and_retried_with_backoff() {
-    let (_s, client) = start(ApproverMode::DenyAll).await;
+    let (_s, _sim, client) = start(ApproverMode::DenyAll, true).await;
     let certs = api(&client, "Certificate", "certificates");
     certs
         .create(&PostParams::default(), &certificate("1h", "10m"))
@@ -285,9 +292,13 @@ async fn denial_is_recorded_and_retried_with_backoff() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_refuses_illegal_updates() {
-    let (_s, client) = start(ApproverMode::ApproveGroups(vec!["cert-manager.io".into()])).await;
+    let (_s, _sim, client) = start(
+        ApproverMode::ApproveGroups(vec!["cert-manager.io".into()]),
+        true,
+    )
+    .await;
     let certs = api(&client, "Certificate", "certificates");
-    // Unrelaxed rules apply to shape checks: renewBefore must be shorter than the duration.
+    // Even relaxed, renewBefore must be shorter than the duration.
     match certs
         .create(&PostParams::default(), &certificate("1h", "2h"))
         .await

@@ -10,3 +10,79 @@ pub mod approver;
 pub mod certificates;
 pub mod csr;
 pub mod webhook;
+
+use crate::{Error, Sandbox};
+use std::sync::Arc;
+
+/// How to run the simulator.
+#[derive(Debug, Clone)]
+pub struct SimulatorOptions {
+    /// The approver's behaviour.
+    pub approver: approver::ApproverMode,
+    /// Allow durations under cert-manager's 1 h minimum (rotation tests in seconds).
+    pub relaxed: bool,
+    /// Scale of cert-manager's failure backoff (1.0 = 1 h doubling to 32 h).
+    pub backoff_scale: f64,
+    /// How often the Certificate controller re-evaluates every Certificate.
+    pub interval: std::time::Duration,
+}
+
+impl Default for SimulatorOptions {
+    fn default() -> Self {
+        Self {
+            approver: approver::ApproverMode::ApproveAll,
+            relaxed: false,
+            backoff_scale: 1.0,
+            interval: std::time::Duration::from_millis(200),
+        }
+    }
+}
+
+/// The running simulator; dropping it stops the approver and the controller.
+pub struct Simulator {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Simulator {
+    /// Registers cert-manager's CRDs (from this project's Rust types, unless already present,
+    /// e.g. loaded from the real CRD files), installs the webhook rules and starts the approver
+    /// and the Certificate controller against `sandbox`.
+    pub fn start(sandbox: &Sandbox, options: SimulatorOptions) -> Result<Self, Error> {
+        for crd in crate::cert_manager::crds() {
+            let name = crd
+                .pointer("/metadata/name")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if !sandbox.has_crd(&name) {
+                sandbox.create_crd(crd)?;
+            }
+        }
+        sandbox.add_admission(Arc::new(webhook::CertManagerWebhook {
+            relaxed: options.relaxed,
+        }));
+        let client = sandbox.client()?;
+        let approver_task = tokio::spawn({
+            let client = client.clone();
+            let mode = options.approver.clone();
+            async move {
+                if let Err(e) = approver::run(client, mode).await {
+                    tracing::warn!(error = %e, "approver stopped");
+                }
+            }
+        });
+        let controller = certificates::Controller::new(client, options.backoff_scale);
+        let controller_task = tokio::spawn(controller.run(options.interval));
+        Ok(Self {
+            tasks: vec![approver_task, controller_task],
+        })
+    }
+}
