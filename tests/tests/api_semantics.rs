@@ -640,3 +640,86 @@ async fn body_and_url_must_agree() {
     let (code, _) = raw(&s, "GET", "/apis/nope.example.com/v1/things", "").await;
     assert_eq!(code, 404);
 }
+
+#[tokio::test]
+async fn bad_input_gets_the_api_servers_status_errors_and_leaves_the_store_intact() {
+    let (s, client) = start().await;
+    let rv_before = s.resource_version();
+    // Oversized body: 413.
+    let big = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"a":"{}"}}}}"#,
+        "x".repeat(4 * 1024 * 1024)
+    );
+    let (code, _) = raw(&s, "POST", "/api/v1/namespaces/default/configmaps", &big).await;
+    assert_eq!(code, 413);
+    // Bad label selector: 400.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let (code, _, message) = api_err(
+        cms.list(&ListParams::default().labels("a in ("))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 400, "{message}");
+    // Unknown patch content type: 415.
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "c"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let body = r#"{"data":{"a":"b"}}"#;
+    stream
+        .write_all(format!("PATCH /api/v1/namespaces/default/configmaps/c HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    let _ =
+        tokio::time::timeout(Duration::from_secs(3), stream.read_to_string(&mut response)).await;
+    assert!(response.starts_with("HTTP/1.1 415"), "{response}");
+    // Malformed YAML apply body: 400.
+    let (code, _) = raw(
+        &s,
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/c?fieldManager=x",
+        "",
+    )
+    .await;
+    assert!(code == 400 || code == 415, "{code}");
+    // Nothing but the one create changed the store.
+    let cm = cms.get("c").await.unwrap();
+    assert!(cm.data.is_none());
+    assert_eq!(s.resource_version(), rv_before + 1);
+}
+
+#[tokio::test]
+async fn dry_run_validates_without_storing_and_generate_name_gets_a_suffix() {
+    let (s, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let rv = s.resource_version();
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    cms.create(
+        &dry,
+        &serde_json::from_value(json!({"metadata": {"name": "dry"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.resource_version(), rv);
+    assert_eq!(api_err(cms.get("dry").await.unwrap_err()).0, 404);
+    let generated = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"generateName": "agent-"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let name = generated.metadata.name.unwrap();
+    assert!(
+        name.starts_with("agent-") && name.len() > "agent-".len(),
+        "{name}"
+    );
+}
