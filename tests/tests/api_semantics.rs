@@ -723,3 +723,94 @@ async fn dry_run_validates_without_storing_and_generate_name_gets_a_suffix() {
         "{name}"
     );
 }
+
+#[tokio::test]
+async fn all_namespaces_lists_label_selectors_and_a_bare_trailing_question_mark() {
+    let (s, client) = start().await;
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "other"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    for (namespace, name, tier) in [
+        ("default", "a", "front"),
+        ("other", "b", "back"),
+        ("other", "c", "front"),
+    ] {
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": name, "labels": {"tier": tier}}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let all: Api<ConfigMap> = Api::all(client);
+    assert_eq!(
+        all.list(&ListParams::default()).await.unwrap().items.len(),
+        3
+    );
+    let front = all
+        .list(&ListParams::default().labels("tier=front"))
+        .await
+        .unwrap();
+    assert_eq!(front.items.len(), 2);
+    let not_front = all
+        .list(&ListParams::default().labels("tier notin (front)"))
+        .await
+        .unwrap();
+    assert_eq!(not_front.items.len(), 1);
+    let (code, body) = raw(&s, "GET", "/api/v1/namespaces/default/configmaps?", "").await;
+    assert_eq!(code, 200, "{body}");
+}
+
+#[tokio::test]
+async fn watches_close_cleanly_at_timeout_seconds() {
+    let (s, _client) = start().await;
+    let started = std::time::Instant::now();
+    let (code, body) = raw(
+        &s,
+        "GET",
+        "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1",
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2900),
+        "{elapsed:?}"
+    );
+    assert!(
+        body.ends_with("0\r\n\r\n"),
+        "the chunked body is terminated: {body:?}"
+    );
+}
+
+#[tokio::test]
+async fn streaming_lists_end_with_the_initial_events_bookmark() {
+    let (s, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let (_, body) = raw(
+        &s,
+        "GET",
+        "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=0&allowWatchBookmarks=true&timeoutSeconds=1",
+        "",
+    )
+    .await;
+    let added = body.find("\"type\":\"ADDED\"").expect("the initial ADDED");
+    let bookmark = body
+        .find("\"k8s.io/initial-events-end\":\"true\"")
+        .expect("the initial-events-end bookmark");
+    assert!(added < bookmark, "{body}");
+    assert!(body.contains("\"type\":\"BOOKMARK\""), "{body}");
+}
