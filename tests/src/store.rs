@@ -278,12 +278,7 @@ impl Store {
     ) -> Result<Value, Error> {
         let mut state = self.lock();
         let key = (namespace.to_string(), name.to_string());
-        let current = state
-            .objects
-            .get(&rt.store_key())
-            .and_then(|m| m.get(&key))
-            .cloned()
-            .ok_or_else(|| not_found(rt, name))?;
+        let current = stored(&state, rt, &key).ok_or_else(|| not_found(rt, name))?;
         match resource_version_of(&object) {
             Some(rv) if rv != resource_version_of(&current).unwrap_or_default() => {
                 return Err(Error::Conflict {
@@ -409,12 +404,7 @@ impl Store {
     ) -> Result<Deleted, Error> {
         let mut state = self.lock();
         let key = (namespace.to_string(), name.to_string());
-        let current = state
-            .objects
-            .get(&rt.store_key())
-            .and_then(|m| m.get(&key))
-            .cloned()
-            .ok_or_else(|| not_found(rt, name))?;
+        let current = stored(&state, rt, &key).ok_or_else(|| not_found(rt, name))?;
         let conflict = |what: &str, want: &str, have: &str| Error::Conflict {
             resource: rt.qualified_name(),
             name: name.to_string(),
@@ -572,6 +562,14 @@ fn record(
     }
     // No receivers is fine.
     let _ = changes.send(change);
+}
+
+fn stored(state: &State, rt: &ResourceType, key: &ObjectKey) -> Option<Arc<Value>> {
+    state
+        .objects
+        .get(&rt.store_key())
+        .and_then(|m| m.get(key))
+        .cloned()
 }
 
 fn not_found(rt: &ResourceType, name: &str) -> Error {

@@ -6,6 +6,7 @@
 //! `<certificate>-<revision>`, writes the Secret when a request is issued, records failures, and
 //! prunes old requests to `revisionHistoryLimit`.
 
+use super::condition;
 use super::csr::{certificate_signing_request, generate_private_key, usages_of};
 use crate::Error;
 use base64::Engine;
@@ -76,14 +77,6 @@ pub struct Observed<'a> {
     pub now: OffsetDateTime,
     /// Scale for cert-manager's failure backoff (1.0 = real: 1h doubling to 32h).
     pub backoff_scale: f64,
-}
-
-fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
-    object
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
 }
 
 fn condition_is(object: &Value, kind: &str, status: &str) -> bool {

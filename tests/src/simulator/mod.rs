@@ -12,6 +12,15 @@ pub mod csr;
 pub mod webhook;
 
 use crate::{Error, Sandbox};
+
+/// The status condition of type `kind` on a cert-manager object, if present.
+pub fn condition<'a>(object: &'a serde_json::Value, kind: &str) -> Option<&'a serde_json::Value> {
+    object
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(serde_json::Value::as_str) == Some(kind))
+}
 use std::sync::Arc;
 
 /// How to run the simulator.

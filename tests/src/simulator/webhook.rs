@@ -6,6 +6,7 @@
 //! renewBeforePercentage exclusive, percentage in (0, 100). Only the rules; registering the hook
 //! is `Sandbox::add_admission`'s job.
 
+use super::condition;
 use crate::error::Cause;
 use crate::registry::ResourceType;
 use crate::{Admission, Error};
@@ -27,14 +28,6 @@ fn cause(field: &str, reason: &str, message: impl Into<String>) -> Cause {
         message: message.into(),
         field: field.into(),
     }
-}
-
-fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
-    object
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
 }
 
 /// The rules for a CertificateRequest update (`old` → `new`).
