@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
 FUZZ_ENV := $(if $(FUZZ_TOOLCHAIN),,RUSTC_BOOTSTRAP=1)
 
-.PHONY: help all build test lint fmt tools bench-sign fuzz fuzz-build ci clean
+.PHONY: help all build test lint fmt tools bench-sign bench-sandbox fuzz fuzz-build ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ tools: ## install what the tests need (idempotent)
 
 bench-sign: ## certificates/s of the sign path on one core, beside openssl speed ecdsap256
 	python3 scripts/bench-sign.py
+
+bench-sandbox: ## sandbox writes/s with 100 open watches receiving every event, and fan-out latency
+	$(CARGO) run --release -p relay-sandbox --example bench_sandbox -- --writes 20000 --watchers 100
 
 fuzz-build: ## check that the fuzz targets compile (what CI runs)
 	cd fuzz && CARGO_TARGET_DIR=../target $(CARGO) build --bins

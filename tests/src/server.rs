@@ -666,7 +666,16 @@ fn delete_collection(
 // ---------- watch ----------
 
 fn watch_line(kind: &str, object: &Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        r#type: &'a str,
+        object: &'a Value,
+    }
+    let mut line = serde_json::to_vec(&Line {
+        r#type: kind,
+        object,
+    })
+    .unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -789,11 +798,20 @@ fn watch(
                             continue;
                         }
                         last_rv = change.rv;
-                        if let Some(v) = shown(&change.object) {
-                            let kind = if change.kind == EventType::Deleted { "DELETED" } else { change.kind.as_str() };
-                            if tx.send(watch_line(kind, &v)).await.is_err() {
+                        let kind = if change.kind == EventType::Deleted { "DELETED" } else { change.kind.as_str() };
+                        let plain = labels.is_none() && fields.is_none() && !(rt.kind == "Event" && (rt.group.is_empty() || rt.group == "events.k8s.io"));
+                        if plain {
+                            if namespace.as_deref().is_some_and(|ns| ns != change.namespace) {
+                                continue;
+                            }
+                            let line = change.encoded.get_or_init(|| watch_line(kind, &change.object)).clone();
+                            if tx.send(line).await.is_err() {
                                 return;
                             }
+                        } else if let Some(v) = shown(&change.object)
+                            && tx.send(watch_line(kind, &v)).await.is_err()
+                        {
+                            return;
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {

@@ -51,6 +51,8 @@ pub struct Change {
     pub kind: EventType,
     /// The object after the change (for DELETED: the last state, with the deletion's RV).
     pub object: Arc<Value>,
+    /// The watch line for this change, encoded once and shared by every watcher.
+    pub encoded: std::sync::OnceLock<bytes::Bytes>,
 }
 
 type ObjectKey = (String, String);
@@ -553,6 +555,7 @@ fn record(
         namespace,
         kind,
         object,
+        encoded: std::sync::OnceLock::new(),
     });
     state.history.push_back(change.clone());
     while state.history.len() > HISTORY_LIMIT {
