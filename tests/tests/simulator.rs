@@ -31,6 +31,42 @@ fn api(client: &kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
     )
 }
 
+/// Marks every approved request Failed, as an issuer does with a request it can never sign.
+async fn failing_signer(client: kube::Client) {
+    let requests = api(&client, "CertificateRequest", "certificaterequests");
+    loop {
+        for r in requests
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            let v = serde_json::to_value(&r).unwrap();
+            let conditions = v
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if !conditions.iter().any(|c| c["type"] == "Approved")
+                || conditions.iter().any(|c| c["type"] == "Ready")
+            {
+                continue;
+            }
+            let status = json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest", "status": {
+                "failureTime": relay_sandbox::now_rfc3339(),
+                "conditions": [{"type": "Ready", "status": "False", "reason": "Failed", "message": "the CSR carries a RSA 1024-bit key", "lastTransitionTime": relay_sandbox::now_rfc3339()}]}});
+            let _ = requests
+                .patch_status(
+                    r.metadata.name.as_deref().unwrap(),
+                    &PatchParams::apply("failing-signer"),
+                    &Patch::Apply(status),
+                )
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Signs every approved, unsigned request with a fresh relay PKI (the stand-in for an issuer).
 async fn test_signer(client: kube::Client) {
     let now = time::OffsetDateTime::now_utc();
@@ -106,6 +142,14 @@ async fn test_signer(client: kube::Client) {
 /// A sandbox running the simulator, with cert-manager's real CRDs (`real_crds`) or the ones
 /// generated from this project's Rust types.
 async fn start(mode: ApproverMode, real_crds: bool) -> (Sandbox, Simulator, kube::Client) {
+    start_with_signer(mode, real_crds, true).await
+}
+
+async fn start_with_signer(
+    mode: ApproverMode,
+    real_crds: bool,
+    signs: bool,
+) -> (Sandbox, Simulator, kube::Client) {
     let sandbox = Sandbox::start().await.unwrap();
     if real_crds {
         sandbox.load_crds(&crds_dir()).await.unwrap();
@@ -118,7 +162,11 @@ async fn start(mode: ApproverMode, real_crds: bool) -> (Sandbox, Simulator, kube
     };
     let simulator = Simulator::start(&sandbox, options).unwrap();
     let client = sandbox.client().unwrap();
-    tokio::spawn(test_signer(client.clone()));
+    if signs {
+        tokio::spawn(test_signer(client.clone()));
+    } else {
+        tokio::spawn(failing_signer(client.clone()));
+    }
     (sandbox, simulator, client)
 }
 
@@ -350,4 +398,44 @@ async fn the_webhook_refuses_illegal_updates() {
             .is_err()
     );
     drop(request);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_request_is_recorded_with_the_issuers_reason_and_retried_after_backoff() {
+    let (_s, _sim, client) = start_with_signer(ApproverMode::ApproveAll, false, false).await;
+    let certs = api(&client, "Certificate", "certificates");
+    certs
+        .create(&PostParams::default(), &certificate("1h", "10m"))
+        .await
+        .unwrap();
+    let status = wait_for("two failed attempts", async || {
+        let c = serde_json::to_value(certs.get("agent").await.ok()?).ok()?;
+        (c["status"]["failedIssuanceAttempts"].as_i64()? >= 2).then(|| c["status"].clone())
+    })
+    .await;
+    let issuing = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Issuing")
+        .unwrap();
+    assert_eq!(issuing["reason"], "Failed");
+    assert!(
+        issuing["message"]
+            .as_str()
+            .unwrap()
+            .contains("RSA 1024-bit"),
+        "{issuing}"
+    );
+    // Each retry replaces the failed request of the same revision.
+    let requests = api(&client, "CertificateRequest", "certificaterequests");
+    let names: Vec<String> = requests
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|r| r.metadata.name)
+        .collect();
+    assert_eq!(names, vec!["agent-1".to_string()]);
 }
