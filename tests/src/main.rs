@@ -55,20 +55,12 @@ async fn main() -> ExitCode {
         relaxed,
         backoff_scale,
     } = Cli::parse().command;
-    let approver = match approver.as_str() {
-        "approve-all" => ApproverMode::ApproveAll,
-        "deny-all" => ApproverMode::DenyAll,
-        other => match other.strip_prefix("groups:") {
-            Some(groups) => {
-                ApproverMode::ApproveGroups(groups.split(',').map(str::to_string).collect())
-            }
-            None => {
-                eprintln!(
-                    "error: --approver must be approve-all, deny-all or groups:G1,G2 (got {other:?})"
-                );
-                return ExitCode::from(2);
-            }
-        },
+    let approver: ApproverMode = match approver.parse() {
+        Ok(mode) => mode,
+        Err(e) => {
+            eprintln!("error: --approver: {e}");
+            return ExitCode::from(2);
+        }
     };
     if !listen.ip().is_loopback() {
         eprintln!("error: --listen must be a loopback address (the sandbox has no authentication)");

@@ -22,6 +22,26 @@ pub enum ApproverMode {
     DenyAll,
 }
 
+impl std::str::FromStr for ApproverMode {
+    type Err = Error;
+
+    /// `approve-all`, `deny-all`, or `groups:G1,G2` (approve only those issuer groups).
+    fn from_str(text: &str) -> Result<Self, Error> {
+        match text {
+            "approve-all" => Ok(ApproverMode::ApproveAll),
+            "deny-all" => Ok(ApproverMode::DenyAll),
+            other => match other.strip_prefix("groups:") {
+                Some(groups) if !groups.is_empty() => Ok(ApproverMode::ApproveGroups(
+                    groups.split(',').map(str::to_string).collect(),
+                )),
+                _ => Err(Error::BadRequest(format!(
+                    "the approver mode must be approve-all, deny-all or groups:G1,G2 (got {other:?})"
+                ))),
+            },
+        }
+    }
+}
+
 /// What the approver does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -174,6 +194,30 @@ mod tests {
                 &fresh
             ),
             Some(Decision::Approve)
+        );
+    }
+
+    #[test]
+    fn modes_parse_from_flags() {
+        assert_eq!(
+            "approve-all".parse::<ApproverMode>().unwrap(),
+            ApproverMode::ApproveAll
+        );
+        assert_eq!(
+            "deny-all".parse::<ApproverMode>().unwrap(),
+            ApproverMode::DenyAll
+        );
+        assert_eq!(
+            "groups:a.io,b.io".parse::<ApproverMode>().unwrap(),
+            ApproverMode::ApproveGroups(vec!["a.io".into(), "b.io".into()])
+        );
+        assert!("groups:".parse::<ApproverMode>().is_err());
+        assert!(
+            "maybe"
+                .parse::<ApproverMode>()
+                .unwrap_err()
+                .to_string()
+                .contains("approve-all")
         );
     }
 
