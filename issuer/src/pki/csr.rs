@@ -203,27 +203,28 @@ fn read_extension(
     Ok(())
 }
 
+/// An iPAddress GeneralName's bytes as an address: 4 bytes IPv4, 16 bytes IPv6, else `None`.
+pub fn ip_address(bytes: &[u8]) -> Option<IpAddr> {
+    if let Ok(octets) = <[u8; 4]>::try_from(bytes) {
+        return Some(IpAddr::from(octets));
+    }
+    <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from)
+}
+
 fn san_from_general_name(name: &GeneralName<'_>) -> Result<SubjectAltName, Error> {
     let unsupported = |kind: &str| Error::CsrSanUnsupported { kind: kind.into() };
     match name {
         GeneralName::DNSName(dns) => Ok(SubjectAltName::Dns((*dns).to_string())),
         GeneralName::RFC822Name(email) => Ok(SubjectAltName::Email((*email).to_string())),
         GeneralName::URI(uri) => Ok(SubjectAltName::Uri((*uri).to_string())),
-        GeneralName::IPAddress(bytes) => match bytes.len() {
-            4 => {
-                let octets: [u8; 4] = [bytes[0], bytes[1], bytes[2], bytes[3]];
-                Ok(SubjectAltName::Ip(IpAddr::from(octets)))
-            }
-            16 => {
-                let mut octets = [0u8; 16];
-                octets.copy_from_slice(bytes);
-                Ok(SubjectAltName::Ip(IpAddr::from(octets)))
-            }
-            n => Err(Error::CsrExtensionInvalid {
-                extension: "subjectAltName",
-                detail: format!("an IP address of {n} bytes (expected 4 or 16)"),
-            }),
-        },
+        GeneralName::IPAddress(bytes) => {
+            ip_address(bytes)
+                .map(SubjectAltName::Ip)
+                .ok_or_else(|| Error::CsrExtensionInvalid {
+                    extension: "subjectAltName",
+                    detail: format!("an IP address of {} bytes (expected 4 or 16)", bytes.len()),
+                })
+        }
         GeneralName::OtherName(..) => Err(unsupported("otherName")),
         GeneralName::DirectoryName(_) => Err(unsupported("directoryName")),
         GeneralName::RegisteredID(_) => Err(unsupported("registeredID")),

@@ -159,7 +159,7 @@ pub fn generate_pki(spec: &PkiSpec, now: OffsetDateTime) -> Result<GeneratedPki,
             "every TTL must be positive (e.g. 87600h)".into(),
         ));
     }
-    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let now = super::truncate_to_second(now);
     let failed = |what: &'static str| {
         move |e: rcgen::Error| Error::Generate {
             what,

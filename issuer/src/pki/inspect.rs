@@ -232,17 +232,9 @@ fn describe_name(name: &GeneralName<'_>) -> String {
         GeneralName::DNSName(d) => format!("DNS:{d}"),
         GeneralName::URI(u) => format!("URI:{u}"),
         GeneralName::RFC822Name(e) => format!("email:{e}"),
-        GeneralName::IPAddress(bytes) => match bytes.len() {
-            4 => format!(
-                "IP:{}",
-                std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])
-            ),
-            16 => {
-                let mut octets = [0u8; 16];
-                octets.copy_from_slice(bytes);
-                format!("IP:{}", std::net::Ipv6Addr::from(octets))
-            }
-            _ => "IP:(malformed)".into(),
+        GeneralName::IPAddress(bytes) => match super::csr::ip_address(bytes) {
+            Some(ip) => format!("IP:{ip}"),
+            None => "IP:(malformed)".into(),
         },
         other => format!("{other}"),
     }

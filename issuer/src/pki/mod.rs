@@ -44,6 +44,12 @@ pub fn format_time(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+/// Drops the fraction of a second (X.509 times and cert-manager's renewal times are whole
+/// seconds); for any time this is the floor to the second.
+pub fn truncate_to_second(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
 /// PEM-encodes one DER certificate with LF line endings.
 pub fn pem_certificate(der: &[u8]) -> String {
     pem::encode_pem("CERTIFICATE", der)

@@ -5,6 +5,7 @@
 //! second). (b) is the relay's `clientTlsSecretRotationGracePeriodRatio`: rotation starts
 //! `ratio × lifetime` before notAfter.
 
+use super::truncate_to_second;
 use crate::Error;
 use time::{Duration, OffsetDateTime};
 
@@ -95,12 +96,6 @@ pub fn renew_before_for_ratio(duration: Duration, ratio: f64) -> Result<Duration
 fn nanos(value: i128) -> Duration {
     let clamped = value.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
     Duration::nanoseconds(clamped as i64)
-}
-
-fn truncate_to_second(t: OffsetDateTime) -> OffsetDateTime {
-    let ts = t.unix_timestamp_nanos();
-    let floored = ts.div_euclid(1_000_000_000) * 1_000_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(floored).unwrap_or(t)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use super::csr::{CertificateRequestInfo, SubjectAltName, csr_der_from_pem, read_
 use super::der::{DerWriter, oid, tag};
 use super::keys::key_identifier;
 use super::usages::{Usages, describe_extended, usages_from_names};
-use super::{RootSource, format_time, pem_certificate};
+use super::{RootSource, format_time, pem_certificate, truncate_to_second};
 use crate::Error;
 use crate::pki::duration::format_duration;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -270,10 +270,6 @@ pub fn colon_hex(bytes: &[u8]) -> String {
         out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
     out
-}
-
-fn truncate_to_second(t: OffsetDateTime) -> OffsetDateTime {
-    t.replace_nanosecond(0).unwrap_or(t)
 }
 
 fn tbs_certificate(

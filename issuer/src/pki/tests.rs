@@ -970,14 +970,7 @@ mod properties {
 
     fn issued_name_text(name: &GeneralName<'_>) -> String {
         match name {
-            GeneralName::IPAddress(b) if b.len() == 4 => {
-                std::net::IpAddr::from([b[0], b[1], b[2], b[3]]).to_string()
-            }
-            GeneralName::IPAddress(b) => {
-                let mut o = [0u8; 16];
-                o.copy_from_slice(b);
-                std::net::IpAddr::from(o).to_string()
-            }
+            GeneralName::IPAddress(b) => csr::ip_address(b).unwrap().to_string(),
             other => other.to_string(),
         }
     }
