@@ -112,6 +112,11 @@ impl Inner {
         old: Option<&Value>,
         new: &mut Value,
     ) -> Result<(), Error> {
+        // A CRD must define servable types (group, names, compilable schemas) before it is
+        // stored, whichever way it arrives (HTTP or `create_crd`).
+        if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
+            crd_resource_types(new)?;
+        }
         if let Some(schema) = &rt.schema {
             schema.prune(new);
             schema.apply_defaults(new);
@@ -355,16 +360,8 @@ pub fn crd_resource_types(crd: &Value) -> Result<Vec<ResourceType>, Error> {
 
 /// Now as RFC 3339 with whole seconds, UTC.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
+    use relay_issuer::pki::{format_time, truncate_to_second};
+    format_time(truncate_to_second(time::OffsetDateTime::now_utc()))
 }
 
 /// A running sandbox API server. Dropping it stops the server.
@@ -582,9 +579,10 @@ impl Sandbox {
             .cloned()
             .ok_or_else(|| Error::Internal("no CRD type".into()))?;
         let name = crate::validation::check_identity(&rt, &mut crd, "", None)?;
-        crd_resource_types(&crd)?;
-        match self.inner.store.get(&rt, "", &name) {
-            Ok(existing) => {
+        let existing = self.inner.store.get(&rt, "", &name).ok();
+        self.inner.admit(&rt, existing.as_ref(), &mut crd)?;
+        let written = match existing {
+            Some(existing) => {
                 if let Some(meta) = crd.get_mut("metadata").and_then(Value::as_object_mut) {
                     meta.insert(
                         "resourceVersion".into(),
@@ -594,27 +592,17 @@ impl Sandbox {
                             .unwrap_or(Value::Null),
                     );
                 }
-                let written = self.inner.store.replace(
-                    &rt,
-                    "",
-                    &name,
-                    crd,
-                    false,
-                    &WriteOptions::default(),
-                )?;
-                self.inner.after_write(&rt, &written);
+                self.inner
+                    .store
+                    .replace(&rt, "", &name, crd, false, &WriteOptions::default())?
             }
-            Err(_) => {
-                let written = self.inner.store.create(
-                    &rt,
-                    "",
-                    crd,
-                    &WriteOptions::default(),
-                    &now_rfc3339(),
-                )?;
-                self.inner.after_write(&rt, &written);
+            None => {
+                self.inner
+                    .store
+                    .create(&rt, "", crd, &WriteOptions::default(), &now_rfc3339())?
             }
-        }
+        };
+        self.inner.after_write(&rt, &written);
         Ok(name)
     }
 }
