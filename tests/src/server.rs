@@ -149,7 +149,6 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
-    let method = request.method().clone();
     match verb {
         "watch" => watch(inner, &rt, &target, &query),
         "list" => list(&inner, &rt, &target, &query),
@@ -185,10 +184,7 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
             delete(&inner, &rt, &target, &bytes, &query)
         }
         "deletecollection" => delete_collection(&inner, &rt, &target, &query),
-        _ => {
-            let _ = method;
-            Err(Error::MethodNotAllowed)
-        }
+        _ => Err(Error::MethodNotAllowed),
     }
 }
 
@@ -767,16 +763,7 @@ fn watch(
                 return;
             }
         }
-        if send_initial
-            && tx
-                .send(bookmark(
-                    &rt,
-                    last_rv.max(inner.store.current_rv().min(last_rv)),
-                    true,
-                ))
-                .await
-                .is_err()
-        {
+        if send_initial && tx.send(bookmark(&rt, last_rv, true)).await.is_err() {
             return;
         }
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);

@@ -5,9 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use relay_sandbox::Sandbox;
 use relay_sandbox::simulator::approver::ApproverMode;
 use relay_sandbox::simulator::{Simulator, SimulatorOptions};
@@ -23,65 +21,16 @@ fn crds_dir() -> PathBuf {
 }
 
 fn api(client: &kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", kind);
     Api::namespaced_with(
         client.clone(),
         "default",
-        &ApiResource::from_gvk_with_plural(&gvk, plural),
+        &relay_sandbox::simulator::resource(kind, plural),
     )
 }
 
-/// Marks every approved request Failed, as an issuer does with a request it can never sign.
-async fn failing_signer(client: kube::Client) {
-    let requests = api(&client, "CertificateRequest", "certificaterequests");
-    loop {
-        for r in requests
-            .list(&ListParams::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default()
-        {
-            let v = serde_json::to_value(&r).unwrap();
-            let conditions = v
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if !conditions.iter().any(|c| c["type"] == "Approved")
-                || conditions.iter().any(|c| c["type"] == "Ready")
-            {
-                continue;
-            }
-            let status = json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest", "status": {
-                "failureTime": relay_sandbox::now_rfc3339(),
-                "conditions": [{"type": "Ready", "status": "False", "reason": "Failed", "message": "the CSR carries a RSA 1024-bit key", "lastTransitionTime": relay_sandbox::now_rfc3339()}]}});
-            let _ = requests
-                .patch_status(
-                    r.metadata.name.as_deref().unwrap(),
-                    &PatchParams::apply("failing-signer"),
-                    &Patch::Apply(status),
-                )
-                .await;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Signs every approved, unsigned request with a fresh relay PKI (the stand-in for an issuer).
-async fn test_signer(client: kube::Client) {
-    let now = time::OffsetDateTime::now_utc();
-    let pki = relay_issuer::pki::generate::generate_pki(
-        &relay_issuer::pki::generate::PkiSpec::default(),
-        now,
-    )
-    .unwrap();
-    let ca = relay_issuer::pki::SigningCa::load(
-        pki.intermediate.cert_pem.as_bytes(),
-        pki.intermediate.key_pem.as_bytes(),
-        Some(pki.root.cert_pem.as_bytes()),
-        now,
-    )
-    .unwrap();
+/// Answers every approved, unanswered request with the status `answer` returns (the stand-in
+/// for an issuer), writing it by server-side apply as `manager`.
+async fn signer(client: kube::Client, manager: &str, answer: impl Fn(&Value) -> Value) {
     let requests = api(&client, "CertificateRequest", "certificaterequests");
     loop {
         for r in requests
@@ -101,42 +50,58 @@ async fn test_signer(client: kube::Client) {
             if !approved || done {
                 continue;
             }
-            let csr = STANDARD
-                .decode(v["spec"]["request"].as_str().unwrap())
-                .unwrap();
-            let usages: Vec<String> = v["spec"]["usages"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|u| u.as_str().unwrap().to_string())
-                .collect();
-            let duration =
-                relay_issuer::pki::parse_duration(v["spec"]["duration"].as_str().unwrap()).unwrap();
-            let issued = relay_issuer::pki::sign(
-                &ca,
-                &relay_issuer::pki::SignRequest {
-                    csr_pem: &csr,
-                    duration: Some(duration),
-                    is_ca: false,
-                    usages: &usages,
-                },
-                &relay_issuer::pki::SigningPolicy::default(),
-                time::OffsetDateTime::now_utc(),
-            )
-            .unwrap();
-            let status = json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest", "status": {
-                "certificate": STANDARD.encode(issued.chain_pem.as_bytes()), "ca": STANDARD.encode(issued.ca_pem.as_bytes()),
-                "conditions": [{"type": "Ready", "status": "True", "reason": "Issued", "message": issued.summary(), "lastTransitionTime": relay_sandbox::now_rfc3339()}]}});
+            let status = json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest", "status": answer(&v)});
             let _ = requests
                 .patch_status(
                     r.metadata.name.as_deref().unwrap(),
-                    &PatchParams::apply("test-signer"),
+                    &PatchParams::apply(manager),
                     &Patch::Apply(status),
                 )
                 .await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Marks every approved request Failed, as an issuer does with a request it can never sign.
+async fn failing_signer(client: kube::Client) {
+    signer(client, "failing-signer", |_| {
+        json!({"failureTime": relay_sandbox::now_rfc3339(),
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Failed", "message": "the CSR carries a RSA 1024-bit key", "lastTransitionTime": relay_sandbox::now_rfc3339()}]})
+    })
+    .await
+}
+
+/// Signs every approved request with a fresh relay PKI.
+async fn test_signer(client: kube::Client) {
+    let now = time::OffsetDateTime::now_utc();
+    let pki = relay_issuer::pki::generate::generate_pki(
+        &relay_issuer::pki::generate::PkiSpec::default(),
+        now,
+    )
+    .unwrap();
+    let ca = relay_issuer::pki::SigningCa::load(
+        pki.intermediate.cert_pem.as_bytes(),
+        pki.intermediate.key_pem.as_bytes(),
+        Some(pki.root.cert_pem.as_bytes()),
+        now,
+    )
+    .unwrap();
+    signer(client, "test-signer", move |v| {
+        let csr = STANDARD.decode(v["spec"]["request"].as_str().unwrap()).unwrap();
+        let usages: Vec<String> = v["spec"]["usages"].as_array().unwrap().iter().map(|u| u.as_str().unwrap().to_string()).collect();
+        let duration = relay_issuer::pki::parse_duration(v["spec"]["duration"].as_str().unwrap()).unwrap();
+        let issued = relay_issuer::pki::sign(
+            &ca,
+            &relay_issuer::pki::SignRequest { csr_pem: &csr, duration: Some(duration), is_ca: false, usages: &usages },
+            &relay_issuer::pki::SigningPolicy::default(),
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        json!({"certificate": STANDARD.encode(issued.chain_pem.as_bytes()), "ca": STANDARD.encode(issued.ca_pem.as_bytes()),
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Issued", "message": issued.summary(), "lastTransitionTime": relay_sandbox::now_rfc3339()}]})
+    })
+    .await
 }
 
 /// A sandbox running the simulator, with cert-manager's real CRDs (`real_crds`) or the ones

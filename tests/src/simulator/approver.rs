@@ -6,7 +6,7 @@
 
 use crate::Error;
 use futures::TryStreamExt;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
@@ -100,10 +100,9 @@ pub fn condition(decision: &Decision, now: &str) -> Value {
 
 /// The CertificateRequest API for a client.
 pub fn requests_api(client: kube::Client) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "CertificateRequest");
     Api::all_with(
         client,
-        &ApiResource::from_gvk_with_plural(&gvk, "certificaterequests"),
+        &super::resource("CertificateRequest", "certificaterequests"),
     )
 }
 
@@ -144,10 +143,7 @@ pub async fn run(client: kube::Client, mode: ApproverMode) -> Result<(), Error> 
         let namespaced = Api::<DynamicObject>::namespaced_with(
             client.clone(),
             &ns,
-            &ApiResource::from_gvk_with_plural(
-                &GroupVersionKind::gvk("cert-manager.io", "v1", "CertificateRequest"),
-                "certificaterequests",
-            ),
+            &super::resource("CertificateRequest", "certificaterequests"),
         );
         // The approver updates status with the whole list, keeping other conditions, guarded by
         // the resourceVersion it read (a conflict means someone else wrote; the watch retries).

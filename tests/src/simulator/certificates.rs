@@ -11,10 +11,7 @@ use super::csr::{certificate_signing_request, generate_private_key, usages_of};
 use crate::Error;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
-    PatchParams, PostParams,
-};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use relay_issuer::pki::{format_time, parse_duration};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -299,12 +296,7 @@ pub struct Controller {
 }
 
 fn api(client: &kube::Client, namespace: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", kind);
-    Api::namespaced_with(
-        client.clone(),
-        namespace,
-        &ApiResource::from_gvk_with_plural(&gvk, plural),
-    )
+    Api::namespaced_with(client.clone(), namespace, &super::resource(kind, plural))
 }
 
 fn to_value(o: &DynamicObject) -> Value {
@@ -337,10 +329,9 @@ impl Controller {
 
     /// One pass over every Certificate in the cluster.
     pub async fn sync_all(&mut self) -> Result<(), Error> {
-        let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate");
         let all: Api<DynamicObject> = Api::all_with(
             self.client.clone(),
-            &ApiResource::from_gvk_with_plural(&gvk, "certificates"),
+            &super::resource("Certificate", "certificates"),
         );
         let certificates = all.list(&ListParams::default()).await.map_err(kube_error)?;
         for cert in certificates.items {

@@ -13,6 +13,15 @@ pub mod webhook;
 
 use crate::{Error, Sandbox};
 
+/// The API resource of a cert-manager.io/v1 kind (e.g. `CertificateRequest`,
+/// `certificaterequests`).
+pub fn resource(kind: &str, plural: &str) -> kube::api::ApiResource {
+    kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("cert-manager.io", "v1", kind),
+        plural,
+    )
+}
+
 /// The status condition of type `kind` on a cert-manager object, if present.
 pub fn condition<'a>(object: &'a serde_json::Value, kind: &str) -> Option<&'a serde_json::Value> {
     object
