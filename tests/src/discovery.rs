@@ -76,11 +76,7 @@ fn resource_entry(t: &ResourceType) -> Vec<Value> {
 
 /// `/api/v1` or `/apis/{group}/{version}`, when served.
 pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
-    let types: Vec<&ResourceType> = registry
-        .all()
-        .iter()
-        .filter(|t| t.group == group && t.version == version)
-        .collect();
+    let types = registry.in_group_version(group, version);
     if types.is_empty() {
         return None;
     }
@@ -119,11 +115,7 @@ pub fn openapi_v3_root(registry: &Registry) -> Value {
 /// GVK extensions and the `fieldValidation` / `dryRun` / `fieldManager` parameters (so kubectl
 /// leaves validation to the server). Schemas are left open.
 pub fn openapi_v3_group_version(registry: &Registry, group: &str, version: &str) -> Option<Value> {
-    let types: Vec<&ResourceType> = registry
-        .all()
-        .iter()
-        .filter(|t| t.group == group && t.version == version)
-        .collect();
+    let types = registry.in_group_version(group, version);
     if types.is_empty() {
         return None;
     }

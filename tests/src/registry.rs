@@ -229,6 +229,14 @@ impl Registry {
             .find(|t| t.api_version() == api_version && t.kind == kind)
     }
 
+    /// The types served under one group and version.
+    pub fn in_group_version(&self, group: &str, version: &str) -> Vec<&ResourceType> {
+        self.types
+            .iter()
+            .filter(|t| t.group == group && t.version == version)
+            .collect()
+    }
+
     /// Every type served.
     pub fn all(&self) -> &[ResourceType] {
         &self.types

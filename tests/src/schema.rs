@@ -34,6 +34,7 @@ use serde_json::{Map, Value};
 
 use crate::Error;
 use crate::error::Cause;
+use crate::error::go_quote;
 
 /// A compiled structural schema for one CRD version.
 #[derive(Debug, Clone)]
@@ -1192,34 +1193,6 @@ fn render(value: &Value) -> String {
         },
         other => go_json(other),
     }
-}
-
-/// Go's `strconv.Quote`.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if u32::from(c) < 0x20 || c == '\x7f' => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Go's `%v` of a float64: shortest digits, exponent form below 1e-4 and from 1e6 (`1e+06`).

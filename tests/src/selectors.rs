@@ -17,6 +17,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::Error;
+use crate::error::go_quote;
 
 // ---------------------------------------------------------------------------------------------
 // Label selectors
@@ -673,32 +674,6 @@ fn label_value_errors(value: &str) -> Vec<String> {
         ));
     }
     errors
-}
-
-/// Quotes a string the way Go's `%q` does for the characters a selector can contain.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// A list of strings as the API server's field errors print one (JSON).
