@@ -295,6 +295,56 @@ pub enum Error {
         /// What the library said.
         detail: String,
     },
+
+    // ---- running against Kubernetes (controller, leader election, admin server) ----
+    /// A call to the Kubernetes API failed.
+    #[error(
+        "the Kubernetes API call to {action} failed: {source}; check that the API server is reachable and that the relay-issuer ServiceAccount has the RBAC permissions the Helm chart grants"
+    )]
+    KubeApi {
+        /// What was being done, e.g. `patch the status of CertificateRequest ns/name`.
+        action: String,
+        /// What the client said.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// No usable Kubernetes client configuration (kubeconfig or in-cluster).
+    #[error(
+        "cannot configure the Kubernetes client: {detail}; run in a Pod with a ServiceAccount, or point KUBECONFIG at a kubeconfig file"
+    )]
+    KubeConfig {
+        /// What went wrong.
+        detail: String,
+    },
+    /// Leader election cannot proceed.
+    #[error("leader election on Lease {lease} failed: {detail}")]
+    LeaderElection {
+        /// `namespace/name` of the Lease.
+        lease: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The admin server (`/live`, `/ready`, `/metrics`) cannot serve.
+    #[error(
+        "the admin server cannot listen on {address}: {source}; pick a free address with --admin-address"
+    )]
+    AdminServer {
+        /// The address it tried.
+        address: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps a Kubernetes client error with what was being done.
+    pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
+        Error::KubeApi {
+            action: action.into(),
+            source: Box::new(source),
+        }
+    }
 }
 
 /// How the controller should treat a signing error.
@@ -360,6 +410,10 @@ impl Error {
             Error::SecretManifest { .. } | Error::UnrecognisedInput { .. } => "input_invalid",
             Error::InvalidArgument(_) => "invalid_argument",
             Error::Generate { .. } => "generate_failed",
+            Error::KubeApi { .. } => "kube_api",
+            Error::KubeConfig { .. } => "kube_config",
+            Error::LeaderElection { .. } => "leader_election",
+            Error::AdminServer { .. } => "admin_server",
         }
     }
 }

@@ -9,9 +9,16 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admin;
+pub mod api;
+pub mod cert_manager;
 pub mod cli;
+pub mod controller;
 mod error;
+pub mod kube_client;
+pub mod leader;
 pub mod pki;
+pub mod telemetry;
 
 pub use error::{Disposition, Error};
 

@@ -8,14 +8,14 @@
 //! - [`apply`]: server-side apply merging with managed fields (pure).
 //! - [`validation`]: built-in types' rules (Secrets, Leases, Events, names).
 //! - [`faults`]: fault injection and the request log.
-//! - [`cert_manager`]: cert-manager's `Certificate`/`CertificateRequest` types and their CRDs.
+//! - [`cert_manager`]: cert-manager's `Certificate`/`CertificateRequest` types and their CRDs
+//!   (they live in `relay_issuer::cert_manager`, which the issuer's controller uses too).
 //! - [`simulator`]: cert-manager's webhook rules, approver and Certificate controller.
 //! - [`Error`]: the crate's one error type, rendered as Kubernetes `Status` objects.
 
 #![forbid(unsafe_code)]
 
 pub mod apply;
-pub mod cert_manager;
 pub mod discovery;
 mod error;
 pub mod events;
@@ -29,6 +29,8 @@ mod server;
 pub mod simulator;
 pub mod store;
 pub mod validation;
+
+pub use relay_issuer::cert_manager;
 
 pub use error::{ApplyConflict, Cause, Error};
 pub(crate) use sandbox::Inner;

@@ -1,0 +1,1 @@
+//! The admin server: `/live`, `/ready`, `/metrics` (being written).

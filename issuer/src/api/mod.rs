@@ -1,0 +1,1 @@
+//! relaytls.dev/v1alpha1 API types (being written).

@@ -1,0 +1,1 @@
+//! The CertificateRequest and issuer controllers (being written).

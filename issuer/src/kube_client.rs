@@ -1,0 +1,1 @@
+//! Building the Kubernetes client with client-side QPS/burst limits (being written).

@@ -1,0 +1,1 @@
+//! Logging set-up: `--log-format plain|json` (being written).
