@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
 FUZZ_ENV := $(if $(FUZZ_TOOLCHAIN),,RUSTC_BOOTSTRAP=1)
 
-.PHONY: help all build test lint fmt tools bench-sign bench-sandbox fuzz fuzz-build ci clean
+.PHONY: help all build test lint crds fmt tools bench-sign bench-sandbox bench-issuer fuzz fuzz-build ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+crds: ## regenerate deploy/crds from the API types (a test fails when they are stale)
+	$(CARGO) run -q -p relay-issuer -- crds --out deploy/crds
+
 fmt: ## format the code
 	$(CARGO) fmt --all
 
@@ -35,6 +38,9 @@ bench-sign: ## certificates/s of the sign path on one core, beside openssl speed
 
 bench-sandbox: ## sandbox writes/s with 100 open watches receiving every event, and fan-out latency
 	$(CARGO) run --release -p relay-sandbox --example bench_sandbox -- --writes 20000 --watchers 100
+
+bench-issuer: ## 10,000 CertificateRequests at once: requests/s, approval→Ready p50/p99, and idle single-request latency
+	$(CARGO) run --release -p relay-sandbox --example bench_issuer -- --requests 10000 --single 50
 
 fuzz-build: ## check that the fuzz targets compile (what CI runs)
 	cd fuzz && CARGO_TARGET_DIR=../target $(CARGO) build --bins

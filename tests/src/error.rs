@@ -73,6 +73,10 @@ pub enum Error {
     /// A content type the endpoint does not accept (HTTP 415).
     #[error("the body of the request was in an unknown format - accepted media types include: {0}")]
     UnsupportedMediaType(String),
+    /// A response representation (`Accept`) the endpoint cannot produce (HTTP 406), e.g.
+    /// `as=PartialObjectMetadata` on a list.
+    #[error("{0}")]
+    NotAcceptable(String),
     /// A verb the resource does not support (HTTP 405).
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
@@ -100,6 +104,7 @@ impl Error {
             Error::AlreadyExists { .. } => (409, "AlreadyExists"),
             Error::Expired(_) => (410, "Expired"),
             Error::UnsupportedMediaType(_) => (415, "UnsupportedMediaType"),
+            Error::NotAcceptable(_) => (406, "NotAcceptable"),
             Error::MethodNotAllowed => (405, "MethodNotAllowed"),
             Error::TooLarge(_) => (413, "RequestEntityTooLarge"),
             Error::TooManyRequests => (429, "TooManyRequests"),

@@ -5,11 +5,13 @@
 //! - [`registry`]: the resource types served (built-ins and CRD-defined).
 //! - [`schema`]: CRD structural-schema validation and pruning (pure).
 //! - [`selectors`]: label and field selectors (pure).
+//! - [`metadata`]: metadata-only responses (`PartialObjectMetadata`) and Accept negotiation.
 //! - [`apply`]: server-side apply merging with managed fields (pure).
 //! - [`validation`]: built-in types' rules (Secrets, Leases, Events, names).
 //! - [`faults`]: fault injection and the request log.
 //! - [`cert_manager`]: cert-manager's `Certificate`/`CertificateRequest` types and their CRDs
 //!   (they live in `relay_issuer::cert_manager`, which the issuer's controller uses too).
+//! - [`harness`]: the controller's test world (CRDs, CA Secrets, requests, replicas).
 //! - [`simulator`]: cert-manager's webhook rules, approver and Certificate controller.
 //! - [`Error`]: the crate's one error type, rendered as Kubernetes `Status` objects.
 
@@ -20,7 +22,9 @@ pub mod discovery;
 mod error;
 pub mod events;
 pub mod faults;
+pub mod harness;
 mod http;
+pub mod metadata;
 pub mod registry;
 mod sandbox;
 pub mod schema;

@@ -1,15 +1,18 @@
 //! Request handling: routing URLs to resources, the verbs, and the watch stream.
 //!
 //! Each handler parses the request, asks `store` to do the write or read, applies `validation`,
-//! `schema` and admission hooks, and renders JSON or a Status error. No semantics of storage
-//! live here.
+//! `schema` and admission hooks, and renders JSON (in the representation the Accept header
+//! negotiated, see `metadata`) or a Status error. No semantics of storage live here.
 
 use crate::Error;
 use crate::faults::{FaultKind, RequestRecord};
 use crate::http::{Body, error_response, json_response, parse_body, parse_query, read_body};
+use crate::metadata::{MetaVersion, Representation, partial_object};
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{Deleted, EventType, Preconditions, WriteOptions, metadata_mut, name_of};
+use crate::store::{
+    Change, Deleted, EventType, Preconditions, WriteOptions, metadata_mut, name_of,
+};
 use crate::{Inner, discovery, events, validation};
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
@@ -18,6 +21,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// A handled request's status and the object (or list) it answers with, before the Accept
+/// header's representation is applied.
+type Reply = (StatusCode, Value);
 
 /// What a resource URL names.
 #[derive(Debug, Clone, Default)]
@@ -149,23 +156,30 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
-    match verb {
-        "watch" => watch(inner, &rt, &target, &query),
-        "list" => list(&inner, &rt, &target, &query),
+    let accept: Vec<&str> = request
+        .headers()
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let representation = Representation::negotiate(Some(&accept.join(",")));
+    let (status, body) = match verb {
+        "watch" => return watch(inner, &rt, &target, &query, representation),
+        "list" => list(&inner, &rt, &target, &query)?,
         "get" => {
             let ns = target.namespace.clone().unwrap_or_default();
             let object = inner
                 .store
                 .get(&rt, &ns, target.name.as_deref().unwrap_or_default())?;
-            Ok(json_response(StatusCode::OK, &view(&rt, &object)))
+            (StatusCode::OK, view(&rt, &object))
         }
         "create" => {
             let body = parse_body(&read_body(request.into_body()).await?, &content_type)?;
-            create(&inner, &rt, &target, body, &query, Some(&manager))
+            create(&inner, &rt, &target, body, &query, Some(&manager))?
         }
         "update" => {
             let body = parse_body(&read_body(request.into_body()).await?, &content_type)?;
-            update(&inner, &rt, &target, body, &query, &manager)
+            update(&inner, &rt, &target, body, &query, &manager)?
         }
         "patch" => {
             let bytes = read_body(request.into_body()).await?;
@@ -177,15 +191,23 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
                 &content_type,
                 &query,
                 &manager,
-            )
+            )?
         }
         "delete" => {
             let bytes = read_body(request.into_body()).await?;
-            delete(&inner, &rt, &target, &bytes, &query)
+            delete(&inner, &rt, &target, &bytes, &query)?
         }
-        "deletecollection" => delete_collection(&inner, &rt, &target, &query),
-        _ => Err(Error::MethodNotAllowed),
-    }
+        "deletecollection" => delete_collection(&inner, &rt, &target, &query)?,
+        _ => return Err(Error::MethodNotAllowed),
+    };
+    // As in kube-apiserver, the representation is applied after the verb ran: a write whose
+    // Accept header cannot be honoured has still happened.
+    let body = if matches!(verb, "list" | "deletecollection") {
+        representation.list(body)?
+    } else {
+        representation.object(body)?
+    };
+    Ok(json_response(status, &body))
 }
 
 fn text_response(text: &'static str) -> Response<Body> {
@@ -326,7 +348,7 @@ fn list(
     rt: &ResourceType,
     target: &Target,
     query: &HashMap<String, String>,
-) -> Result<Response<Body>, Error> {
+) -> Result<Reply, Error> {
     let (labels, fields) = selectors(rt, query)?;
     let limit: usize = query
         .get("limit")
@@ -360,7 +382,7 @@ fn list(
         metadata["remainingItemCount"] = json!(snapshot.objects.len() - index);
     }
     let list = json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": metadata, "items": items});
-    Ok(json_response(StatusCode::OK, &list))
+    Ok((StatusCode::OK, list))
 }
 
 fn now() -> String {
@@ -374,7 +396,7 @@ fn create(
     body: Value,
     query: &HashMap<String, String>,
     manager: Option<&str>,
-) -> Result<Response<Body>, Error> {
+) -> Result<Reply, Error> {
     let ns = target.namespace.clone().unwrap_or_default();
     let mut object = body;
     if crate::store::resource_version_of(&object).is_some() {
@@ -401,7 +423,7 @@ fn create(
     if !opts.dry_run {
         inner.after_write(&srt, &created);
     }
-    Ok(json_response(StatusCode::CREATED, &view(rt, &created)))
+    Ok((StatusCode::CREATED, view(rt, &created)))
 }
 
 fn update(
@@ -411,7 +433,7 @@ fn update(
     body: Value,
     query: &HashMap<String, String>,
     manager: &str,
-) -> Result<Response<Body>, Error> {
+) -> Result<Reply, Error> {
     let ns = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();
     let mut object = body;
@@ -444,7 +466,7 @@ fn write_object(
     status_only: bool,
     opts: &WriteOptions,
     manager: Option<&str>,
-) -> Result<Response<Body>, Error> {
+) -> Result<Reply, Error> {
     validation::builtin_rules(srt, &mut new, Some(&old))?;
     inner.admit(srt, Some(&old), &mut new)?;
     // managedFields: the client's copy is ignored; ordinary writes are recorded for `manager`,
@@ -456,7 +478,7 @@ fn write_object(
     if !opts.dry_run {
         inner.after_write(srt, &written);
     }
-    Ok(json_response(StatusCode::OK, &view(rt, &written)))
+    Ok((StatusCode::OK, view(rt, &written)))
 }
 
 fn patch(
@@ -467,7 +489,7 @@ fn patch(
     content_type: &str,
     query: &HashMap<String, String>,
     manager: &str,
-) -> Result<Response<Body>, Error> {
+) -> Result<Reply, Error> {
     let ns = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();
     let srt = storage_type(inner, rt);
@@ -590,7 +612,7 @@ fn delete(
     target: &Target,
     bytes: &[u8],
     query: &HashMap<String, String>,
-) -> Result<Response<Body>, Error> {
+) -> Result<Reply, Error> {
     let ns = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();
     let srt = storage_type(inner, rt);
@@ -615,9 +637,9 @@ fn delete(
             if !opts.dry_run {
                 inner.after_delete(&srt, &last);
             }
-            Ok(json_response(StatusCode::OK, &view(rt, &last)))
+            Ok((StatusCode::OK, view(rt, &last)))
         }
-        Deleted::Pending(object) => Ok(json_response(StatusCode::ACCEPTED, &view(rt, &object))),
+        Deleted::Pending(object) => Ok((StatusCode::ACCEPTED, view(rt, &object))),
     }
 }
 
@@ -626,7 +648,7 @@ fn delete_collection(
     rt: &ResourceType,
     target: &Target,
     query: &HashMap<String, String>,
-) -> Result<Response<Body>, Error> {
+) -> Result<Reply, Error> {
     let (labels, fields) = selectors(rt, query)?;
     let srt = storage_type(inner, rt);
     let snapshot = inner.store.snapshot(&srt, target.namespace.as_deref());
@@ -653,9 +675,9 @@ fn delete_collection(
             items.push(view(rt, &last));
         }
     }
-    Ok(json_response(
+    Ok((
         StatusCode::OK,
-        &json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": items}),
+        json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": items}),
     ))
 }
 
@@ -676,15 +698,38 @@ fn watch_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
+/// Event objects in the watch's form: full, or `PartialObjectMetadata` in the given version.
+fn in_form(object: Value, form: Option<MetaVersion>) -> Value {
+    match form {
+        None => object,
+        Some(version) => partial_object(&object, version),
+    }
+}
+
+/// The watch line of a change shown unfiltered and unconverted: encoded once per change and
+/// form (full, or metadata-only in meta.k8s.io/v1), and shared by every watcher that wants it.
+/// The rarely used v1beta1 metadata form is encoded per watcher.
+fn shared_line(change: &Change, kind: &str, form: Option<MetaVersion>) -> Bytes {
+    match form {
+        None => change
+            .encoded
+            .get_or_init(|| watch_line(kind, &change.object))
+            .clone(),
+        Some(MetaVersion::V1) => change
+            .encoded_metadata
+            .get_or_init(|| watch_line(kind, &partial_object(&change.object, MetaVersion::V1)))
+            .clone(),
+        Some(version) => watch_line(kind, &partial_object(&change.object, version)),
+    }
+}
+
+fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool, form: Option<MetaVersion>) -> Bytes {
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    watch_line(
-        "BOOKMARK",
-        &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": meta}),
-    )
+    let object = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": meta});
+    watch_line("BOOKMARK", &in_form(object, form))
 }
 
 fn watch(
@@ -692,7 +737,9 @@ fn watch(
     rt: &ResourceType,
     target: &Target,
     query: &HashMap<String, String>,
+    representation: Representation,
 ) -> Result<Response<Body>, Error> {
+    let form = representation.watch_form()?;
     let (labels, fields) = selectors(rt, query)?;
     let rt = rt.clone();
     let srt = storage_type(&inner, &rt);
@@ -721,7 +768,7 @@ fn watch(
             let in_ns = namespace.as_deref().is_none_or(|ns| {
                 v.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
             });
-            (in_ns && matches(&v, &labels, &fields)).then_some(v)
+            (in_ns && matches(&v, &labels, &fields)).then(|| in_form(v, form))
         };
         let mut last_rv;
         let (past, mut live) = if send_initial || requested_rv.is_none_or(|rv| rv == 0) {
@@ -763,7 +810,7 @@ fn watch(
                 return;
             }
         }
-        if send_initial && tx.send(bookmark(&rt, last_rv, true)).await.is_err() {
+        if send_initial && tx.send(bookmark(&rt, last_rv, true, form)).await.is_err() {
             return;
         }
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
@@ -775,7 +822,7 @@ fn watch(
                     if inner.faults.watch_epoch() != epoch {
                         return;
                     }
-                    if bookmarks && tx.send(bookmark(&rt, last_rv, false)).await.is_err() {
+                    if bookmarks && tx.send(bookmark(&rt, last_rv, false, form)).await.is_err() {
                         return;
                     }
                 }
@@ -791,8 +838,7 @@ fn watch(
                             if namespace.as_deref().is_some_and(|ns| ns != change.namespace) {
                                 continue;
                             }
-                            let line = change.encoded.get_or_init(|| watch_line(kind, &change.object)).clone();
-                            if tx.send(line).await.is_err() {
+                            if tx.send(shared_line(&change, kind, form)).await.is_err() {
                                 return;
                             }
                         } else if let Some(v) = shown(&change.object)

@@ -53,6 +53,9 @@ pub struct Change {
     pub object: Arc<Value>,
     /// The watch line for this change, encoded once and shared by every watcher.
     pub encoded: std::sync::OnceLock<bytes::Bytes>,
+    /// The watch line in the metadata-only form (`PartialObjectMetadata`, meta.k8s.io/v1),
+    /// encoded once on first use and shared by every metadata watcher.
+    pub encoded_metadata: std::sync::OnceLock<bytes::Bytes>,
 }
 
 type ObjectKey = (String, String);
@@ -556,6 +559,7 @@ fn record(
         kind,
         object,
         encoded: std::sync::OnceLock::new(),
+        encoded_metadata: std::sync::OnceLock::new(),
     });
     state.history.push_back(change.clone());
     while state.history.len() > HISTORY_LIMIT {

@@ -844,7 +844,7 @@ impl CertificateRequestStatus {
 // `JsonSchema`; these stand-ins give their fields the schemas the API server expects.
 
 /// Schema of a [`Time`]: an RFC 3339 string.
-struct DateTimeSchema;
+pub(crate) struct DateTimeSchema;
 
 impl JsonSchema for DateTimeSchema {
     fn inline_schema() -> bool {

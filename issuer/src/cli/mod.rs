@@ -1,9 +1,11 @@
 //! The `relay-issuer` command line: argument definitions and dispatch.
 //!
-//! Each offline command lives in its own module and calls the PKI core; nothing here decides
-//! signing policy. Errors go back to `main`, which prints them and picks the exit code.
+//! Each command lives in its own module: the offline ones call the PKI core, `controller` runs
+//! the external issuer, `crds` writes the CRDs; nothing here decides signing policy. Errors go back to `main`, which prints them and picks the exit code.
 
 pub mod ca_create;
+pub mod controller;
+pub mod crds;
 pub mod inspect;
 pub mod secret_manifest;
 pub mod sign;
@@ -30,6 +32,11 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Describe a certificate, chain or Secret manifest: names, validity, key match, renewal.
     Inspect(inspect::InspectArgs),
+    /// Run the cert-manager external issuer: sign CertificateRequests for RelayIssuers and
+    /// RelayClusterIssuers, keep their status, elect a leader.
+    Controller(Box<controller::ControllerArgs>),
+    /// Write (or print) the CustomResourceDefinitions of RelayIssuer and RelayClusterIssuer.
+    Crds(crds::CrdsArgs),
 }
 
 /// `relay-issuer ca …`.
@@ -46,6 +53,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Ca(CaCommand::Create(args)) => ca_create::run(&args),
         Command::Sign(args) => sign::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Controller(args) => controller::run(&args),
+        Command::Crds(args) => crds::run(&args),
     }
 }
 

@@ -1,1 +1,548 @@
-//! The CertificateRequest and issuer controllers (being written).
+//! The cert-manager external issuer: the CertificateRequest controller and the issuer status
+//! controllers, run only while this replica holds the leader Lease.
+//!
+//! - [`decide`]: every decision as a pure function (routing, steps, statuses, readiness).
+//! - [`ca_cache`]: parsed signing CAs, cached per Secret resourceVersion.
+//! - [`metrics`]: the controller's Prometheus metrics.
+//! - [`requests`], [`issuers`]: the reconcilers (I/O glue around `decide`).
+//! - [`run`] (here): the shared watches (issuers, cluster issuers, Secret metadata), the three
+//!   controllers, and starting/stopping them as leadership comes and goes.
+//!
+//! What does not live here: leader election itself (`leader`), the admin server (`admin`),
+//! command-line parsing (`cli`).
+
+pub mod ca_cache;
+pub mod decide;
+pub mod issuers;
+pub mod metrics;
+pub mod requests;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use time::OffsetDateTime;
+use tracing::{info, warn};
+
+use crate::Error;
+use crate::admin::Health;
+use crate::api::{RelayClusterIssuer, RelayIssuer};
+use crate::cert_manager::types::CertificateRequest;
+use crate::leader::Leadership;
+use ca_cache::{CaCache, CaResult};
+use decide::{EventNote, IssuerRef, Outcome, Route, SecretData, SecretLocation, Step};
+use issuers::IssuerObject;
+use metrics::{ErrorLabels, Metrics};
+
+/// How the controller behaves (from the command line).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where `RelayClusterIssuer` Secrets are read.
+    pub cluster_resource_namespace: String,
+    /// How far notBefore is back-dated for clock skew.
+    pub backdate: time::Duration,
+    /// First retry delay of a Pending request; doubles per attempt.
+    pub pending_backoff_base: StdDuration,
+    /// Longest retry delay of a Pending request.
+    pub pending_backoff_max: StdDuration,
+    /// How many requests are reconciled at once.
+    pub concurrency: u16,
+    /// The events' reporting controller.
+    pub reporter: String,
+    /// The events' reporting instance (the Pod name).
+    pub instance: String,
+}
+
+impl Settings {
+    /// Defaults with the given cluster resource namespace.
+    pub fn new(cluster_resource_namespace: impl Into<String>) -> Self {
+        Self {
+            cluster_resource_namespace: cluster_resource_namespace.into(),
+            backdate: time::Duration::ZERO,
+            pending_backoff_base: StdDuration::from_secs(1),
+            pending_backoff_max: StdDuration::from_secs(300),
+            concurrency: 64,
+            reporter: "relay-issuer".into(),
+            instance: String::new(),
+        }
+    }
+}
+
+/// What the reconcilers share.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Settings.
+    pub settings: Settings,
+    /// Whether this replica may write.
+    pub leadership: Leadership,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Every `RelayIssuer`.
+    pub issuers: Store<RelayIssuer>,
+    /// Every `RelayClusterIssuer`.
+    pub cluster_issuers: Store<RelayClusterIssuer>,
+    /// Every Secret's metadata (its resourceVersion keys the CA cache).
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+    ca_cache: CaCache,
+    ca_load: tokio::sync::Mutex<()>,
+    recorder: Recorder,
+    attempts: Mutex<HashMap<String, u32>>,
+    signed: Mutex<HashMap<String, Outcome>>,
+}
+
+impl Context {
+    /// The signing CA for `location`, from the cache when the Secret's resourceVersion is
+    /// unchanged, else fetched, parsed and checked once.
+    pub async fn signing_ca(&self, location: SecretLocation<'_>) -> CaResult {
+        let key =
+            ObjectRef::<PartialObjectMeta<Secret>>::new(location.name).within(location.namespace);
+        let now = OffsetDateTime::now_utc();
+        let Some(meta) = self.secrets.get(&key) else {
+            self.ca_cache.remove(location.namespace, location.name);
+            return decide::load_signing_ca(location, SecretData::NotFound, now).map(Arc::new);
+        };
+        let version = meta.resource_version().unwrap_or_default();
+        if let Some(hit) = self
+            .ca_cache
+            .get(location.namespace, location.name, &version)
+        {
+            return hit;
+        }
+        // One load at a time, so a burst of requests against a changed Secret parses it once.
+        let _guard = self.ca_load.lock().await;
+        if let Some(hit) = self
+            .ca_cache
+            .get(location.namespace, location.name, &version)
+        {
+            return hit;
+        }
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), location.namespace);
+        let secret = match api.get_opt(location.name).await {
+            Ok(secret) => secret,
+            Err(error) => {
+                return Err(decide::NotReady {
+                    reason: "SecretUnreadable",
+                    message: format!(
+                        "Secret {:?} in namespace {:?} could not be read ({error}); check that relay-issuer may get Secrets there",
+                        location.name, location.namespace
+                    ),
+                });
+            }
+        };
+        let Some(secret) = secret else {
+            return decide::load_signing_ca(location, SecretData::NotFound, now).map(Arc::new);
+        };
+        let data = secret.data.as_ref();
+        let key = |k: &str| data.and_then(|d| d.get(k)).map(|v| v.0.as_slice());
+        let result = decide::load_signing_ca(
+            location,
+            SecretData::Found {
+                tls_crt: key("tls.crt"),
+                tls_key: key("tls.key"),
+                ca_crt: key("ca.crt"),
+            },
+            now,
+        )
+        .map(Arc::new);
+        self.metrics.ca_loads.inc();
+        let loaded_version = secret.resource_version().unwrap_or_default();
+        self.ca_cache.insert(
+            location.namespace,
+            location.name,
+            &loaded_version,
+            result.clone(),
+        );
+        result
+    }
+
+    /// The delay before the next retry of a Pending request (and counts the attempt).
+    pub fn next_backoff(&self, uid: &str) -> StdDuration {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        let attempt = attempts.entry(uid.to_string()).or_insert(0);
+        let wait = decide::pending_backoff(
+            *attempt,
+            self.settings.pending_backoff_base,
+            self.settings.pending_backoff_max,
+        );
+        *attempt = attempt.saturating_add(1);
+        wait
+    }
+
+    /// Forgets what was kept about a request (retry count, unrecorded certificate).
+    pub fn forget(&self, uid: &str) {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+        self.signed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+    }
+
+    fn remember_signed(&self, uid: &str, outcome: Outcome) {
+        self.signed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uid.to_string(), outcome);
+    }
+
+    fn signed_but_unrecorded(&self, uid: &str) -> Option<Outcome> {
+        self.signed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uid)
+            .cloned()
+    }
+
+    fn publish_event(&self, request: &CertificateRequest, note: EventNote) {
+        let recorder = self.recorder.clone();
+        let reference = request.object_ref(&());
+        let event = Event {
+            type_: match note.type_ {
+                decide::EventType::Normal => EventType::Normal,
+                decide::EventType::Warning => EventType::Warning,
+            },
+            reason: note.reason.to_string(),
+            note: Some(note.note),
+            action: "Sign".to_string(),
+            secondary: None,
+        };
+        tokio::spawn(async move {
+            if let Err(error) = recorder.publish(&event, &reference).await {
+                warn!(%error, reason = %event.reason, "could not publish an event");
+            }
+        });
+    }
+}
+
+/// Runs the controllers whenever this replica leads, until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    leadership: Leadership,
+    metrics: Metrics,
+    health: Health,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    tokio::pin!(shutdown);
+    loop {
+        health.set_ready(true);
+        tokio::select! {
+            _ = leadership.leading() => {}
+            _ = &mut shutdown => return Ok(()),
+        }
+        info!("leading: starting the controllers");
+        metrics.leader.set(1);
+        health.set_not_ready(
+            "leading: waiting for the first sync of CertificateRequests, issuers and Secrets",
+        );
+        let lead = lead(
+            client.clone(),
+            settings.clone(),
+            leadership.clone(),
+            metrics.clone(),
+            health.clone(),
+        );
+        let result = tokio::select! {
+            result = lead => result,
+            _ = leadership.lost() => {
+                warn!("lost the leader Lease: stopped the controllers, standing by");
+                Ok(())
+            }
+            _ = &mut shutdown => {
+                metrics.leader.set(0);
+                return Ok(());
+            }
+        };
+        metrics.leader.set(0);
+        result?;
+    }
+}
+
+const SHARED_BUFFER: usize = 1024;
+
+/// The watches and controllers of one leadership term.
+async fn lead(
+    client: Client,
+    settings: Settings,
+    leadership: Leadership,
+    metrics: Metrics,
+    health: Health,
+) -> Result<(), Error> {
+    let watch_config = watcher::Config::default;
+
+    let (issuers, issuers_writer) = reflector::store_shared::<RelayIssuer>(SHARED_BUFFER);
+    let (cluster_issuers, cluster_writer) =
+        reflector::store_shared::<RelayClusterIssuer>(SHARED_BUFFER);
+    let (secrets, secrets_writer) =
+        reflector::store_shared::<PartialObjectMeta<Secret>>(SHARED_BUFFER);
+    let subscribe_error =
+        || Error::InvalidArgument("a shared watch cannot be subscribed to".into());
+    let issuers_for_requests = issuers_writer.subscribe().ok_or_else(subscribe_error)?;
+    let issuers_for_status = issuers_writer.subscribe().ok_or_else(subscribe_error)?;
+    let cluster_for_requests = cluster_writer.subscribe().ok_or_else(subscribe_error)?;
+    let cluster_for_status = cluster_writer.subscribe().ok_or_else(subscribe_error)?;
+    let secrets_for_requests = secrets_writer.subscribe().ok_or_else(subscribe_error)?;
+    let secrets_for_issuers = secrets_writer.subscribe().ok_or_else(subscribe_error)?;
+    let secrets_for_cluster = secrets_writer.subscribe().ok_or_else(subscribe_error)?;
+
+    let issuer_watch = watcher(Api::<RelayIssuer>::all(client.clone()), watch_config())
+        .default_backoff()
+        .reflect_shared(issuers_writer)
+        .for_each(|_| async {});
+    let cluster_watch = watcher(
+        Api::<RelayClusterIssuer>::all(client.clone()),
+        watch_config(),
+    )
+    .default_backoff()
+    .reflect_shared(cluster_writer)
+    .for_each(|_| async {});
+    let secret_watch = watcher(
+        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+        watch_config(),
+    )
+    .default_backoff()
+    .reflect_shared(secrets_writer)
+    .for_each(|_| async {});
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: settings.reporter.clone(),
+            instance: (!settings.instance.is_empty()).then(|| settings.instance.clone()),
+        },
+    );
+    let concurrency = settings.concurrency;
+    let cluster_namespace = settings.cluster_resource_namespace.clone();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings,
+        leadership,
+        metrics,
+        issuers: issuers.clone(),
+        cluster_issuers: cluster_issuers.clone(),
+        secrets: secrets.clone(),
+        ca_cache: CaCache::default(),
+        ca_load: tokio::sync::Mutex::new(()),
+        recorder,
+        attempts: Mutex::default(),
+        signed: Mutex::default(),
+    });
+
+    let request_controller = Controller::new(
+        Api::<CertificateRequest>::all(client.clone()),
+        watch_config(),
+    )
+    .with_config(controller::Config::default().concurrency(concurrency));
+    let requests = request_controller.store();
+    let waiting = {
+        let requests = requests.clone();
+        move |issuer: &IssuerRef| waiting_requests(&requests, issuer)
+    };
+    let users = SecretUsers {
+        issuers: issuers.clone(),
+        cluster_issuers: cluster_issuers.clone(),
+        cluster_namespace: cluster_namespace.clone(),
+    };
+    let request_controller = {
+        let (w1, w2, w3) = (waiting.clone(), waiting.clone(), waiting.clone());
+        let users = users.clone();
+        request_controller
+            .watches_shared_stream(issuers_for_requests, move |i: Arc<RelayIssuer>| {
+                w1(&i.issuer_ref())
+            })
+            .watches_shared_stream(cluster_for_requests, move |i: Arc<RelayClusterIssuer>| {
+                w2(&i.issuer_ref())
+            })
+            .watches_shared_stream(
+                secrets_for_requests,
+                move |s: Arc<PartialObjectMeta<Secret>>| {
+                    users
+                        .issuers_using(&s)
+                        .iter()
+                        .flat_map(|issuer| w3(issuer))
+                        .collect::<Vec<_>>()
+                },
+            )
+            .run(requests::reconcile, request_error_policy, ctx.clone())
+            .for_each(|_| async {})
+    };
+    let issuer_controller = {
+        let users = users.clone();
+        Controller::for_shared_stream(issuers_for_status, issuers.clone())
+            .watches_shared_stream(
+                secrets_for_issuers,
+                move |s: Arc<PartialObjectMeta<Secret>>| {
+                    users
+                        .issuers_using(&s)
+                        .into_iter()
+                        .filter_map(|issuer| match issuer {
+                            IssuerRef::Namespaced { namespace, name } => {
+                                Some(ObjectRef::<RelayIssuer>::new(&name).within(&namespace))
+                            }
+                            IssuerRef::Cluster { .. } => None,
+                        })
+                        .collect::<Vec<_>>()
+                },
+            )
+            .run(
+                issuers::reconcile::<RelayIssuer>,
+                issuer_error_policy,
+                ctx.clone(),
+            )
+            .for_each(|_| async {})
+    };
+    let cluster_controller = {
+        let users = users.clone();
+        Controller::for_shared_stream(cluster_for_status, cluster_issuers.clone())
+            .watches_shared_stream(
+                secrets_for_cluster,
+                move |s: Arc<PartialObjectMeta<Secret>>| {
+                    users
+                        .issuers_using(&s)
+                        .into_iter()
+                        .filter_map(|issuer| match issuer {
+                            IssuerRef::Cluster { name } => {
+                                Some(ObjectRef::<RelayClusterIssuer>::new(&name))
+                            }
+                            IssuerRef::Namespaced { .. } => None,
+                        })
+                        .collect::<Vec<_>>()
+                },
+            )
+            .run(
+                issuers::reconcile::<RelayClusterIssuer>,
+                issuer_error_policy,
+                ctx.clone(),
+            )
+            .for_each(|_| async {})
+    };
+    let synced = async {
+        let _ = futures::join!(
+            requests.wait_until_ready(),
+            issuers.wait_until_ready(),
+            cluster_issuers.wait_until_ready(),
+            secrets.wait_until_ready(),
+        );
+        info!("caches synced; ready");
+        health.set_ready(true);
+    };
+    futures::join!(
+        issuer_watch,
+        cluster_watch,
+        secret_watch,
+        request_controller,
+        issuer_controller,
+        cluster_controller,
+        synced,
+    );
+    Ok(())
+}
+
+/// Which issuers read a Secret.
+#[derive(Clone)]
+struct SecretUsers {
+    issuers: Store<RelayIssuer>,
+    cluster_issuers: Store<RelayClusterIssuer>,
+    cluster_namespace: String,
+}
+
+impl SecretUsers {
+    fn issuers_using(&self, secret: &PartialObjectMeta<Secret>) -> Vec<IssuerRef> {
+        let namespace = secret.namespace().unwrap_or_default();
+        let name = secret.name_any();
+        let mut users: Vec<IssuerRef> = self
+            .issuers
+            .state()
+            .iter()
+            .filter(|i| i.namespace().as_deref() == Some(namespace.as_str()))
+            .filter(|i| i.spec.settings().secret_name == name)
+            .map(|i| i.issuer_ref())
+            .collect();
+        if namespace == self.cluster_namespace {
+            users.extend(
+                self.cluster_issuers
+                    .state()
+                    .iter()
+                    .filter(|i| i.spec.settings().secret_name == name)
+                    .map(|i| i.issuer_ref()),
+            );
+        }
+        users
+    }
+}
+
+/// Requests for `issuer` that are not finished (they may be waiting on it).
+fn waiting_requests(
+    requests: &Store<CertificateRequest>,
+    issuer: &IssuerRef,
+) -> Vec<ObjectRef<CertificateRequest>> {
+    requests
+        .state()
+        .iter()
+        .filter(|r| {
+            let namespace = r.namespace().unwrap_or_default();
+            let issuer_ref = &r.spec.issuer_ref;
+            decide::route(
+                issuer_ref.group.as_deref(),
+                issuer_ref.kind.as_deref(),
+                &issuer_ref.name,
+                &namespace,
+            ) == Route::Issuer(issuer.clone())
+                && decide::next_step(r.status.as_ref()) != Step::Finished
+        })
+        .map(|r| ObjectRef::from_obj(&**r))
+        .collect()
+}
+
+fn request_error_policy(
+    request: Arc<CertificateRequest>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            error: error.metric_label().to_string(),
+        })
+        .inc();
+    let wait = ctx.next_backoff(&request.uid().unwrap_or_default());
+    warn!(
+        namespace = %request.namespace().unwrap_or_default(),
+        name = %request.name_any(),
+        %error,
+        retry_in = ?wait,
+        "reconcile failed; will retry"
+    );
+    Action::requeue(wait)
+}
+
+fn issuer_error_policy<K: IssuerObject>(
+    issuer: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            error: error.metric_label().to_string(),
+        })
+        .inc();
+    warn!(issuer = %issuer.issuer_ref(), %error, "issuer reconcile failed; will retry");
+    Action::requeue(
+        ctx.settings
+            .pending_backoff_base
+            .max(StdDuration::from_secs(1)),
+    )
+}

@@ -1,0 +1,214 @@
+//! The CertificateRequest reconciler: reads the request, asks `decide` what to do, signs with
+//! the PKI core when the request is approved and its issuer is ready, and applies the result
+//! (server-side apply of `status` with only the `Ready` condition, under a fixed field
+//! manager), then publishes the event `decide` chose.
+//!
+//! What does not live here: any decision (see `decide`) and the watches (see `run`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+use time::OffsetDateTime;
+use tracing::{debug, info, warn};
+
+use super::Context;
+use super::decide::{
+    self, FIELD_MANAGER, IssuerRef, Outcome, Route, SecretLocation, Step, issuer_missing_message,
+    issuer_not_ready_message, unknown_kind_message,
+};
+use crate::Error;
+use crate::api::{RelayClusterIssuer, RelayIssuer};
+use crate::cert_manager::types::CertificateRequest;
+use crate::pki::{self, SignRequest, parse_duration};
+
+/// Reconciles one CertificateRequest.
+#[tracing::instrument(skip_all, fields(namespace = %request.namespace().unwrap_or_default(), name = %request.name_any()))]
+pub async fn reconcile(
+    request: Arc<CertificateRequest>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let namespace = request.namespace().unwrap_or_default();
+    let name = request.name_any();
+    let uid = request.uid().unwrap_or_default();
+    let issuer_ref = &request.spec.issuer_ref;
+    let route = decide::route(
+        issuer_ref.group.as_deref(),
+        issuer_ref.kind.as_deref(),
+        &issuer_ref.name,
+        &namespace,
+    );
+    if route == Route::NotOurs {
+        return Ok(Action::await_change());
+    }
+    if !ctx.leadership.is_leader() {
+        // A replica that lost the Lease writes nothing; the new leader takes over.
+        return Ok(Action::await_change());
+    }
+
+    let step = decide::next_step(request.status.as_ref());
+    let outcome = match step {
+        Step::Finished => {
+            ctx.forget(&uid);
+            return Ok(Action::await_change());
+        }
+        Step::WaitForApproval => Outcome::WaitingForApproval,
+        Step::Deny { approver_message } => Outcome::Denied { approver_message },
+        Step::Sign => match &route {
+            Route::Issuer(issuer) => sign(&request, &uid, issuer, &ctx).await,
+            Route::UnknownKind(kind) => Outcome::Failed {
+                message: unknown_kind_message(kind),
+            },
+            Route::NotOurs => return Ok(Action::await_change()),
+        },
+    };
+
+    let now = OffsetDateTime::now_utc();
+    let change = decide::status_change(&outcome, request.status.as_ref(), now);
+    if change.changes_anything {
+        if !ctx.leadership.is_leader() {
+            return Ok(Action::await_change());
+        }
+        let api: Api<CertificateRequest> = Api::namespaced(ctx.client.clone(), &namespace);
+        let patch = serde_json::json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "CertificateRequest",
+            "status": change.status,
+        });
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        match api
+            .patch_status(&name, &params, &Patch::Apply(&patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                debug!("the request was deleted while being reconciled");
+                ctx.forget(&uid);
+                return Ok(Action::await_change());
+            }
+            Err(error) => {
+                return Err(Error::kube(
+                    format!("write the status of CertificateRequest {namespace}/{name}"),
+                    error,
+                ));
+            }
+        }
+        ctx.metrics.count_outcome(outcome.metric_label());
+        if let Some(event) = change.event {
+            ctx.publish_event(&request, event);
+        }
+    }
+
+    match &outcome {
+        Outcome::Issued { summary, .. } => {
+            info!(%summary, "certificate issued");
+            ctx.forget(&uid);
+            Ok(Action::await_change())
+        }
+        Outcome::Pending { message } => {
+            let wait = ctx.next_backoff(&uid);
+            debug!(%message, retry_in = ?wait, "pending");
+            Ok(Action::requeue(wait))
+        }
+        Outcome::Failed { message } => {
+            warn!(%message, "request failed");
+            ctx.forget(&uid);
+            Ok(Action::await_change())
+        }
+        Outcome::Denied { .. } | Outcome::WaitingForApproval => {
+            ctx.forget(&uid);
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// Signs an approved request, or says why not. A certificate signed earlier whose status write
+/// failed is reused, so a retry never signs twice.
+async fn sign(
+    request: &CertificateRequest,
+    uid: &str,
+    issuer: &IssuerRef,
+    ctx: &Context,
+) -> Outcome {
+    if let Some(issued) = ctx.signed_but_unrecorded(uid) {
+        return issued;
+    }
+    let settings = match issuer {
+        IssuerRef::Namespaced { namespace, name } => ctx
+            .issuers
+            .get(&ObjectRef::<RelayIssuer>::new(name).within(namespace))
+            .map(|i| i.spec.settings()),
+        IssuerRef::Cluster { name } => ctx
+            .cluster_issuers
+            .get(&ObjectRef::<RelayClusterIssuer>::new(name))
+            .map(|i| i.spec.settings()),
+    };
+    let Some(settings) = settings else {
+        return Outcome::Pending {
+            message: issuer_missing_message(issuer),
+        };
+    };
+    let policy = match decide::signing_policy(&settings.policy, ctx.settings.backdate) {
+        Ok(policy) => policy,
+        Err(not_ready) => {
+            return Outcome::Pending {
+                message: issuer_not_ready_message(issuer, &not_ready),
+            };
+        }
+    };
+    let location = SecretLocation {
+        issuer_kind: issuer.kind(),
+        namespace: issuer.secret_namespace(&ctx.settings.cluster_resource_namespace),
+        name: &settings.secret_name,
+    };
+    let ca = match ctx.signing_ca(location).await {
+        Ok(ca) => ca,
+        Err(not_ready) => {
+            return Outcome::Pending {
+                message: issuer_not_ready_message(issuer, &not_ready),
+            };
+        }
+    };
+
+    let spec = &request.spec;
+    let duration = match spec.duration.as_deref().filter(|d| !d.is_empty()) {
+        None => None,
+        Some(text) => match parse_duration(text) {
+            Ok(d) => Some(d),
+            Err(error) => return Outcome::from_sign_error(&error),
+        },
+    };
+    let usages: Vec<String> = spec.usages.iter().map(|u| u.as_str().to_string()).collect();
+    let sign_request = SignRequest {
+        csr_pem: &spec.request.0,
+        duration,
+        is_ca: spec.is_ca.unwrap_or(false),
+        usages: &usages,
+    };
+    if !ctx.leadership.is_leader() {
+        return Outcome::Pending {
+            message: "this replica is no longer the leader".into(),
+        };
+    }
+    let started = Instant::now();
+    let result = pki::sign(&ca, &sign_request, &policy, OffsetDateTime::now_utc());
+    ctx.metrics
+        .signing_seconds
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(issued) => {
+            ctx.metrics.signatures.inc();
+            let outcome = Outcome::Issued {
+                summary: issued.summary(),
+                chain_pem: issued.chain_pem,
+                ca_pem: issued.ca_pem,
+            };
+            ctx.remember_signed(uid, outcome.clone());
+            outcome
+        }
+        Err(error) => Outcome::from_sign_error(&error),
+    }
+}

@@ -1,0 +1,342 @@
+//! Metadata-only responses (`PartialObjectMetadata`), as kube-apiserver serves them.
+//!
+//! A client that sends `Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1`
+//! (kube-rs `get_metadata`/`watch_metadata`, client-go's metadata client) gets objects as
+//! `{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{...}}`, with the
+//! object's full metadata and nothing else; `as=PartialObjectMetadataList` does the same for
+//! lists. This module holds the Accept-header negotiation ([`Representation::negotiate`]) and
+//! the conversions; `server` applies them to responses and watch events. As in kube-apiserver:
+//! - the first media range the sandbox can serve wins (ranges sorted by `q`, stably); ranges it
+//!   cannot serve (protobuf, CBOR, YAML, `as=Table`, unknown `g`/`v`) are skipped, and when none
+//!   is servable the full JSON object is returned, as before this module existed;
+//! - the response Content-Type stays `application/json` (kube-apiserver's
+//!   `transformResponseObject` does not list the conversion in it);
+//! - asking for `PartialObjectMetadata` on a list (or `PartialObjectMetadataList` on a single
+//!   object) is 406 `NotAcceptable`. kube-apiserver finds this out only while encoding, so a
+//!   write has already happened; a watch asking for the list form is refused up front here
+//!   (kube-apiserver would end the stream at the first event).
+//! - `Status` objects (errors, watch `ERROR` events) are never converted.
+
+use crate::Error;
+use serde_json::{Map, Value, json};
+
+/// The `meta.k8s.io` version a metadata-only response is rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaVersion {
+    /// `meta.k8s.io/v1` (what kube-rs and client-go ask for).
+    V1,
+    /// `meta.k8s.io/v1beta1` (still served by kube-apiserver).
+    V1beta1,
+}
+
+impl MetaVersion {
+    /// The `apiVersion` of objects rendered in this version.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            MetaVersion::V1 => "meta.k8s.io/v1",
+            MetaVersion::V1beta1 => "meta.k8s.io/v1beta1",
+        }
+    }
+}
+
+/// How a response renders the objects it carries, as the request's Accept header chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Representation {
+    /// The objects themselves (`application/json`, or nothing servable was asked for).
+    #[default]
+    Full,
+    /// `as=PartialObjectMetadata`: single objects and watch event objects.
+    Partial(MetaVersion),
+    /// `as=PartialObjectMetadataList`: lists.
+    PartialList(MetaVersion),
+}
+
+/// One media range of an Accept header.
+struct MediaRange<'a> {
+    kind: &'a str,
+    subtype: &'a str,
+    params: Vec<(String, &'a str)>,
+    q: f32,
+}
+
+impl<'a> MediaRange<'a> {
+    fn parse(clause: &'a str) -> Option<Self> {
+        let mut parts = clause.split(';');
+        let (kind, subtype) = parts.next()?.trim().split_once('/')?;
+        let mut range = MediaRange {
+            kind: kind.trim(),
+            subtype: subtype.trim(),
+            params: Vec::new(),
+            q: 1.0,
+        };
+        for param in parts {
+            let Some((key, value)) = param.split_once('=') else {
+                continue;
+            };
+            let key = key.trim().to_ascii_lowercase();
+            let value = value.trim().trim_matches('"');
+            if key == "q" {
+                range.q = value.parse().unwrap_or(0.0);
+            } else {
+                range.params.push((key, value));
+            }
+        }
+        Some(range)
+    }
+
+    fn param(&self, key: &str) -> Option<&'a str> {
+        self.params.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    /// Whether JSON satisfies this range's type (`application/json`, `application/*`, `*/*`).
+    fn accepts_json(&self) -> bool {
+        let kind = self.kind.eq_ignore_ascii_case("application") || self.kind == "*";
+        let subtype = self.subtype.eq_ignore_ascii_case("json") || self.subtype == "*";
+        kind && subtype
+    }
+
+    /// What the sandbox serves for this range, if it can serve it at all.
+    fn representation(&self) -> Option<Representation> {
+        if !self.accepts_json() {
+            return None;
+        }
+        let Some(target) = self.param("as") else {
+            return Some(Representation::Full);
+        };
+        let version = match (self.param("g"), self.param("v")) {
+            (Some("meta.k8s.io"), Some("v1")) => MetaVersion::V1,
+            (Some("meta.k8s.io"), Some("v1beta1")) => MetaVersion::V1beta1,
+            _ => return None,
+        };
+        match target {
+            "PartialObjectMetadata" => Some(Representation::Partial(version)),
+            "PartialObjectMetadataList" => Some(Representation::PartialList(version)),
+            _ => None,
+        }
+    }
+}
+
+impl Representation {
+    /// The representation an Accept header asks for: its first servable media range, by
+    /// descending `q` and then header order; [`Representation::Full`] when none is servable.
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        let mut ranges: Vec<MediaRange<'_>> = accept
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(MediaRange::parse)
+            .filter(|r| r.q > 0.0)
+            .collect();
+        // Stable: equal preferences keep the client's order; wildcards after concrete types.
+        ranges.sort_by(|a, b| {
+            b.q.total_cmp(&a.q)
+                .then((a.kind == "*").cmp(&(b.kind == "*")))
+                .then((a.subtype == "*").cmp(&(b.subtype == "*")))
+        });
+        ranges
+            .iter()
+            .find_map(MediaRange::representation)
+            .unwrap_or_default()
+    }
+
+    /// A single object as this representation shows it.
+    pub fn object(self, object: Value) -> Result<Value, Error> {
+        match self {
+            Representation::Full => Ok(object),
+            _ if is_status(&object) => Ok(object),
+            Representation::Partial(version) => Ok(partial_object(&object, version)),
+            Representation::PartialList(_) => Err(Error::NotAcceptable(
+                "you requested PartialObjectMetadataList, but the requested object is not a list"
+                    .into(),
+            )),
+        }
+    }
+
+    /// A list (`{kind: XList, metadata, items}`) as this representation shows it.
+    pub fn list(self, list: Value) -> Result<Value, Error> {
+        match self {
+            Representation::Full => Ok(list),
+            Representation::PartialList(version) => Ok(partial_list(&list, version)),
+            Representation::Partial(_) => Err(Error::NotAcceptable(
+                "you requested PartialObjectMetadata, but the requested object is a list".into(),
+            )),
+        }
+    }
+
+    /// The form of watch event objects: `None` for full objects, else the metadata version.
+    pub fn watch_form(self) -> Result<Option<MetaVersion>, Error> {
+        match self {
+            Representation::Full => Ok(None),
+            Representation::Partial(version) => Ok(Some(version)),
+            Representation::PartialList(_) => Err(Error::NotAcceptable(
+                "you requested PartialObjectMetadataList, but watch events carry single objects"
+                    .into(),
+            )),
+        }
+    }
+}
+
+fn is_status(object: &Value) -> bool {
+    object.get("kind").and_then(Value::as_str) == Some("Status")
+}
+
+/// An object's `PartialObjectMetadata` form: its whole `metadata`, nothing else.
+pub fn partial_object(object: &Value, version: MetaVersion) -> Value {
+    let metadata = object
+        .get("metadata")
+        .filter(|m| m.is_object())
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    json!({"kind": "PartialObjectMetadata", "apiVersion": version.api_version(), "metadata": metadata})
+}
+
+/// A list's `PartialObjectMetadataList` form: the list's metadata (resourceVersion, continue,
+/// remainingItemCount) and each item's `PartialObjectMetadata` form.
+pub fn partial_list(list: &Value, version: MetaVersion) -> Value {
+    let metadata = list
+        .get("metadata")
+        .filter(|m| m.is_object())
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    let items: Vec<Value> = list
+        .get("items")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| partial_object(item, version))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({"kind": "PartialObjectMetadataList", "apiVersion": version.api_version(), "metadata": metadata, "items": items})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KUBE_RS_GET: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+    const KUBE_RS_LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
+    #[test]
+    fn negotiation_picks_the_first_servable_range() {
+        use Representation::*;
+        assert_eq!(Representation::negotiate(None), Full);
+        assert_eq!(Representation::negotiate(Some("")), Full);
+        assert_eq!(Representation::negotiate(Some("application/json")), Full);
+        assert_eq!(
+            Representation::negotiate(Some(KUBE_RS_GET)),
+            Partial(MetaVersion::V1)
+        );
+        assert_eq!(
+            Representation::negotiate(Some(KUBE_RS_LIST)),
+            PartialList(MetaVersion::V1)
+        );
+        // client-go's metadata client: protobuf first, which the sandbox does not speak.
+        assert_eq!(
+            Representation::negotiate(Some(
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+            )),
+            PartialList(MetaVersion::V1)
+        );
+        // Parameter order, spacing and case of the media type do not matter.
+        assert_eq!(
+            Representation::negotiate(Some(
+                " Application/JSON ; v=v1beta1 ; g=meta.k8s.io ; as=PartialObjectMetadata , application/json"
+            )),
+            Partial(MetaVersion::V1beta1)
+        );
+        // kubectl's Table request and unknown targets fall through to plain JSON.
+        assert_eq!(
+            Representation::negotiate(Some(
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+            )),
+            Full
+        );
+        assert_eq!(
+            Representation::negotiate(Some("application/json;as=Table;v=v1;g=meta.k8s.io")),
+            Full
+        );
+        assert_eq!(
+            Representation::negotiate(Some(
+                "application/json;as=PartialObjectMetadata;g=example.com;v=v1,application/json"
+            )),
+            Full
+        );
+        assert_eq!(
+            Representation::negotiate(Some("application/json;as=PartialObjectMetadata")),
+            Full
+        );
+        // The metadata range listed after plain JSON loses; `q` reorders.
+        assert_eq!(
+            Representation::negotiate(Some(&format!("application/json,{KUBE_RS_GET}"))),
+            Full
+        );
+        assert_eq!(
+            Representation::negotiate(Some(&format!("application/json;q=0.5,{KUBE_RS_GET}"))),
+            Partial(MetaVersion::V1)
+        );
+        assert_eq!(
+            Representation::negotiate(Some(&format!("{KUBE_RS_GET};q=0,application/json"))),
+            Full
+        );
+        assert_eq!(
+            Representation::negotiate(Some(&format!("*/*,{KUBE_RS_GET}"))),
+            Partial(MetaVersion::V1)
+        );
+    }
+
+    #[test]
+    fn objects_keep_their_whole_metadata_and_nothing_else() {
+        let secret = json!({
+            "kind": "Secret", "apiVersion": "v1",
+            "metadata": {"name": "a", "namespace": "ns", "resourceVersion": "7", "labels": {"x": "y"}},
+            "data": {"k": "dg=="}, "type": "Opaque"
+        });
+        let partial = Representation::Partial(MetaVersion::V1)
+            .object(secret.clone())
+            .unwrap();
+        assert_eq!(
+            partial,
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": secret["metadata"]})
+        );
+        assert_eq!(Representation::Full.object(secret.clone()).unwrap(), secret);
+        assert!(matches!(
+            Representation::PartialList(MetaVersion::V1).object(secret.clone()),
+            Err(Error::NotAcceptable(_))
+        ));
+        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
+        assert_eq!(
+            Representation::Partial(MetaVersion::V1)
+                .object(status.clone())
+                .unwrap(),
+            status
+        );
+
+        let list = json!({
+            "kind": "SecretList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": "9", "continue": "t", "remainingItemCount": 3},
+            "items": [secret]
+        });
+        let partial = Representation::PartialList(MetaVersion::V1beta1)
+            .list(list.clone())
+            .unwrap();
+        assert_eq!(partial["kind"], "PartialObjectMetadataList");
+        assert_eq!(partial["apiVersion"], "meta.k8s.io/v1beta1");
+        assert_eq!(partial["metadata"], list["metadata"]);
+        assert_eq!(partial["items"][0]["kind"], "PartialObjectMetadata");
+        assert_eq!(partial["items"][0]["apiVersion"], "meta.k8s.io/v1beta1");
+        assert_eq!(partial["items"][0]["metadata"]["name"], "a");
+        assert!(partial["items"][0].get("data").is_none());
+        assert!(matches!(
+            Representation::Partial(MetaVersion::V1).list(list),
+            Err(Error::NotAcceptable(_))
+        ));
+        assert_eq!(
+            partial_list(
+                &json!({"metadata": {"resourceVersion": "1"}}),
+                MetaVersion::V1
+            )["items"],
+            json!([])
+        );
+    }
+}
