@@ -176,9 +176,12 @@ pub fn requests(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
     )
 }
 
-/// A PEM CSR shaped like cert-manager's for a Certificate `spec` (`commonName`, `usages`, ...).
+/// A PEM CSR shaped like cert-manager's for a Certificate `spec` (`commonName`, `usages`, ...),
+/// with the key `spec.privateKey` asks for, ECDSA P-256 by default (agent certificates use it;
+/// RSA key generation would dominate tests that make thousands of requests).
 pub fn csr_pem(spec: &Value) -> Result<String, Error> {
-    let key = csr::generate_private_key(None)?;
+    let default_key = json!({"algorithm": "ECDSA"});
+    let key = csr::generate_private_key(Some(spec.get("privateKey").unwrap_or(&default_key)))?;
     csr::certificate_signing_request(spec, &key)
 }
 

@@ -190,6 +190,14 @@ impl Context {
             .remove(uid);
     }
 
+    /// Forgets the retry count of a request.
+    pub fn forget_attempts(&self, uid: &str) {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+    }
+
     fn remember_signed(&self, uid: &str, outcome: Outcome) {
         self.signed
             .lock()
@@ -226,7 +234,15 @@ impl Context {
     }
 }
 
+/// How long in-flight reconciles get to finish when the controllers stop.
+const STOP_GRACE: StdDuration = StdDuration::from_secs(10);
+
 /// Runs the controllers whenever this replica leads, until `shutdown` resolves.
+///
+/// When leadership is lost, or on shutdown, the controllers stop taking work and let in-flight
+/// reconciles finish, so a certificate signed just before is still recorded rather than signed
+/// again by the next leader (signing itself only starts with [`SIGN_MARGIN`] of leadership
+/// left).
 pub async fn run(
     client: Client,
     settings: Settings,
@@ -236,6 +252,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     tokio::pin!(shutdown);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     loop {
         health.set_ready(true);
         tokio::select! {
@@ -247,28 +264,35 @@ pub async fn run(
         health.set_not_ready(
             "leading: waiting for the first sync of CertificateRequests, issuers and Secrets",
         );
-        let lead = lead(
+        let term = lead(
             client.clone(),
             settings.clone(),
             leadership.clone(),
             metrics.clone(),
             health.clone(),
+            stopping.clone(),
         );
+        tokio::pin!(term);
         let result = tokio::select! {
-            result = lead => result,
-            _ = leadership.lost() => {
-                warn!("lost the leader Lease: stopped the controllers, standing by");
-                Ok(())
-            }
+            result = &mut term => result,
             _ = &mut shutdown => {
+                let _ = stop.send(true);
+                if tokio::time::timeout(STOP_GRACE, term).await.is_err() {
+                    warn!("in-flight reconciles did not finish within {STOP_GRACE:?}");
+                }
                 metrics.leader.set(0);
                 return Ok(());
             }
         };
+        warn!("no longer the leader: controllers stopped, standing by");
         metrics.leader.set(0);
         result?;
     }
 }
+
+/// Signing starts only with at least this much leadership left, so the status write that
+/// follows lands while this replica still leads.
+pub const SIGN_MARGIN: StdDuration = StdDuration::from_millis(1500);
 
 const SHARED_BUFFER: usize = 1024;
 
@@ -279,8 +303,24 @@ async fn lead(
     leadership: Leadership,
     metrics: Metrics,
     health: Health,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let watch_config = watcher::Config::default;
+    // Each controller stops taking work (and finishes what it started) when this replica
+    // loses the Lease or the process shuts down.
+    let stop_trigger = {
+        let leadership = leadership.clone();
+        move || {
+            let leadership = leadership.clone();
+            let mut stopping = stopping.clone();
+            async move {
+                tokio::select! {
+                    _ = leadership.lost() => {}
+                    _ = stopping.wait_for(|stop| *stop) => {}
+                }
+            }
+        }
+    };
 
     let (issuers, issuers_writer) = reflector::store_shared::<RelayIssuer>(SHARED_BUFFER);
     let (cluster_issuers, cluster_writer) =
@@ -371,10 +411,11 @@ async fn lead(
                     users
                         .issuers_using(&s)
                         .iter()
-                        .flat_map(|issuer| w3(issuer))
+                        .flat_map(&w3)
                         .collect::<Vec<_>>()
                 },
             )
+            .graceful_shutdown_on(stop_trigger())
             .run(requests::reconcile, request_error_policy, ctx.clone())
             .for_each(|_| async {})
     };
@@ -421,6 +462,7 @@ async fn lead(
                         .collect::<Vec<_>>()
                 },
             )
+            .graceful_shutdown_on(stop_trigger())
             .run(
                 issuers::reconcile::<RelayClusterIssuer>,
                 issuer_error_policy,
@@ -438,15 +480,17 @@ async fn lead(
         info!("caches synced; ready");
         health.set_ready(true);
     };
-    futures::join!(
-        issuer_watch,
-        cluster_watch,
-        secret_watch,
-        request_controller,
-        issuer_controller,
-        cluster_controller,
-        synced,
-    );
+    let controllers = async {
+        futures::join!(request_controller, issuer_controller, cluster_controller);
+    };
+    let watches = async {
+        futures::join!(issuer_watch, cluster_watch, secret_watch, synced);
+    };
+    // The controllers end on the stop trigger; the watches never end on their own.
+    tokio::select! {
+        _ = controllers => {}
+        _ = watches => {}
+    }
     Ok(())
 }
 

@@ -58,7 +58,11 @@ pub async fn reconcile(
         Step::WaitForApproval => Outcome::WaitingForApproval,
         Step::Deny { approver_message } => Outcome::Denied { approver_message },
         Step::Sign => match &route {
-            Route::Issuer(issuer) => sign(&request, &uid, issuer, &ctx).await,
+            Route::Issuer(issuer) => match sign(&request, &uid, issuer, &ctx).await {
+                Some(outcome) => outcome,
+                // Too little leadership left to sign and record: leave it to the next term.
+                None => return Ok(Action::requeue(super::SIGN_MARGIN)),
+            },
             Route::UnknownKind(kind) => Outcome::Failed {
                 message: unknown_kind_message(kind),
             },
@@ -69,7 +73,10 @@ pub async fn reconcile(
     let now = OffsetDateTime::now_utc();
     let change = decide::status_change(&outcome, request.status.as_ref(), now);
     if change.changes_anything {
-        if !ctx.leadership.is_leader() {
+        // A certificate signed while leading is always recorded (signing left enough
+        // leadership for this write); anything else is written only while still leading.
+        let signed_here = matches!(outcome, Outcome::Issued { .. });
+        if !signed_here && !ctx.leadership.is_leader() {
             return Ok(Action::await_change());
         }
         let api: Api<CertificateRequest> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -105,7 +112,10 @@ pub async fn reconcile(
     match &outcome {
         Outcome::Issued { summary, .. } => {
             info!(%summary, "certificate issued");
-            ctx.forget(&uid);
+            // The signed certificate stays remembered until the request is seen finished: a
+            // reconcile that still sees the request as it was before our write (watch lag)
+            // re-applies the same certificate instead of signing again.
+            ctx.forget_attempts(&uid);
             Ok(Action::await_change())
         }
         Outcome::Pending { message } => {
@@ -126,15 +136,16 @@ pub async fn reconcile(
 }
 
 /// Signs an approved request, or says why not. A certificate signed earlier whose status write
-/// failed is reused, so a retry never signs twice.
+/// failed is reused, so a retry never signs twice. `None`: this replica has too little
+/// leadership left to sign and record a certificate now.
 async fn sign(
     request: &CertificateRequest,
     uid: &str,
     issuer: &IssuerRef,
     ctx: &Context,
-) -> Outcome {
+) -> Option<Outcome> {
     if let Some(issued) = ctx.signed_but_unrecorded(uid) {
-        return issued;
+        return Some(issued);
     }
     let settings = match issuer {
         IssuerRef::Namespaced { namespace, name } => ctx
@@ -147,16 +158,16 @@ async fn sign(
             .map(|i| i.spec.settings()),
     };
     let Some(settings) = settings else {
-        return Outcome::Pending {
+        return Some(Outcome::Pending {
             message: issuer_missing_message(issuer),
-        };
+        });
     };
     let policy = match decide::signing_policy(&settings.policy, ctx.settings.backdate) {
         Ok(policy) => policy,
         Err(not_ready) => {
-            return Outcome::Pending {
+            return Some(Outcome::Pending {
                 message: issuer_not_ready_message(issuer, &not_ready),
-            };
+            });
         }
     };
     let location = SecretLocation {
@@ -167,9 +178,9 @@ async fn sign(
     let ca = match ctx.signing_ca(location).await {
         Ok(ca) => ca,
         Err(not_ready) => {
-            return Outcome::Pending {
+            return Some(Outcome::Pending {
                 message: issuer_not_ready_message(issuer, &not_ready),
-            };
+            });
         }
     };
 
@@ -178,7 +189,7 @@ async fn sign(
         None => None,
         Some(text) => match parse_duration(text) {
             Ok(d) => Some(d),
-            Err(error) => return Outcome::from_sign_error(&error),
+            Err(error) => return Some(Outcome::from_sign_error(&error)),
         },
     };
     let usages: Vec<String> = spec.usages.iter().map(|u| u.as_str().to_string()).collect();
@@ -188,17 +199,15 @@ async fn sign(
         is_ca: spec.is_ca.unwrap_or(false),
         usages: &usages,
     };
-    if !ctx.leadership.is_leader() {
-        return Outcome::Pending {
-            message: "this replica is no longer the leader".into(),
-        };
+    if !ctx.leadership.leads_for_at_least(super::SIGN_MARGIN) {
+        return None;
     }
     let started = Instant::now();
     let result = pki::sign(&ca, &sign_request, &policy, OffsetDateTime::now_utc());
     ctx.metrics
         .signing_seconds
         .observe(started.elapsed().as_secs_f64());
-    match result {
+    Some(match result {
         Ok(issued) => {
             ctx.metrics.signatures.inc();
             let outcome = Outcome::Issued {
@@ -210,5 +219,5 @@ async fn sign(
             outcome
         }
         Err(error) => Outcome::from_sign_error(&error),
-    }
+    })
 }

@@ -755,9 +755,7 @@ mod tests {
                 }
                 Step::Answer(e, lost) => {
                     let elector = &mut self.electors[e];
-                    let Some(write) = elector.in_flight.take() else {
-                        return None;
-                    };
+                    let write = elector.in_flight.take()?;
                     match write.outcome {
                         None => elector.abandoned.push(write),
                         Some(Ok(version)) if !lost => {

@@ -77,6 +77,21 @@ impl Leadership {
         }
     }
 
+    /// Whether we lead now and will still lead `margin` from now unless a renewal extends it
+    /// (always true for [`Leadership::always`]). The controller asks this before signing, so
+    /// the status write that follows lands while it still leads.
+    pub fn leads_for_at_least(&self, margin: std::time::Duration) -> bool {
+        match &self.kind {
+            Kind::Always => true,
+            Kind::Elected(receiver) => {
+                let deadline = *receiver.borrow();
+                deadline.is_some_and(|deadline| {
+                    deadline.saturating_duration_since(Instant::now()) >= margin
+                })
+            }
+        }
+    }
+
     /// Until when we lead, if we do (`None` for [`Leadership::always`] or while not leading).
     pub fn deadline(&self) -> Option<Instant> {
         match &self.kind {

@@ -169,7 +169,7 @@ impl Elector {
     fn failed(&mut self, error: &str) {
         self.state.failures = self.state.failures.saturating_add(1);
         let failures = self.state.failures;
-        if failures == 1 || failures % 30 == 0 {
+        if failures == 1 || failures.is_multiple_of(30) {
             warn!(
                 lease = %self.lease_ref,
                 identity = %self.config.identity,
@@ -318,18 +318,18 @@ async fn attempt(
         Instant::now(),
         config.renew_deadline,
     );
-    if leading && let Some(lease) = state.lease.clone() {
-        if let Decision::Renew(record) =
+    if leading
+        && let Some(lease) = state.lease.clone()
+        && let Decision::Renew(record) =
             decide::decide(state.observed.as_ref(), Now::current(), identity, config)
-        {
-            match write(api, config, state, Some(lease), &record).await {
-                Ok(()) => return Ok(None),
-                Err(Failure::Conflict) => {
-                    debug!(lease = %lease_ref, "optimistic renewal conflicted; re-reading the Lease");
-                }
-                Err(Failure::Api(error)) => {
-                    debug!(lease = %lease_ref, %error, "optimistic renewal failed; re-reading the Lease");
-                }
+    {
+        match write(api, config, state, Some(lease), &record).await {
+            Ok(()) => return Ok(None),
+            Err(Failure::Conflict) => {
+                debug!(lease = %lease_ref, "optimistic renewal conflicted; re-reading the Lease");
+            }
+            Err(Failure::Api(error)) => {
+                debug!(lease = %lease_ref, %error, "optimistic renewal failed; re-reading the Lease");
             }
         }
     }
