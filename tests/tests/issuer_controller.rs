@@ -144,10 +144,16 @@ async fn unapproved_request_waits_with_one_event_and_is_signed_once_approved() {
         .await
         .unwrap();
     let requests = harness::requests(&client, "team-a");
-    let waiting = wait_for_reason(&requests, "waiting", "Pending", WAIT).await;
+    let events = eventually_events(&client, "team-a", "waiting", "WaitingForApproval").await;
+    assert_eq!(events[0]["type"], "Normal");
     assert_eq!(
-        harness::ready_condition(&waiting).unwrap()["message"],
+        events[0]["note"],
         "Not signing CertificateRequest until it is Approved"
+    );
+    let waiting = requests.get("waiting").await.unwrap();
+    assert!(
+        harness::ready_condition(&waiting).is_none(),
+        "no status is written while unapproved, as cert-manager's own issuers do"
     );
     // Touch the request a few times: it is reconciled again, but the event is not repeated.
     for i in 0..3 {
@@ -454,7 +460,7 @@ async fn merge_patching_conditions_would_drop_approved_but_our_writes_keep_it() 
     harness::create_request(&client, "team-a", "ours", "RelayIssuer", "relay")
         .await
         .unwrap();
-    wait_for_reason(&requests, "ours", "Pending", WAIT).await;
+    eventually_events(&client, "team-a", "ours", "WaitingForApproval").await;
     harness::decide_request(&client, "team-a", "ours", true)
         .await
         .unwrap();

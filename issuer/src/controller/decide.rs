@@ -513,10 +513,21 @@ pub fn signing_policy(
 ) -> Result<SigningPolicy, NotReady> {
     let max_duration = match policy.max_duration.as_deref() {
         None | Some("") => None,
-        Some(text) => Some(parse_duration(text).map_err(|error| NotReady {
-            reason: "InvalidPolicy",
-            message: format!("spec.policy.maxDuration is invalid: {error}"),
-        })?),
+        Some(text) => {
+            let max = parse_duration(text).map_err(|error| NotReady {
+                reason: "InvalidPolicy",
+                message: format!("spec.policy.maxDuration is invalid: {error}"),
+            })?;
+            if max <= Duration::ZERO {
+                return Err(NotReady {
+                    reason: "InvalidPolicy",
+                    message: format!(
+                        "spec.policy.maxDuration is {text:?}, which would refuse every request; give a positive duration such as 8760h, or remove it"
+                    ),
+                });
+            }
+            Some(max)
+        }
     };
     Ok(SigningPolicy {
         allow_ca: policy.allow_ca,

@@ -98,6 +98,7 @@ pub struct Context {
     recorder: Recorder,
     attempts: Mutex<HashMap<String, u32>>,
     signed: Mutex<HashMap<String, Outcome>>,
+    waiting: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Context {
@@ -178,8 +179,12 @@ impl Context {
         wait
     }
 
-    /// Forgets what was kept about a request (retry count, unrecorded certificate).
+    /// Forgets what was kept about a request (retry count, unrecorded certificate, waiting).
     pub fn forget(&self, uid: &str) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
         self.attempts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -188,6 +193,15 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
+    }
+
+    /// Records that a request is waiting for approval; true the first time (publish the event
+    /// then, and only then).
+    pub fn first_wait(&self, uid: &str) -> bool {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uid.to_string())
     }
 
     /// Forgets the retry count of a request.
@@ -378,6 +392,7 @@ async fn lead(
         recorder,
         attempts: Mutex::default(),
         signed: Mutex::default(),
+        waiting: Mutex::default(),
     });
 
     let request_controller = Controller::new(

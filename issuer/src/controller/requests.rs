@@ -70,6 +70,20 @@ pub async fn reconcile(
         },
     };
 
+    if outcome == Outcome::WaitingForApproval {
+        // As cert-manager's own issuers do: no status write while unapproved (the approver's
+        // write is what moves the request on), and the event once per request.
+        if ctx.first_wait(&uid) {
+            let change =
+                decide::status_change(&outcome, request.status.as_ref(), OffsetDateTime::now_utc());
+            if let Some(event) = change.event {
+                ctx.publish_event(&request, event);
+            }
+            ctx.metrics.count_outcome(outcome.metric_label());
+        }
+        return Ok(Action::await_change());
+    }
+
     let now = OffsetDateTime::now_utc();
     let change = decide::status_change(&outcome, request.status.as_ref(), now);
     if change.changes_anything {

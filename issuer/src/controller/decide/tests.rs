@@ -2038,3 +2038,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn signing_policy_refuses_a_zero_or_negative_max_duration() {
+    for text in ["0s", "-1h"] {
+        let error = signing_policy(
+            &IssuerPolicy {
+                max_duration: Some(text.into()),
+                ..IssuerPolicy::default()
+            },
+            Duration::ZERO,
+        )
+        .unwrap_err();
+        assert_eq!(error.reason, "InvalidPolicy", "{text}");
+        assert!(error.message.contains("positive"), "{}", error.message);
+    }
+}
