@@ -21,11 +21,9 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(60);
 const NAMESPACE: &str = "team-a";
 const DURATION_HOURS: i64 = 2160;
-/// 2160h in Go's canonical form. The simulator's "request still matches the spec" check compares
-/// `spec.duration` textually with the request's normalised duration (`2160h0m0s`), so writing
-/// `2160h` makes it re-issue the Certificate forever (revision 2, 3, ...); cert-manager compares
-/// the parsed durations. Using the canonical form keeps this test about the issuer.
-const DURATION: &str = "2160h0m0s";
+/// Written as users write it; the request carries Go's canonical `2160h0m0s`, and the simulator
+/// (like cert-manager) compares the parsed durations, so this must not re-issue.
+const DURATION: &str = "2160h";
 
 const KEY_TYPES: [GeneratedKeyType; 4] = [
     GeneratedKeyType::P256,

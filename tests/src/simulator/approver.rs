@@ -5,7 +5,6 @@
 //! "Certificate request has been approved by cert-manager.io").
 
 use crate::Error;
-use futures::TryStreamExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -106,58 +105,70 @@ pub fn requests_api(client: kube::Client) -> Api<DynamicObject> {
     )
 }
 
+/// How many approvals are written at once (cert-manager runs its controllers with several
+/// workers; one at a time would make the approver the bottleneck of any burst).
+const WORKERS: usize = 16;
+
 /// Watches every CertificateRequest and approves or denies per `mode`, until the stream ends.
 pub async fn run(client: kube::Client, mode: ApproverMode) -> Result<(), Error> {
+    use futures::StreamExt;
     let api = requests_api(client.clone());
-    let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
-    loop {
-        let event = match stream.try_next().await {
-            Ok(Some(event)) => event,
-            Ok(None) => return Ok(()),
+    let events = watcher(api, watcher::Config::default()).filter_map(|event| async move {
+        match event {
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => Some(o),
+            Ok(_) => None,
             Err(e) => {
                 tracing::debug!(error = %e, "approver watch error; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
+                None
             }
-        };
-        let object = match event {
-            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => o,
-            _ => continue,
-        };
-        let value = serde_json::to_value(&object).unwrap_or(Value::Null);
-        let Some(decision) = decide(&mode, &value) else {
-            continue;
-        };
-        let (Some(ns), Some(name)) = (
-            object.metadata.namespace.clone(),
-            object.metadata.name.clone(),
-        ) else {
-            continue;
-        };
-        let mut conditions = value
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        conditions.push(condition(&decision, &crate::now_rfc3339()));
-        let namespaced = Api::<DynamicObject>::namespaced_with(
-            client.clone(),
-            &ns,
-            &super::resource("CertificateRequest", "certificaterequests"),
-        );
-        // The approver updates status with the whole list, keeping other conditions, guarded by
-        // the resourceVersion it read (a conflict means someone else wrote; the watch retries).
-        let patch = json!({"metadata": {"resourceVersion": object.metadata.resource_version}, "status": {"conditions": conditions}});
-        let params = PatchParams {
-            field_manager: Some("cert-manager-approver".into()),
-            ..PatchParams::default()
-        };
-        if let Err(e) = namespaced
-            .patch_status(&name, &params, &Patch::Merge(patch))
-            .await
-        {
-            tracing::debug!(error = %e, request = %name, "approval write failed; the next event retries");
         }
+    });
+    events
+        .for_each_concurrent(WORKERS, |object| {
+            let client = client.clone();
+            let mode = mode.clone();
+            async move { approve(client, &mode, object).await }
+        })
+        .await;
+    Ok(())
+}
+
+/// Writes the approver's decision on one request, if it has one to make.
+async fn approve(client: kube::Client, mode: &ApproverMode, object: DynamicObject) {
+    let value = serde_json::to_value(&object).unwrap_or(Value::Null);
+    let Some(decision) = decide(mode, &value) else {
+        return;
+    };
+    let (Some(ns), Some(name)) = (
+        object.metadata.namespace.clone(),
+        object.metadata.name.clone(),
+    ) else {
+        return;
+    };
+    let mut conditions = value
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    conditions.push(condition(&decision, &crate::now_rfc3339()));
+    let namespaced = Api::<DynamicObject>::namespaced_with(
+        client,
+        &ns,
+        &super::resource("CertificateRequest", "certificaterequests"),
+    );
+    // The approver updates status with the whole list, keeping other conditions, guarded by
+    // the resourceVersion it read (a conflict means someone else wrote; the watch retries).
+    let patch = json!({"metadata": {"resourceVersion": object.metadata.resource_version}, "status": {"conditions": conditions}});
+    let params = PatchParams {
+        field_manager: Some("cert-manager-approver".into()),
+        ..PatchParams::default()
+    };
+    if let Err(e) = namespaced
+        .patch_status(&name, &params, &Patch::Merge(patch))
+        .await
+    {
+        tracing::debug!(error = %e, request = %name, "approval write failed; the next event retries");
     }
 }
 

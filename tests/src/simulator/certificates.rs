@@ -276,13 +276,21 @@ fn request_matches_spec(request: &Value, cert: &Value) -> bool {
                 .collect()
         })
         .unwrap_or_default();
+    // Durations compare by value, as cert-manager compares parsed durations: `2160h` in the
+    // Certificate and `2160h0m0s` in the request are the same.
+    let requested = request
+        .pointer("/spec/duration")
+        .and_then(Value::as_str)
+        .and_then(|d| parse_duration(d).ok());
+    let wanted = parse_duration(
+        spec.get("duration")
+            .and_then(Value::as_str)
+            .unwrap_or("2160h"),
+    )
+    .ok();
     request.pointer("/spec/issuerRef") == spec.get("issuerRef")
-        && request.pointer("/spec/duration").and_then(Value::as_str)
-            == Some(
-                spec.get("duration")
-                    .and_then(Value::as_str)
-                    .unwrap_or("2160h0m0s"),
-            )
+        && requested.is_some()
+        && requested == wanted
         && usages == usages_of(&spec)
 }
 
