@@ -99,6 +99,19 @@ pub struct Context {
     attempts: Mutex<HashMap<String, u32>>,
     signed: Mutex<HashMap<String, Outcome>>,
     waiting: Mutex<std::collections::HashSet<String>>,
+    stopping: std::sync::atomic::AtomicBool,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// A request reconcile in progress; while any exists the controllers are not torn down.
+pub struct InFlight<'a>(&'a Context);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Context {
@@ -193,6 +206,15 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
+    }
+
+    /// Registers a reconcile, or `None` once the controllers are stopping (then it must not
+    /// start: nothing it signed could be recorded).
+    pub fn enter(&self) -> Option<InFlight<'_>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.in_flight.fetch_add(1, SeqCst);
+        let guard = InFlight(self);
+        (!self.stopping.load(SeqCst)).then_some(guard)
     }
 
     /// Records that a request is waiting for approval; true the first time (publish the event
@@ -393,6 +415,8 @@ async fn lead(
         attempts: Mutex::default(),
         signed: Mutex::default(),
         waiting: Mutex::default(),
+        stopping: std::sync::atomic::AtomicBool::new(false),
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
     });
 
     let request_controller = Controller::new(
@@ -498,6 +522,16 @@ async fn lead(
     let controllers = async {
         futures::join!(request_controller, issuer_controller, cluster_controller);
     };
+    // Once stopping, no new reconcile starts; those in flight finish (and record what they
+    // signed), then everything is dropped, including requeues scheduled for later.
+    let stopped = async {
+        stop_trigger().await;
+        ctx.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        while ctx.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+        }
+    };
     let watches = async {
         futures::join!(issuer_watch, cluster_watch, secret_watch, synced);
     };
@@ -505,6 +539,7 @@ async fn lead(
     tokio::select! {
         _ = controllers => {}
         _ = watches => {}
+        _ = stopped => {}
     }
     Ok(())
 }

@@ -48,6 +48,9 @@ pub async fn reconcile(
         // A replica that lost the Lease writes nothing; the new leader takes over.
         return Ok(Action::await_change());
     }
+    let Some(_in_flight) = ctx.enter() else {
+        return Ok(Action::await_change());
+    };
 
     let step = decide::next_step(request.status.as_ref());
     let outcome = match step {
