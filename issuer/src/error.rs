@@ -299,7 +299,7 @@ pub enum Error {
     // ---- running against Kubernetes (controller, leader election, admin server) ----
     /// A call to the Kubernetes API failed.
     #[error(
-        "the Kubernetes API call to {action} failed: {source}; check that the API server is reachable and that the relay-issuer ServiceAccount has the RBAC permissions the Helm chart grants"
+        "the Kubernetes API call to {action} failed: {source}; it is retried with backoff — if it keeps failing, check that the API server is reachable and that the relay-issuer ServiceAccount has the RBAC permissions the Helm chart grants"
     )]
     KubeApi {
         /// What was being done, e.g. `patch the status of CertificateRequest ns/name`.
