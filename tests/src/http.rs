@@ -2,7 +2,7 @@
 
 use crate::Error;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Response, StatusCode};
 use std::collections::HashMap;
@@ -62,20 +62,31 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// How much of an oversized body is read and thrown away before answering 413, so the client
+/// finishes sending and reads the answer instead of a connection reset (Go's server drains too).
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Reads a request body up to [`MAX_BODY`].
-pub async fn read_body(body: Incoming) -> Result<Bytes, Error> {
-    match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(Error::TooLarge(MAX_BODY))
+pub async fn read_body(mut body: Incoming) -> Result<Bytes, Error> {
+    let mut collected = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| Error::BadRequest(format!("reading the request body failed: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen <= MAX_BODY {
+            collected.extend_from_slice(&data);
+        } else if seen > DRAIN_LIMIT {
+            break;
         }
-        Err(e) => Err(Error::BadRequest(format!(
-            "reading the request body failed: {e}"
-        ))),
     }
+    if seen > MAX_BODY {
+        return Err(Error::TooLarge(MAX_BODY));
+    }
+    Ok(collected.freeze())
 }
 
 /// Parses a JSON or YAML request body into a JSON value.
