@@ -722,3 +722,43 @@ async fn the_ca_is_parsed_once_per_secret_version_not_per_request() {
     assert_eq!(replica.metrics.ca_loads.get(), 2);
     replica.stop().await;
 }
+
+#[tokio::test]
+async fn a_deleted_issuer_takes_its_metric_series_with_it() {
+    let sandbox = harness::sandbox().await.unwrap();
+    let client = sandbox.client().unwrap();
+    harness::put_signing_secret(&client, "team-a", "relay-tls-signing-secret", &ca())
+        .await
+        .unwrap();
+    harness::create_issuer(&client, Some("team-a"), "short-lived", json!({}))
+        .await
+        .unwrap();
+    let replica = Replica::alone(client.clone());
+    let issuers = harness::issuer_api(&client, Some("team-a"), "RelayIssuer", "relayissuers");
+    wait_for_reason(&issuers, "short-lived", "CAVerified", WAIT).await;
+    let labels = relay_issuer::controller::metrics::IssuerLabels {
+        kind: "RelayIssuer".into(),
+        namespace: "team-a".into(),
+        name: "short-lived".into(),
+    };
+    assert_eq!(
+        replica.metrics.issuer_ready.get(&labels).map(|g| g.get()),
+        Some(1)
+    );
+
+    issuers
+        .delete("short-lived", &Default::default())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while replica.metrics.issuer_ready.get(&labels).is_some()
+        || replica.metrics.ca_expiry.get(&labels).is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "series still exported"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    replica.stop().await;
+}

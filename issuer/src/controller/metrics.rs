@@ -134,6 +134,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Removes the series of an issuer that no longer exists.
+    pub fn forget_issuer(&self, labels: &IssuerLabels) {
+        self.issuer_ready.remove(labels);
+        self.ca_expiry.remove(labels);
+        self.ca_expiring_soon.remove(labels);
+    }
+
     /// How many requests ended with `outcome` (for tests and benchmarks).
     pub fn outcome_count(&self, outcome: &'static str) -> u64 {
         self.requests

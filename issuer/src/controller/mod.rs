@@ -373,17 +373,18 @@ async fn lead(
     let secrets_for_issuers = secrets_writer.subscribe().ok_or_else(subscribe_error)?;
     let secrets_for_cluster = secrets_writer.subscribe().ok_or_else(subscribe_error)?;
 
+    let ctx_metrics = metrics.clone();
     let issuer_watch = watcher(Api::<RelayIssuer>::all(client.clone()), watch_config())
         .default_backoff()
         .reflect_shared(issuers_writer)
-        .for_each(|_| async {});
+        .for_each(forget_deleted(ctx_metrics.clone()));
     let cluster_watch = watcher(
         Api::<RelayClusterIssuer>::all(client.clone()),
         watch_config(),
     )
     .default_backoff()
     .reflect_shared(cluster_writer)
-    .for_each(|_| async {});
+    .for_each(forget_deleted(ctx_metrics.clone()));
     let secret_watch = watcher(
         Api::<PartialObjectMeta<Secret>>::all(client.clone()),
         watch_config(),
@@ -542,6 +543,18 @@ async fn lead(
         _ = stopped => {}
     }
     Ok(())
+}
+
+/// A watch-event consumer that removes a deleted issuer's metric series.
+fn forget_deleted<K: IssuerObject>(
+    metrics: Metrics,
+) -> impl FnMut(Result<watcher::Event<K>, watcher::Error>) -> futures::future::Ready<()> {
+    move |event| {
+        if let Ok(watcher::Event::Delete(issuer)) = event {
+            metrics.forget_issuer(&issuers::labels(&issuer.issuer_ref()));
+        }
+        futures::future::ready(())
+    }
 }
 
 /// Which issuers read a Secret.
