@@ -96,11 +96,21 @@ pub struct Context {
     ca_cache: CaCache,
     ca_load: tokio::sync::Mutex<()>,
     recorder: Recorder,
-    attempts: Mutex<HashMap<String, u32>>,
-    signed: Mutex<HashMap<String, Outcome>>,
-    waiting: Mutex<std::collections::HashSet<String>>,
+    requests_seen: Mutex<HashMap<String, RequestMemory>>,
     stopping: std::sync::atomic::AtomicBool,
     in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// What the controller keeps about one request (by uid) between reconciles, until it is seen
+/// finished or deleted.
+#[derive(Default)]
+struct RequestMemory {
+    /// Pending retries so far (drives the backoff).
+    attempts: u32,
+    /// A certificate signed for it, re-applied rather than re-signed until seen recorded.
+    signed: Option<Outcome>,
+    /// Whether its `WaitingForApproval` event was published.
+    waiting_announced: bool,
 }
 
 /// A request reconcile in progress; while any exists the controllers are not torn down.
@@ -179,30 +189,29 @@ impl Context {
         result
     }
 
+    /// Reads or updates what is kept about request `uid`.
+    fn remember<T>(&self, uid: &str, f: impl FnOnce(&mut RequestMemory) -> T) -> T {
+        let mut seen = self.requests_seen.lock().unwrap_or_else(|p| p.into_inner());
+        f(seen.entry(uid.to_string()).or_default())
+    }
+
     /// The delay before the next retry of a Pending request (and counts the attempt).
     pub fn next_backoff(&self, uid: &str) -> StdDuration {
-        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        let attempt = attempts.entry(uid.to_string()).or_insert(0);
-        let wait = decide::pending_backoff(
-            *attempt,
+        let attempt = self.remember(uid, |m| {
+            let attempt = m.attempts;
+            m.attempts = attempt.saturating_add(1);
+            attempt
+        });
+        decide::pending_backoff(
+            attempt,
             self.settings.pending_backoff_base,
             self.settings.pending_backoff_max,
-        );
-        *attempt = attempt.saturating_add(1);
-        wait
+        )
     }
 
     /// Forgets what was kept about a request (retry count, unrecorded certificate, waiting).
     pub fn forget(&self, uid: &str) {
-        self.waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
-        self.attempts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
-        self.signed
+        self.requests_seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
@@ -220,33 +229,20 @@ impl Context {
     /// Records that a request is waiting for approval; true the first time (publish the event
     /// then, and only then).
     pub fn first_wait(&self, uid: &str) -> bool {
-        self.waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(uid.to_string())
+        self.remember(uid, |m| !std::mem::replace(&mut m.waiting_announced, true))
     }
 
     /// Forgets the retry count of a request.
     pub fn forget_attempts(&self, uid: &str) {
-        self.attempts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(uid);
+        self.remember(uid, |m| m.attempts = 0);
     }
 
     fn remember_signed(&self, uid: &str, outcome: Outcome) {
-        self.signed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(uid.to_string(), outcome);
+        self.remember(uid, |m| m.signed = Some(outcome));
     }
 
     fn signed_but_unrecorded(&self, uid: &str) -> Option<Outcome> {
-        self.signed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(uid)
-            .cloned()
+        self.remember(uid, |m| m.signed.clone())
     }
 
     fn publish_event(&self, request: &CertificateRequest, note: EventNote) {
@@ -413,9 +409,7 @@ async fn lead(
         ca_cache: CaCache::default(),
         ca_load: tokio::sync::Mutex::new(()),
         recorder,
-        attempts: Mutex::default(),
-        signed: Mutex::default(),
-        waiting: Mutex::default(),
+        requests_seen: Mutex::default(),
         stopping: std::sync::atomic::AtomicBool::new(false),
         in_flight: std::sync::atomic::AtomicUsize::new(0),
     });
