@@ -6,8 +6,10 @@
 //! (`decide`). Results that can change by the clock alone (a CA not valid *yet*) are not cached.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+
+use prometheus_client::metrics::counter::Counter;
 
 use super::decide::NotReady;
 use crate::pki::SigningCa;
@@ -25,10 +27,18 @@ struct Entry {
 #[derive(Default)]
 pub struct CaCache {
     entries: Mutex<HashMap<(String, String), Entry>>,
-    loads: AtomicU64,
+    loads: Counter<u64, AtomicU64>,
 }
 
 impl CaCache {
+    /// A cache that counts its loads in `loads` (the `relay_issuer_ca_loads_total` metric).
+    pub fn counting_in(loads: Counter<u64, AtomicU64>) -> Self {
+        Self {
+            loads,
+            ..Self::default()
+        }
+    }
+
     /// The cached result for Secret `namespace/name` at `resource_version`, if any.
     pub fn get(&self, namespace: &str, name: &str, resource_version: &str) -> Option<CaResult> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -41,7 +51,7 @@ impl CaCache {
 
     /// Records a freshly loaded result for Secret `namespace/name` at `resource_version`.
     pub fn insert(&self, namespace: &str, name: &str, resource_version: &str, result: CaResult) {
-        self.loads.fetch_add(1, Ordering::Relaxed);
+        self.loads.inc();
         if matches!(&result, Err(not_ready) if not_ready.reason == "CANotYetValid") {
             return;
         }
@@ -63,7 +73,7 @@ impl CaCache {
 
     /// How many times a CA was parsed and checked (for the metric and tests).
     pub fn loads(&self) -> u64 {
-        self.loads.load(Ordering::Relaxed)
+        self.loads.get()
     }
 }
 

@@ -178,7 +178,6 @@ impl Context {
             now,
         )
         .map(Arc::new);
-        self.metrics.ca_loads.inc();
         let loaded_version = secret.resource_version().unwrap_or_default();
         self.ca_cache.insert(
             location.namespace,
@@ -402,11 +401,11 @@ async fn lead(
         client: client.clone(),
         settings,
         leadership,
+        ca_cache: CaCache::counting_in(metrics.ca_loads.clone()),
         metrics,
         issuers: issuers.clone(),
         cluster_issuers: cluster_issuers.clone(),
         secrets: secrets.clone(),
-        ca_cache: CaCache::default(),
         ca_load: tokio::sync::Mutex::new(()),
         recorder,
         requests_seen: Mutex::default(),
