@@ -17,6 +17,20 @@ fn ca() -> harness::TestCa {
     harness::test_ca(GeneratedKeyType::P256, time::Duration::days(365)).unwrap()
 }
 
+/// A sandbox with RelayIssuer team-a/relay on a fresh P-256 CA, and one controller replica.
+async fn issuing_world() -> (relay_sandbox::Sandbox, kube::Client, Replica) {
+    let sandbox = harness::sandbox().await.unwrap();
+    let client = sandbox.client().unwrap();
+    harness::put_signing_secret(&client, "team-a", "relay-tls-signing-secret", &ca())
+        .await
+        .unwrap();
+    harness::create_issuer(&client, Some("team-a"), "relay", json!({}))
+        .await
+        .unwrap();
+    let replica = Replica::alone(client.clone());
+    (sandbox, client, replica)
+}
+
 fn decode(object: &DynamicObject, field: &str) -> String {
     let b64 = object.data["status"][field].as_str().unwrap_or_default();
     String::from_utf8(STANDARD.decode(b64).unwrap()).unwrap()
@@ -131,15 +145,7 @@ async fn approved_request_is_issued_with_chain_root_condition_and_event() {
 
 #[tokio::test]
 async fn unapproved_request_waits_with_one_event_and_is_signed_once_approved() {
-    let sandbox = harness::sandbox().await.unwrap();
-    let client = sandbox.client().unwrap();
-    harness::put_signing_secret(&client, "team-a", "relay-tls-signing-secret", &ca())
-        .await
-        .unwrap();
-    harness::create_issuer(&client, Some("team-a"), "relay", json!({}))
-        .await
-        .unwrap();
-    let replica = Replica::alone(client.clone());
+    let (_sandbox, client, replica) = issuing_world().await;
     harness::create_request(&client, "team-a", "waiting", "", "relay")
         .await
         .unwrap();
@@ -186,15 +192,7 @@ async fn unapproved_request_waits_with_one_event_and_is_signed_once_approved() {
 
 #[tokio::test]
 async fn denied_request_is_never_signed() {
-    let sandbox = harness::sandbox().await.unwrap();
-    let client = sandbox.client().unwrap();
-    harness::put_signing_secret(&client, "team-a", "relay-tls-signing-secret", &ca())
-        .await
-        .unwrap();
-    harness::create_issuer(&client, Some("team-a"), "relay", json!({}))
-        .await
-        .unwrap();
-    let replica = Replica::alone(client.clone());
+    let (_sandbox, client, replica) = issuing_world().await;
     harness::create_request(&client, "team-a", "denied", "RelayIssuer", "relay")
         .await
         .unwrap();
@@ -217,15 +215,7 @@ async fn denied_request_is_never_signed() {
 
 #[tokio::test]
 async fn bad_request_fails_once_and_is_not_retried() {
-    let sandbox = harness::sandbox().await.unwrap();
-    let client = sandbox.client().unwrap();
-    harness::put_signing_secret(&client, "team-a", "relay-tls-signing-secret", &ca())
-        .await
-        .unwrap();
-    harness::create_issuer(&client, Some("team-a"), "relay", json!({}))
-        .await
-        .unwrap();
-    let replica = Replica::alone(client.clone());
+    let (sandbox, client, replica) = issuing_world().await;
     // The CSR asks for server auth but the request says client auth: a usage mismatch.
     let csr = harness::csr_pem(&json!({"commonName": "x", "usages": ["digital signature", "key encipherment", "server auth"]})).unwrap();
     harness::create_request_with(
@@ -676,15 +666,7 @@ async fn a_ca_expiring_within_30_days_stays_ready_and_says_so() {
 
 #[tokio::test]
 async fn the_ca_is_parsed_once_per_secret_version_not_per_request() {
-    let sandbox = harness::sandbox().await.unwrap();
-    let client = sandbox.client().unwrap();
-    harness::put_signing_secret(&client, "team-a", "relay-tls-signing-secret", &ca())
-        .await
-        .unwrap();
-    harness::create_issuer(&client, Some("team-a"), "relay", json!({}))
-        .await
-        .unwrap();
-    let replica = Replica::alone(client.clone());
+    let (_sandbox, client, replica) = issuing_world().await;
     let issuers = harness::issuer_api(&client, Some("team-a"), "RelayIssuer", "relayissuers");
     wait_for_reason(&issuers, "relay", "CAVerified", WAIT).await;
     let requests = harness::requests(&client, "team-a");
