@@ -9,7 +9,6 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -18,8 +17,7 @@ use tracing::info;
 
 use super::Context;
 use super::decide::{
-    self, CaFacts, FIELD_MANAGER, IssuerRef, SecretLocation, issuer_condition,
-    next_readiness_change, readiness,
+    self, CaFacts, IssuerRef, SecretLocation, issuer_condition, next_readiness_change, readiness,
 };
 use super::metrics::IssuerLabels;
 use crate::Error;
@@ -141,29 +139,18 @@ pub async fn reconcile<K: IssuerObject>(
     });
     if !unchanged {
         let api = K::api(ctx.client.clone(), issuer.namespace().as_deref());
-        let patch = serde_json::json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "status": IssuerStatus { conditions: vec![condition] },
-        });
-        match api
-            .patch_status(
-                &issuer.name_any(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-        {
-            Ok(_) => {
+        let status = IssuerStatus {
+            conditions: vec![condition],
+        };
+        match super::apply_status(&api, &issuer.name_any(), &status).await {
+            Ok(true) => {
                 info!(
                     ready = state.ready,
                     reason = state.reason,
                     "issuer status updated"
                 );
             }
-            Err(kube::Error::Api(status)) if status.code == 404 => {
-                return Ok(Action::await_change());
-            }
+            Ok(false) => return Ok(Action::await_change()),
             Err(error) => {
                 return Err(Error::kube(
                     format!("write the status of {issuer_ref}"),

@@ -538,6 +538,32 @@ async fn lead(
     Ok(())
 }
 
+/// Applies `status` to object `name` by server-side apply of the status subresource under
+/// [`decide::FIELD_MANAGER`] (forced: the fields are ours). `Ok(false)`: the object is gone.
+async fn apply_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl serde::Serialize,
+) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    let params = kube::api::PatchParams::apply(decide::FIELD_MANAGER).force();
+    match api
+        .patch_status(name, &params, &kube::api::Patch::Apply(&patch))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 /// A watch-event consumer that removes a deleted issuer's metric series.
 fn forget_deleted<K: IssuerObject>(
     metrics: Metrics,

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
@@ -17,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::Context;
 use super::decide::{
-    self, FIELD_MANAGER, IssuerRef, Outcome, Route, SecretLocation, Step, issuer_missing_message,
+    self, IssuerRef, Outcome, Route, SecretLocation, Step, issuer_missing_message,
     issuer_not_ready_message, unknown_kind_message,
 };
 use crate::Error;
@@ -97,18 +96,9 @@ pub async fn reconcile(
             return Ok(Action::await_change());
         }
         let api: Api<CertificateRequest> = Api::namespaced(ctx.client.clone(), &namespace);
-        let patch = serde_json::json!({
-            "apiVersion": "cert-manager.io/v1",
-            "kind": "CertificateRequest",
-            "status": change.status,
-        });
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        match api
-            .patch_status(&name, &params, &Patch::Apply(&patch))
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {
+        match super::apply_status(&api, &name, &change.status).await {
+            Ok(true) => {}
+            Ok(false) => {
                 debug!("the request was deleted while being reconciled");
                 ctx.forget(&uid);
                 return Ok(Action::await_change());
