@@ -250,6 +250,45 @@ pub enum Error {
         detail: String,
     },
 
+    // ---- relay identities and TLS key pairs (agent and relay server) ----
+    /// A certificate or CSR does not carry a valid relay cluster identity.
+    #[error(
+        "not a valid relay cluster identity: {detail}; an agent certificate needs CN=<cluster> and the single URI SAN spiffe://<trust-domain>/relay/cluster/<cluster>"
+    )]
+    IdentityInvalid {
+        /// What is wrong with the names.
+        detail: String,
+    },
+    /// A `kubernetes.io/tls` Secret's certificate and key cannot be used.
+    #[error(
+        "{detail}; write a valid PEM certificate chain (leaf first) to tls.crt and its private key to tls.key"
+    )]
+    KeyPairInvalid {
+        /// Which check failed.
+        problem: crate::pki::keypair::KeyPairProblem,
+        /// What is wrong (never key material).
+        detail: String,
+    },
+
+    /// A trust bundle (`ca.crt` of `relay-root-tls-secret`) cannot be used.
+    #[error(
+        "the trust bundle in {source_name} cannot be used: {detail}; put one or more PEM root CA certificates in its ca.crt"
+    )]
+    TrustBundleInvalid {
+        /// `namespace/name` of the Secret.
+        source_name: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A TLS listener or connection cannot be set up.
+    #[error("{what}: {detail}")]
+    Tls {
+        /// What was being done.
+        what: String,
+        /// What went wrong.
+        detail: String,
+    },
+
     // ---- CLI input and output ----
     /// A file could not be read or written.
     #[error("cannot {action} {path}: {source}")]
@@ -373,7 +412,8 @@ impl Error {
             | Error::DurationNotPositive { .. }
             | Error::DurationTooLong { .. }
             | Error::WouldOutliveCa { .. }
-            | Error::DurationSyntax { .. } => Disposition::Permanent,
+            | Error::DurationSyntax { .. }
+            | Error::IdentityInvalid { .. } => Disposition::Permanent,
             _ => Disposition::Retryable,
         }
     }
@@ -406,6 +446,10 @@ impl Error {
                 "renewal_setting_invalid"
             }
             Error::EmptyValidity { .. } | Error::CertificateInvalid { .. } => "certificate_invalid",
+            Error::IdentityInvalid { .. } => "identity_invalid",
+            Error::KeyPairInvalid { problem, .. } => problem.label(),
+            Error::TrustBundleInvalid { .. } => "trust_bundle_invalid",
+            Error::Tls { .. } => "tls",
             Error::Io { .. } | Error::FileExists { .. } => "io",
             Error::SecretManifest { .. } | Error::UnrecognisedInput { .. } => "input_invalid",
             Error::InvalidArgument(_) => "invalid_argument",

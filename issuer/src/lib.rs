@@ -19,6 +19,7 @@ pub mod kube_client;
 pub mod leader;
 pub mod pki;
 pub mod telemetry;
+pub mod tls;
 
 pub use error::{Disposition, Error};
 

@@ -11,13 +11,17 @@
 //! - [`duration`]: Go duration syntax.
 //! - [`generate`]: creating a root, an intermediate and a server certificate (`ca create`).
 //! - [`inspect`]: describing certificates for people and machines.
+//! - [`identity`]: the relay cluster identity (CN + SPIFFE URI) of a certificate or CSR.
+//! - [`keypair`]: checking a `kubernetes.io/tls` Secret's certificate and key before use.
 
 pub mod ca;
 pub mod csr;
 pub(crate) mod der;
 pub mod duration;
 pub mod generate;
+pub mod identity;
 pub mod inspect;
+pub mod keypair;
 pub mod keys;
 pub mod pem;
 pub mod renewal;
@@ -28,9 +32,13 @@ pub mod usages;
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_identity;
 
 pub use ca::{RootSource, SigningCa};
 pub use duration::{format_duration, parse_duration};
+pub use identity::{ClusterIdentity, certificate_identity, csr_identity, spiffe_id};
+pub use keypair::{KeyPair, KeyPairProblem, load_key_pair};
 pub use keys::KeyType;
 pub use sign::{Clamped, DEFAULT_DURATION, IssuedCertificate, SignRequest, SigningPolicy, sign};
 
