@@ -18,6 +18,7 @@ mod error;
 pub mod kube_client;
 pub mod leader;
 pub mod pki;
+pub mod server;
 pub mod telemetry;
 pub mod tls;
 

@@ -1,5 +1,5 @@
 //! The `relaytls.dev/v1alpha1` API: `RelayIssuer` (namespaced) and `RelayClusterIssuer`
-//! (cluster-scoped), as Rust types, and the CustomResourceDefinitions generated from them
+//! (cluster-scoped), `RelayCluster` (registered agent clusters, in [`cluster`]), as Rust types, and the CustomResourceDefinitions generated from them
 //! (`relay-issuer crds` writes them to `deploy/crds/`; a test fails when the committed files
 //! differ).
 //!
@@ -14,6 +14,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+
+pub mod cluster;
+pub use cluster::{RelayCluster, RelayClusterSpec, RelayClusterStatus};
 
 /// The API group of every relay-tls resource.
 pub const GROUP: &str = "relaytls.dev";
@@ -217,15 +220,19 @@ pub fn crds() -> BTreeMap<
     String,
     k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 > {
-    [RelayIssuer::crd(), RelayClusterIssuer::crd()]
-        .into_iter()
-        .map(|crd| {
-            (
-                format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default()),
-                crd,
-            )
-        })
-        .collect()
+    [
+        RelayIssuer::crd(),
+        RelayClusterIssuer::crd(),
+        RelayCluster::crd(),
+    ]
+    .into_iter()
+    .map(|crd| {
+        (
+            format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default()),
+            crd,
+        )
+    })
+    .collect()
 }
 
 /// The CRDs rendered as YAML files, keyed by file name, exactly as `relay-issuer crds` writes

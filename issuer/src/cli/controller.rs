@@ -74,13 +74,13 @@ pub struct ControllerArgs {
     pub log: LogOptions,
 }
 
-fn std_duration(d: time::Duration) -> std::time::Duration {
+pub(crate) fn std_duration(d: time::Duration) -> std::time::Duration {
     std::time::Duration::try_from(d).unwrap_or_default()
 }
 
-fn own_namespace(args: &ControllerArgs) -> String {
-    args.namespace
-        .clone()
+/// `--namespace`, else the Pod's namespace (from the ServiceAccount mount), else `relay-tls`.
+pub(crate) fn own_namespace(flag: Option<&str>) -> String {
+    flag.map(str::to_string)
         .or_else(|| {
             std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
                 .ok()
@@ -90,9 +90,9 @@ fn own_namespace(args: &ControllerArgs) -> String {
         .unwrap_or_else(|| "relay-tls".to_string())
 }
 
-fn identity(args: &ControllerArgs) -> String {
-    args.pod_name
-        .clone()
+/// `--pod-name`, else the host name, else `relay-issuer-<pid>`.
+pub(crate) fn pod_identity(flag: Option<&str>) -> String {
+    flag.map(str::to_string)
         .or_else(|| std::env::var("HOSTNAME").ok())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("relay-issuer-{}", std::process::id()))
@@ -109,8 +109,8 @@ pub fn run(args: &ControllerArgs) -> Result<(), Error> {
 }
 
 async fn run_async(args: &ControllerArgs) -> Result<(), Error> {
-    let namespace = own_namespace(args);
-    let identity = identity(args);
+    let namespace = own_namespace(args.namespace.as_deref());
+    let identity = pod_identity(args.pod_name.as_deref());
     let client = kube_client::client(&args.client, "relay-issuer-controller").await?;
 
     let mut registry = Registry::default();

@@ -1,13 +1,14 @@
 //! The `relay-issuer` command line: argument definitions and dispatch.
 //!
 //! Each command lives in its own module: the offline ones call the PKI core, `controller` runs
-//! the external issuer, `crds` writes the CRDs; nothing here decides signing policy. Errors go back to `main`, which prints them and picks the exit code.
+//! the external issuer, `server` the relay server, `crds` writes the CRDs; nothing here decides signing policy. Errors go back to `main`, which prints them and picks the exit code.
 
 pub mod ca_create;
 pub mod controller;
 pub mod crds;
 pub mod inspect;
 pub mod secret_manifest;
+pub mod server;
 pub mod sign;
 
 use crate::Error;
@@ -35,7 +36,11 @@ pub enum Command {
     /// Run the cert-manager external issuer: sign CertificateRequests for RelayIssuers and
     /// RelayClusterIssuers, keep their status, elect a leader.
     Controller(Box<controller::ControllerArgs>),
-    /// Write (or print) the CustomResourceDefinitions of RelayIssuer and RelayClusterIssuer.
+    /// Run the relay server: gRPC over TLS 1.3 for agents (certificate signing by bootstrap
+    /// token or mTLS, the Connect stream), hot-reloading its certificate and trust bundle.
+    Server(Box<server::ServerArgs>),
+    /// Write (or print) the CustomResourceDefinitions of RelayIssuer, RelayClusterIssuer and
+    /// RelayCluster.
     Crds(crds::CrdsArgs),
 }
 
@@ -54,6 +59,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Sign(args) => sign::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Controller(args) => controller::run(&args),
+        Command::Server(args) => server::run(&args),
         Command::Crds(args) => crds::run(&args),
     }
 }

@@ -261,7 +261,8 @@ pub struct StatusChange {
     pub event: Option<EventNote>,
 }
 
-fn time(t: OffsetDateTime) -> Time {
+/// A Kubernetes `Time` (whole seconds) for `t`.
+pub(crate) fn kube_time(t: OffsetDateTime) -> Time {
     Time(jiff_from(t))
 }
 
@@ -327,7 +328,7 @@ pub fn status_change(
         Some(p) if p.status == status && p.last_transition_time.is_some() => {
             p.last_transition_time.clone()
         }
-        _ => Some(time(now)),
+        _ => Some(kube_time(now)),
     };
     let same_condition = previous.is_some_and(|p| {
         p.status == status
@@ -339,7 +340,7 @@ pub fn status_change(
     let failure_time = if terminal_failure {
         current
             .and_then(|s| s.failure_time.clone())
-            .or_else(|| Some(time(now)))
+            .or_else(|| Some(kube_time(now)))
     } else {
         None
     };
@@ -677,7 +678,7 @@ pub fn issuer_condition(
         Some(p) if p.status == status && p.last_transition_time.is_some() => {
             p.last_transition_time.clone()
         }
-        _ => Some(time(now)),
+        _ => Some(kube_time(now)),
     };
     IssuerCondition {
         type_: CONDITION_READY.to_string(),

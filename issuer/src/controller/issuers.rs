@@ -142,7 +142,14 @@ pub async fn reconcile<K: IssuerObject>(
         let status = IssuerStatus {
             conditions: vec![condition],
         };
-        match super::apply_status(&api, &issuer.name_any(), &status).await {
+        match super::apply_status(
+            &api,
+            &issuer.name_any(),
+            super::decide::FIELD_MANAGER,
+            &status,
+        )
+        .await
+        {
             Ok(true) => {
                 info!(
                     ready = state.ready,

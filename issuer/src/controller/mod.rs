@@ -539,10 +539,12 @@ async fn lead(
 }
 
 /// Applies `status` to object `name` by server-side apply of the status subresource under
-/// [`decide::FIELD_MANAGER`] (forced: the fields are ours). `Ok(false)`: the object is gone.
-async fn apply_status<K>(
+/// `field_manager` (forced: the fields are ours). `Ok(false)`: the object is gone. The relay
+/// server writes `RelayCluster` status through this too.
+pub(crate) async fn apply_status<K>(
     api: &Api<K>,
     name: &str,
+    field_manager: &str,
     status: &impl serde::Serialize,
 ) -> Result<bool, kube::Error>
 where
@@ -553,7 +555,7 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    let params = kube::api::PatchParams::apply(decide::FIELD_MANAGER).force();
+    let params = kube::api::PatchParams::apply(field_manager).force();
     match api
         .patch_status(name, &params, &kube::api::Patch::Apply(&patch))
         .await

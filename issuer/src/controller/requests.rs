@@ -96,7 +96,7 @@ pub async fn reconcile(
             return Ok(Action::await_change());
         }
         let api: Api<CertificateRequest> = Api::namespaced(ctx.client.clone(), &namespace);
-        match super::apply_status(&api, &name, &change.status).await {
+        match super::apply_status(&api, &name, super::decide::FIELD_MANAGER, &change.status).await {
             Ok(true) => {}
             Ok(false) => {
                 debug!("the request was deleted while being reconciled");

@@ -158,9 +158,20 @@ fn common_name(subject: &X509Name<'_>) -> Result<Option<String>, Error> {
     }
 }
 
-/// The cluster identity of a DER certificate (an agent's client certificate) in
-/// `trust_domain`. DNS, IP and e-mail SANs are allowed beside the identity.
-pub fn certificate_identity(der: &[u8], trust_domain: &str) -> Result<ClusterIdentity, Error> {
+/// An agent's client certificate as the relay sees it: its identity, serial and expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificate {
+    /// The cluster it names.
+    pub identity: ClusterIdentity,
+    /// Its serial, colon-separated hex.
+    pub serial: String,
+    /// Its notAfter.
+    pub not_after: time::OffsetDateTime,
+}
+
+/// The cluster identity, serial and notAfter of a DER certificate (an agent's client
+/// certificate) in `trust_domain`. DNS, IP and e-mail SANs are allowed beside the identity.
+pub fn peer_certificate(der: &[u8], trust_domain: &str) -> Result<PeerCertificate, Error> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| Error::IdentityInvalid {
         detail: format!("the certificate does not parse ({e})"),
     })?;
@@ -182,7 +193,16 @@ pub fn certificate_identity(der: &[u8], trust_domain: &str) -> Result<ClusterIde
                 .collect()
         })
         .unwrap_or_default();
-    identity_from_names(cn.as_deref(), &uris, trust_domain)
+    Ok(PeerCertificate {
+        identity: identity_from_names(cn.as_deref(), &uris, trust_domain)?,
+        serial: super::sign::colon_hex(cert.raw_serial()),
+        not_after: super::to_offset_date_time(cert.validity().not_after),
+    })
+}
+
+/// The cluster identity of a DER certificate in `trust_domain` (see [`peer_certificate`]).
+pub fn certificate_identity(der: &[u8], trust_domain: &str) -> Result<ClusterIdentity, Error> {
+    peer_certificate(der, trust_domain).map(|peer| peer.identity)
 }
 
 /// The cluster identity of a verified CSR, for signing: besides the identity rule, the CSR may

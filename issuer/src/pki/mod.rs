@@ -37,7 +37,10 @@ mod tests_identity;
 
 pub use ca::{RootSource, SigningCa};
 pub use duration::{format_duration, parse_duration};
-pub use identity::{ClusterIdentity, certificate_identity, csr_identity, spiffe_id};
+pub use identity::{
+    ClusterIdentity, PeerCertificate, certificate_identity, csr_identity, peer_certificate,
+    spiffe_id,
+};
 pub use keypair::{KeyPair, KeyPairProblem, load_key_pair};
 pub use keys::KeyType;
 pub use sign::{Clamped, DEFAULT_DURATION, IssuedCertificate, SignRequest, SigningPolicy, sign};

@@ -33,7 +33,8 @@ pub enum KeyUsage {
 }
 
 impl KeyUsage {
-    const ALL: [KeyUsage; 9] = [
+    /// Every key usage, in bit order.
+    pub const ALL: [KeyUsage; 9] = [
         KeyUsage::DigitalSignature,
         KeyUsage::ContentCommitment,
         KeyUsage::KeyEncipherment,

@@ -1,0 +1,85 @@
+//! `RelayCluster`: one per agent cluster allowed to talk to the relay server, in the server's
+//! namespace. Its existence registers the cluster (Connect and SignCertificate refuse clusters
+//! without one); its status is written by the relay server (`server::clusters`).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Kind of the registered-cluster resource.
+pub const KIND_CLUSTER: &str = "RelayCluster";
+
+/// A registered agent cluster. The object's name is the cluster name, which agent certificates
+/// carry as CN and in `spiffe://<trust-domain>/relay/cluster/<name>`.
+// clippy reads the repeated `type_ = ...` of the `printcolumn(...)` lists as duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "relaytls.dev",
+    version = "v1alpha1",
+    kind = "RelayCluster",
+    plural = "relayclusters",
+    namespaced,
+    status = "RelayClusterStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    shortname = "rcluster",
+    category = "relay-tls",
+    doc = "A RelayCluster registers an agent cluster with the relay server: only clusters with a RelayCluster in the server's namespace may connect or have certificates signed. The relay server keeps its status current.",
+    printcolumn(name = "Connected", type_ = "boolean", json_path = ".status.connected"),
+    printcolumn(name = "Last Seen", type_ = "date", json_path = ".status.lastSeen"),
+    printcolumn(
+        name = "Serial",
+        type_ = "string",
+        json_path = ".status.certificateSerial"
+    ),
+    printcolumn(
+        name = "Cert Expires",
+        type_ = "date",
+        json_path = ".status.certificateNotAfter"
+    ),
+    printcolumn(
+        name = "Agent",
+        type_ = "string",
+        json_path = ".status.agentVersion",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayClusterSpec {
+    /// A free-form description for people (which environment, who owns it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// What the relay server last saw of the cluster's agent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayClusterStatus {
+    /// Whether an agent of this cluster holds a Connect stream now.
+    #[serde(default)]
+    pub connected: bool,
+    /// When the server last heard from the agent (connect, heartbeat or disconnect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::cert_manager::types::DateTimeSchema>")]
+    pub last_seen: Option<Time>,
+    /// Serial of the client certificate the agent last connected with, colon-separated hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_serial: Option<String>,
+    /// notAfter of that certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::cert_manager::types::DateTimeSchema>")]
+    pub certificate_not_after: Option<Time>,
+    /// The agent's version, from its hello.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
+    /// How many Connect streams the cluster's agents hold (2 briefly during a certificate swap).
+    #[serde(default)]
+    pub streams: u32,
+}

@@ -1,0 +1,121 @@
+//! `relay-issuer server`: the relay server as a long-running process. Parses flags, sets up
+//! logging, the Kubernetes client and the admin server, binds the relay listener, then hands
+//! over to [`crate::server::run`]. Decisions live in `server`.
+
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use tracing::info;
+
+use super::controller::{own_namespace, pod_identity, shutdown_signal, std_duration};
+use crate::Error;
+use crate::admin::{self, Health};
+use crate::kube_client::{self, ClientOptions};
+use crate::server::{self, Settings, metrics::ServerMetrics};
+use crate::telemetry::{self, LogOptions};
+
+/// Arguments of `relay-issuer server`.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Address the relay (gRPC over TLS 1.3) listens on.
+    #[arg(long, env = "RELAY_LISTEN", default_value = "0.0.0.0:9900")]
+    pub listen: String,
+    /// The server's namespace: its Secrets and the RelayClusters. Default: the Pod's
+    /// namespace, else `relay-tls`.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// SPIFFE trust domain of agent identities (`spiffe://<trust-domain>/relay/cluster/<name>`).
+    #[arg(long, env = "RELAY_TRUST_DOMAIN", default_value = "relay.local")]
+    pub trust_domain: String,
+    /// Secret with the server's own certificate (`tls.crt`, `tls.key`), hot-reloaded.
+    #[arg(long, default_value = "relay-server-tls-secret")]
+    pub server_tls_secret: String,
+    /// Secret whose `ca.crt` holds the roots client certificates must chain to (several allowed).
+    #[arg(long, default_value = "relay-root-tls-secret")]
+    pub root_tls_secret: String,
+    /// Secret with the CA that signs agent certificates (`tls.crt`, `tls.key`, `ca.crt`).
+    #[arg(long, default_value = "relay-tls-signing-secret")]
+    pub signing_secret: String,
+    /// Secret with the bootstrap token (`token`); absent disables token bootstrap.
+    #[arg(long, default_value = "relay-identity-token-secret")]
+    pub token_secret: String,
+    /// Heartbeat interval announced to agents (Go duration).
+    #[arg(long, default_value = "10s", value_parser = super::duration_arg)]
+    pub heartbeat_interval: time::Duration,
+    /// Failed token attempts allowed per client address before it is rate-limited.
+    #[arg(long, default_value_t = 5)]
+    pub token_failure_burst: u32,
+    /// How fast a rate-limited address regains one attempt (Go duration).
+    #[arg(long, default_value = "12s", value_parser = super::duration_arg)]
+    pub token_failure_refill: time::Duration,
+    /// This replica's name, for events. Default: the host name.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    /// Address of the admin server (`/live`, `/ready`, `/metrics`).
+    #[arg(long, env = "RELAY_ADMIN_ADDRESS", default_value = "0.0.0.0:9403")]
+    pub admin_address: String,
+    /// Kubernetes client limits.
+    #[command(flatten)]
+    pub client: ClientOptions,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogOptions,
+}
+
+/// Runs `relay-issuer server` until SIGINT/SIGTERM.
+pub fn run(args: &ServerArgs) -> Result<(), Error> {
+    telemetry::init_logging(&args.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::InvalidArgument(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: &ServerArgs) -> Result<(), Error> {
+    let namespace = own_namespace(args.namespace.as_deref());
+    let mut settings = Settings::new(&namespace);
+    settings.trust_domain = args.trust_domain.clone();
+    settings.secrets = server::secrets::SecretNames {
+        server_tls: args.server_tls_secret.clone(),
+        root_tls: args.root_tls_secret.clone(),
+        signing: args.signing_secret.clone(),
+        token: args.token_secret.clone(),
+    };
+    settings.heartbeat_interval = std_duration(args.heartbeat_interval);
+    settings.token_failure_burst = args.token_failure_burst;
+    settings.token_failure_refill = std_duration(args.token_failure_refill);
+    settings.pod_name = Some(pod_identity(args.pod_name.as_deref()));
+    crate::pki::identity::validate_trust_domain(&settings.trust_domain)?;
+
+    let client = kube_client::client(&args.client, "relay-issuer-server").await?;
+    let mut registry = Registry::default();
+    let metrics = ServerMetrics::register(&mut registry);
+    let health = Health::default();
+    let admin_listener = admin::bind(&args.admin_address).await?;
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        Arc::new(registry),
+        health.clone(),
+        shutdown_signal(),
+    ));
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| Error::Tls {
+            what: format!("the relay server cannot listen on {}", args.listen),
+            detail: format!("{e}; pick a free address with --listen"),
+        })?;
+    info!(%namespace, listen = %args.listen, "relay-issuer server starting");
+    server::run(
+        client,
+        settings,
+        listener,
+        metrics,
+        health,
+        shutdown_signal(),
+    )
+    .await?;
+    let _ = admin_task.await;
+    info!("relay-issuer server stopped");
+    Ok(())
+}
