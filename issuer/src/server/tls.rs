@@ -216,9 +216,11 @@ pub fn handshake_failure_reason(error: &io::Error) -> &'static str {
         return "io";
     };
     match tls {
-        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            "untrusted_client_certificate"
-        }
+        // A chain to an unknown root, or one whose signatures do not verify under a root of
+        // the same name (another CA with the same subject).
+        rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => "untrusted_client_certificate",
         rustls::Error::InvalidCertificate(
             CertificateError::Expired | CertificateError::ExpiredContext { .. },
         ) => "expired_client_certificate",

@@ -1,0 +1,389 @@
+//! A ready-made world for testing the relay server and agents: a relay PKI (root,
+//! intermediate, server certificate, agent certificates with cluster identities), its Secrets,
+//! RelayCluster registration, an in-process `relay-issuer server`, and a test-side TLS client
+//! that connects with any certificate (or none) to check what the server presents and allows.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::rt::TokioIo;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use prometheus_client::registry::Registry;
+use relay_issuer::admin::Health;
+use relay_issuer::api::RelayCluster;
+use relay_issuer::pki::generate::{
+    GeneratedKeyType, PkiSpec, generate_key, generate_pki, make_csr,
+};
+use relay_issuer::pki::{self, SignRequest, SigningCa, SigningPolicy, load_key_pair};
+use relay_issuer::server::{self, Settings, metrics::ServerMetrics};
+use rustls::pki_types::ServerName;
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_rustls::TlsConnector;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::harness::{CONTROLLER_NAMESPACE, put_secret_data};
+
+/// The namespace the relay server runs in, in these tests.
+pub const RELAY_NAMESPACE: &str = CONTROLLER_NAMESPACE;
+/// The trust domain of test identities.
+pub const TRUST_DOMAIN: &str = "relay.local";
+/// The bootstrap token the test world installs.
+pub const TOKEN: &str = "test-bootstrap-token";
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A certificate chain and key, PEM.
+#[derive(Clone, Debug)]
+pub struct Pem {
+    /// Leaf first, then intermediates.
+    pub chain: String,
+    /// The private key.
+    pub key: String,
+}
+
+impl Pem {
+    /// The leaf's serial, colon-separated hex.
+    pub fn serial(&self) -> String {
+        load_key_pair(
+            Some(self.chain.as_bytes()),
+            Some(self.key.as_bytes()),
+            time::OffsetDateTime::now_utc(),
+        )
+        .map(|p| p.serial)
+        .unwrap_or_default()
+    }
+}
+
+/// A relay PKI: root, signing intermediate, server certificate for localhost/127.0.0.1.
+pub struct RelayPki {
+    /// The root, PEM.
+    pub root: String,
+    /// The intermediate (the signing CA), PEM.
+    pub intermediate: String,
+    /// The intermediate's key, PEM.
+    pub intermediate_key: String,
+    /// The relay server's certificate.
+    pub server: Pem,
+}
+
+impl RelayPki {
+    /// A fresh PKI (P-256), the server certificate valid for `localhost` and `127.0.0.1`.
+    pub fn new() -> Result<Self, BoxError> {
+        let generated = generate_pki(
+            &PkiSpec {
+                server_names: vec!["localhost".into(), "127.0.0.1".into()],
+                ..PkiSpec::default()
+            },
+            time::OffsetDateTime::now_utc(),
+        )?;
+        let server = generated.server.ok_or("no server certificate generated")?;
+        Ok(Self {
+            root: generated.root.cert_pem,
+            intermediate: generated.intermediate.cert_pem,
+            intermediate_key: generated.intermediate.key_pem,
+            server: Pem {
+                chain: server.cert_pem,
+                key: server.key_pem,
+            },
+        })
+    }
+
+    /// The signing CA.
+    pub fn ca(&self) -> Result<SigningCa, BoxError> {
+        Ok(SigningCa::load(
+            self.intermediate.as_bytes(),
+            self.intermediate_key.as_bytes(),
+            Some(self.root.as_bytes()),
+            time::OffsetDateTime::now_utc(),
+        )?)
+    }
+
+    /// An agent certificate for `cluster` valid for `ttl`, with CN and SPIFFE URI.
+    pub fn agent(&self, cluster: &str, ttl: time::Duration) -> Result<Pem, BoxError> {
+        sign_agent(&self.ca()?, cluster, ttl)
+    }
+
+    /// A new relay server certificate (another key and serial) for localhost/127.0.0.1.
+    pub fn new_server_certificate(&self) -> Result<Pem, BoxError> {
+        let key = generate_key(GeneratedKeyType::P256)?;
+        let csr = make_csr(
+            &key,
+            "relay-server",
+            &["localhost".into(), "127.0.0.1".into()],
+            &[],
+        )?;
+        let usages = vec!["server auth".to_string(), "digital signature".to_string()];
+        let issued = pki::sign(
+            &self.ca()?,
+            &SignRequest {
+                csr_pem: csr.as_bytes(),
+                duration: Some(time::Duration::hours(24)),
+                is_ca: false,
+                usages: &usages,
+            },
+            &SigningPolicy::default(),
+            time::OffsetDateTime::now_utc(),
+        )?;
+        Ok(Pem {
+            chain: issued.chain_pem,
+            key: key.serialize_pem(),
+        })
+    }
+}
+
+/// Makes a CSR for `cluster`'s identity: CN = cluster, URI SAN = its SPIFFE ID.
+pub fn agent_csr(cluster: &str) -> Result<(String, String), BoxError> {
+    let key = generate_key(GeneratedKeyType::P256)?;
+    let csr = make_csr(&key, cluster, &[], &[pki::spiffe_id(TRUST_DOMAIN, cluster)])?;
+    Ok((csr, key.serialize_pem()))
+}
+
+/// Signs an agent certificate for `cluster` with `ca`.
+pub fn sign_agent(ca: &SigningCa, cluster: &str, ttl: time::Duration) -> Result<Pem, BoxError> {
+    let (csr, key) = agent_csr(cluster)?;
+    let usages = vec!["client auth".to_string(), "digital signature".to_string()];
+    let issued = pki::sign(
+        ca,
+        &SignRequest {
+            csr_pem: csr.as_bytes(),
+            duration: Some(ttl),
+            is_ca: false,
+            usages: &usages,
+        },
+        &SigningPolicy::default(),
+        time::OffsetDateTime::now_utc(),
+    )?;
+    Ok(Pem {
+        chain: issued.chain_pem,
+        key,
+    })
+}
+
+/// Writes the relay server's four Secrets for `pki` into `namespace`.
+pub async fn install_secrets(
+    client: &kube::Client,
+    namespace: &str,
+    pki: &RelayPki,
+) -> Result<(), kube::Error> {
+    put_secret_data(
+        client,
+        namespace,
+        "relay-server-tls-secret",
+        &[("tls.crt", &pki.server.chain), ("tls.key", &pki.server.key)],
+    )
+    .await?;
+    put_secret_data(
+        client,
+        namespace,
+        "relay-root-tls-secret",
+        &[("ca.crt", &pki.root)],
+    )
+    .await?;
+    put_secret_data(
+        client,
+        namespace,
+        "relay-tls-signing-secret",
+        &[
+            ("tls.crt", &pki.intermediate),
+            ("tls.key", &pki.intermediate_key),
+            ("ca.crt", &pki.root),
+        ],
+    )
+    .await?;
+    put_secret_data(
+        client,
+        namespace,
+        "relay-identity-token-secret",
+        &[("token", TOKEN)],
+    )
+    .await
+}
+
+/// Creates `RelayCluster` `name` in `namespace`.
+pub async fn register_cluster(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(), kube::Error> {
+    let api: Api<RelayCluster> = Api::namespaced(client.clone(), namespace);
+    let object = json!({"apiVersion": "relaytls.dev/v1alpha1", "kind": "RelayCluster", "metadata": {"name": name}, "spec": {}});
+    api.patch(name, &PatchParams::apply("test"), &Patch::Apply(&object))
+        .await
+        .map(|_| ())
+}
+
+/// An in-process relay server.
+pub struct RelayServer {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// Its readiness.
+    pub health: Health,
+    /// Its metrics registry.
+    pub registry: Arc<Registry>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), relay_issuer::Error>>,
+}
+
+impl RelayServer {
+    /// Starts a relay server on 127.0.0.1 (an ephemeral port) and waits until it is ready.
+    pub async fn start(client: kube::Client, settings: Settings) -> Result<Self, BoxError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(client, settings, listener).await
+    }
+
+    /// Starts a relay server on `listener` and waits until it is ready.
+    pub async fn start_on(
+        client: kube::Client,
+        settings: Settings,
+        listener: tokio::net::TcpListener,
+    ) -> Result<Self, BoxError> {
+        let address = listener.local_addr()?;
+        let mut registry = Registry::default();
+        let metrics = ServerMetrics::register(&mut registry);
+        let health = Health::new();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(server::run(
+            client,
+            settings,
+            listener,
+            metrics,
+            health.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let server = Self {
+            address,
+            health,
+            registry: Arc::new(registry),
+            stop: Some(stop),
+            task,
+        };
+        for _ in 0..500 {
+            if server.health.is_ready() {
+                return Ok(server);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Err(format!("relay server not ready: {:?}", server.health.readiness()).into())
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) -> Result<(), BoxError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await??;
+        Ok(())
+    }
+}
+
+/// Default relay settings for tests (namespace [`RELAY_NAMESPACE`]).
+pub fn relay_settings() -> Settings {
+    let mut settings = Settings::new(RELAY_NAMESPACE);
+    settings.heartbeat_interval = std::time::Duration::from_secs(1);
+    settings
+}
+
+/// The value of one metric sample line (`name{labels} value`) in OpenMetrics text, 0 if absent.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
+/// A rustls client config trusting `root_pem`, presenting `client` when given, no resumption.
+pub fn client_config(
+    root_pem: &str,
+    client: Option<&Pem>,
+) -> Result<rustls::ClientConfig, BoxError> {
+    let roots = relay_issuer::tls::root_store(root_pem.as_bytes(), "test roots")?;
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let mut config = match client {
+        Some(pem) => {
+            let pair = load_key_pair(
+                Some(pem.chain.as_bytes()),
+                Some(pem.key.as_bytes()),
+                time::OffsetDateTime::now_utc(),
+            )?;
+            let key = relay_issuer::tls::certified_key(&pair)?;
+            builder.with_client_cert_resolver(Arc::new(FixedClientCert(key)))
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![relay_issuer::tls::ALPN_H2.to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
+}
+
+#[derive(Debug)]
+struct FixedClientCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for FixedClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// A gRPC channel to the relay at `address` over TLS with `config` (server name `localhost`).
+pub async fn channel(
+    address: SocketAddr,
+    config: rustls::ClientConfig,
+) -> Result<Channel, BoxError> {
+    let connector = TlsConnector::from(Arc::new(config));
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))?;
+    let channel = endpoint
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let connector = connector.clone();
+            async move {
+                let tcp = TcpStream::connect(address).await?;
+                let name = ServerName::try_from("localhost")?.to_owned();
+                let tls = connector.connect(name, tcp).await?;
+                Ok::<_, BoxError>(TokioIo::new(tls))
+            }
+        }))
+        .await?;
+    Ok(channel)
+}
+
+/// Completes one TLS handshake with the relay and returns the serial of the certificate it
+/// presented (the handshake itself must succeed).
+pub async fn presented_serial(
+    address: SocketAddr,
+    config: rustls::ClientConfig,
+) -> Result<String, BoxError> {
+    let connector = TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(address).await?;
+    let tls = connector
+        .connect(ServerName::try_from("localhost")?.to_owned(), tcp)
+        .await?;
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .ok_or("the server presented no certificate")?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())?;
+    Ok(relay_issuer::pki::sign::colon_hex(cert.raw_serial()))
+}
