@@ -12,6 +12,7 @@
 //! - [`cert_manager`]: cert-manager's `Certificate`/`CertificateRequest` types and their CRDs
 //!   (they live in `relay_issuer::cert_manager`, which the issuer's controller uses too).
 //! - [`harness`]: the controller's test world (CRDs, CA Secrets, requests, replicas).
+//! - [`processes`]: this workspace's binaries as child processes for end-to-end tests.
 //! - [`relay`]: the relay server's test world (PKI, Secrets, RelayClusters, a TLS client).
 //! - [`simulator`]: cert-manager's webhook rules, approver and Certificate controller.
 //! - [`Error`]: the crate's one error type, rendered as Kubernetes `Status` objects.
@@ -26,6 +27,7 @@ pub mod faults;
 pub mod harness;
 mod http;
 pub mod metadata;
+pub mod processes;
 pub mod registry;
 pub mod relay;
 mod sandbox;

@@ -2,69 +2,20 @@
 //! itself leader on its Lease, signs an approved request, serves `/live`, `/ready` and
 //! `/metrics`, and on SIGTERM stops and releases the Lease.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use relay_issuer::pki::generate::GeneratedKeyType;
 use relay_sandbox::harness::{self, CONTROLLER_NAMESPACE, wait_for_reason};
+use relay_sandbox::processes::{Process, binary, free_port, http_get as get};
 use serde_json::json;
-
-/// The relay-issuer binary of this workspace, built if needed.
-fn relay_issuer_binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "relay-issuer", "--bin", "relay-issuer"])
-        .status()
-        .expect("cargo build relay-issuer");
-    assert!(status.success(), "building relay-issuer failed");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
-    target.join("debug/relay-issuer")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET path` on the admin server: (status code, body).
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    Some((code, body))
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_process_signs_serves_admin_and_releases_its_lease() {
-    let binary = relay_issuer_binary();
+    let binary = binary("relay-issuer");
+    let logs = tempfile::tempdir().unwrap();
     let sandbox = harness::sandbox().await.unwrap();
     let client = sandbox.client().unwrap();
     let ca = harness::test_ca(GeneratedKeyType::P256, time::Duration::days(365)).unwrap();
@@ -81,7 +32,8 @@ async fn the_controller_process_signs_serves_admin_and_releases_its_lease() {
         .unwrap();
 
     let port = free_port();
-    let child = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    command
         .args([
             "controller",
             "--namespace",
@@ -93,26 +45,15 @@ async fn the_controller_process_signs_serves_admin_and_releases_its_lease() {
             "--log-format",
             "json",
         ])
-        .env("KUBECONFIG", sandbox.kubeconfig())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
+        .env("KUBECONFIG", sandbox.kubeconfig());
+    let mut child = Process::spawn("relay-issuer-controller", command, logs.path())
         .expect("start relay-issuer controller");
-    let mut child = Killed(child);
 
     // Live at once; ready once it leads and has synced.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some((200, _)) = get(port, "/ready") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never ready: {:?}",
-            get(port, "/ready")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    child
+        .wait_ready(port, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(get(port, "/live").map(|r| r.0), Some(200));
 
     harness::create_request(&client, "team-a", "agent", "RelayClusterIssuer", "relay")
@@ -145,30 +86,8 @@ async fn the_controller_process_signs_serves_admin_and_releases_its_lease() {
     );
 
     // SIGTERM: it stops, exits 0 and releases the Lease for the next replica.
-    let pid = child.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut stderr = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let status = child.terminate(Duration::from_secs(20)).await.unwrap();
+    let stderr = child.log();
     assert!(status.success(), "exit {status:?}; stderr:\n{stderr}");
     for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
         let parsed: serde_json::Value = serde_json::from_str(line)
