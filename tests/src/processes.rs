@@ -41,6 +41,16 @@ pub fn binary(name: &str) -> PathBuf {
     target_dir().join("debug").join(name)
 }
 
+/// The kubectl binary: `$RELAY_KUBECTL`, else `target/tools/bin/kubectl` (`make tools`
+/// installs it); `None` when absent.
+pub fn kubectl() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("RELAY_KUBECTL") {
+        return Some(PathBuf::from(path));
+    }
+    let path = target_dir().join("tools/bin/kubectl");
+    path.exists().then_some(path)
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -67,6 +67,7 @@ pub struct RelayPki {
     pub intermediate_key: String,
     /// The relay server's certificate.
     pub server: Pem,
+    root_key: String,
 }
 
 impl RelayPki {
@@ -88,6 +89,7 @@ impl RelayPki {
                 chain: server.cert_pem,
                 key: server.key_pem,
             },
+            root_key: generated.root.key_pem,
         })
     }
 
@@ -98,6 +100,34 @@ impl RelayPki {
             self.intermediate_key.as_bytes(),
             Some(self.root.as_bytes()),
             time::OffsetDateTime::now_utc(),
+        )?)
+    }
+
+    /// Another intermediate CA under the same root (its own key and name), as a signing CA.
+    pub fn other_intermediate(&self, name: &str) -> Result<SigningCa, BoxError> {
+        let root_key = rcgen::KeyPair::from_pem(&self.root_key)?;
+        let root = rcgen::Issuer::from_ca_cert_pem(&self.root, root_key)?;
+        let key = generate_key(GeneratedKeyType::P256)?;
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + time::Duration::days(30);
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &root)?;
+        Ok(SigningCa::load(
+            cert.pem().as_bytes(),
+            key.serialize_pem().as_bytes(),
+            Some(self.root.as_bytes()),
+            now,
         )?)
     }
 

@@ -359,7 +359,7 @@ impl Relay for RelayService {
             )
         });
         inner.metrics.connected_agents.inc();
-        info!(parent: &span, agent_version = %hello.agent_version, not_after = %pki::format_time(peer.not_after), "agent connected");
+        info!(parent: &span, cluster = %cluster, serial = %peer.serial, agent_version = %hello.agent_version, not_after = %pki::format_time(peer.not_after), "agent connected");
         tokio::spawn(
             async move {
                 let mut stopping = inner.stopping.clone();
