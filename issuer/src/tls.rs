@@ -2,7 +2,8 @@
 //! `ca.crt` bundles to root stores.
 //!
 //! Deciding whether a key pair is usable is `pki::keypair`'s job; this module only converts what
-//! passed those checks. Nothing here watches Secrets or opens sockets.
+//! passed those checks, and dials a gRPC channel over TLS with a given rustls client config
+//! ([`connect_channel`]). Nothing here watches Secrets.
 
 use std::sync::Arc;
 
@@ -15,6 +16,9 @@ use rustls_pki_types::{
 use crate::Error;
 use crate::pki::KeyPair;
 use crate::pki::keypair::KeyPairProblem;
+use rustls::pki_types::ServerName;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint, Uri};
 
 /// The ALPN protocol gRPC runs over.
 pub const ALPN_H2: &[u8] = b"h2";
@@ -73,4 +77,143 @@ pub fn root_store(ca_crt: &[u8], source: &str) -> Result<Arc<RootCertStore>, Err
         return Err(invalid("ca.crt holds no PEM CERTIFICATE block".into()));
     }
     Ok(Arc::new(store))
+}
+
+/// A client certificate resolver that always offers one certificate.
+#[derive(Debug)]
+pub struct FixedClientCertificate(pub Arc<CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for FixedClientCertificate {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// A TLS 1.3/1.2 client config trusting `roots`, offering `client` when given, ALPN h2, no
+/// session resumption (every connection authenticates in full).
+pub fn client_config(
+    roots: Arc<RootCertStore>,
+    client: Option<Arc<CertifiedKey>>,
+) -> rustls::ClientConfig {
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let mut config = match client {
+        Some(key) => builder.with_client_cert_resolver(Arc::new(FixedClientCertificate(key))),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
+    config
+}
+
+/// The host and port of an `https://host:port` address (port 443 when absent).
+pub fn split_address(address: &str) -> Result<(String, u16), Error> {
+    let invalid = |why: &str| {
+        Error::InvalidArgument(format!(
+            "relay address {address:?} {why}; write it as https://host:port, e.g. https://relay.example.com:9900"
+        ))
+    };
+    let uri: Uri = address.parse().map_err(|_| invalid("is not a URI"))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(invalid("does not start with https://"));
+    }
+    let host = uri.host().ok_or_else(|| invalid("has no host"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Ok((host, uri.port_u16().unwrap_or(443)))
+}
+
+/// Dials `address` (`https://host:port`) and returns a gRPC channel over TLS with `config`;
+/// the server's certificate must carry `server_name` (default: the address's host). Each step
+/// (TCP, TLS) is limited to `timeout`.
+pub async fn connect_channel(
+    address: &str,
+    server_name: Option<&str>,
+    config: rustls::ClientConfig,
+    timeout: Duration,
+) -> Result<Channel, Error> {
+    let (host, port) = split_address(address)?;
+    let name = server_name
+        .map(str::to_string)
+        .unwrap_or_else(|| host.clone());
+    let server_name = ServerName::try_from(name.clone())
+        .map_err(|_| Error::InvalidArgument(format!("{name:?} is not a valid TLS server name")))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let endpoint = Endpoint::from_shared(format!("http://{host}:{port}"))
+        .map_err(|e| Error::InvalidArgument(format!("relay address {address:?}: {e}")))?
+        .connect_timeout(timeout);
+    let target = (host, port);
+    endpoint
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let connector = connector.clone();
+            let server_name = server_name.clone();
+            let target = target.clone();
+            async move {
+                let tcp = tokio::time::timeout(
+                    timeout,
+                    tokio::net::TcpStream::connect((target.0.as_str(), target.1)),
+                )
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "TCP connect timed out")
+                })??;
+                let _ = tcp.set_nodelay(true);
+                let tls = tokio::time::timeout(timeout, connector.connect(server_name, tcp))
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+                    })??;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        }))
+        .await
+        .map_err(|e| Error::Tls {
+            what: format!("connecting to the relay server at {address}"),
+            detail: describe_transport_error(&e),
+        })
+}
+
+/// The innermost cause of a transport error, which is the part a person can act on.
+fn describe_transport_error(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_split_into_host_and_port() {
+        assert_eq!(
+            split_address("https://relay.example:9900").unwrap(),
+            ("relay.example".into(), 9900)
+        );
+        assert_eq!(
+            split_address("https://relay.example").unwrap(),
+            ("relay.example".into(), 443)
+        );
+        assert_eq!(
+            split_address("https://[::1]:9900").unwrap(),
+            ("::1".into(), 9900)
+        );
+        for bad in ["http://relay:9900", "relay:9900", "", "https://"] {
+            let message = split_address(bad).unwrap_err().to_string();
+            assert!(message.contains("https://host:port"), "{bad}: {message}");
+        }
+    }
 }

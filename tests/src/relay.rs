@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper_util::rt::TokioIo;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use prometheus_client::registry::Registry;
@@ -22,7 +21,7 @@ use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 use crate::harness::{CONTROLLER_NAMESPACE, put_secret_data};
 
@@ -341,39 +340,18 @@ pub fn client_config(
     client: Option<&Pem>,
 ) -> Result<rustls::ClientConfig, BoxError> {
     let roots = relay_issuer::tls::root_store(root_pem.as_bytes(), "test roots")?;
-    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-    let mut config = match client {
+    let key = match client {
         Some(pem) => {
             let pair = load_key_pair(
                 Some(pem.chain.as_bytes()),
                 Some(pem.key.as_bytes()),
                 time::OffsetDateTime::now_utc(),
             )?;
-            let key = relay_issuer::tls::certified_key(&pair)?;
-            builder.with_client_cert_resolver(Arc::new(FixedClientCert(key)))
+            Some(relay_issuer::tls::certified_key(&pair)?)
         }
-        None => builder.with_no_client_auth(),
+        None => None,
     };
-    config.alpn_protocols = vec![relay_issuer::tls::ALPN_H2.to_vec()];
-    config.resumption = rustls::client::Resumption::disabled();
-    Ok(config)
-}
-
-#[derive(Debug)]
-struct FixedClientCert(Arc<rustls::sign::CertifiedKey>);
-
-impl rustls::client::ResolvesClientCert for FixedClientCert {
-    fn resolve(
-        &self,
-        _root_hint_subjects: &[&[u8]],
-        _sigschemes: &[rustls::SignatureScheme],
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        Some(self.0.clone())
-    }
-
-    fn has_certs(&self) -> bool {
-        true
-    }
+    Ok(relay_issuer::tls::client_config(roots, key))
 }
 
 /// A gRPC channel to the relay at `address` over TLS with `config` (server name `localhost`).
@@ -381,20 +359,13 @@ pub async fn channel(
     address: SocketAddr,
     config: rustls::ClientConfig,
 ) -> Result<Channel, BoxError> {
-    let connector = TlsConnector::from(Arc::new(config));
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))?;
-    let channel = endpoint
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let connector = connector.clone();
-            async move {
-                let tcp = TcpStream::connect(address).await?;
-                let name = ServerName::try_from("localhost")?.to_owned();
-                let tls = connector.connect(name, tcp).await?;
-                Ok::<_, BoxError>(TokioIo::new(tls))
-            }
-        }))
-        .await?;
-    Ok(channel)
+    Ok(relay_issuer::tls::connect_channel(
+        &format!("https://{address}"),
+        Some("localhost"),
+        config,
+        std::time::Duration::from_secs(10),
+    )
+    .await?)
 }
 
 /// Completes one TLS handshake with the relay and returns the serial of the certificate it

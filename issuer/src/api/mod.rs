@@ -75,6 +75,11 @@ macro_rules! issuer_kind {
             /// `relay-tls-signing-secret`.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub ca: Option<CaSource>,
+            /// Remote signing (exclusive with `ca`): forward each request's CSR to the relay
+            /// server in the management cluster, authenticated by the agent's current client
+            /// certificate while it is valid, else by the bootstrap token.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub relay: Option<RelaySource>,
             /// What this issuer agrees to sign beyond the fixed rules.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub policy: Option<IssuerPolicy>,
@@ -90,6 +95,8 @@ macro_rules! issuer_kind {
                         .map(|ca| ca.secret_name.clone())
                         .unwrap_or_else(|| DEFAULT_SIGNING_SECRET.to_string()),
                     policy: self.policy.clone().unwrap_or_default(),
+                    relay: self.relay.clone(),
+                    both_sources: self.ca.is_some() && self.relay.is_some(),
                 }
             }
         }
@@ -136,6 +143,91 @@ fn default_signing_secret() -> String {
     DEFAULT_SIGNING_SECRET.to_string()
 }
 
+/// A Secret in the issuer's Secret namespace (the issuer's own, or the cluster resource
+/// namespace for a RelayClusterIssuer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A key of a Secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key (default `token`).
+    #[serde(default = "default_token_key")]
+    pub key: String,
+}
+
+fn default_token_key() -> String {
+    "token".to_string()
+}
+
+/// Where and as whom to forward CSRs for remote signing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RelaySource {
+    /// The relay server, `https://host:port` (e.g. `https://relay.gloo-mesh.example:9900`).
+    #[schemars(length(min = 1), regex(pattern = r"^https://"))]
+    pub address: String,
+    /// The name the relay server's certificate must carry. Default: the host of `address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Secret whose `ca.crt` verifies the relay server. Default `relay-root-tls-secret`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "caBundleSecretRef"
+    )]
+    pub ca_bundle_secret_ref: Option<SecretRef>,
+    /// Secret with the current client certificate (`tls.crt`, `tls.key`) that authenticates
+    /// renewals. Default `relay-client-tls-secret`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "clientTLSSecretRef"
+    )]
+    pub client_tls_secret_ref: Option<SecretRef>,
+    /// Secret key with the bootstrap token, used while there is no valid client certificate.
+    /// Default `relay-identity-token-secret`, key `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<SecretKeyRef>,
+    /// The cluster identity to request (the CSR must name it).
+    #[schemars(length(min = 1, max = 253))]
+    pub cluster: String,
+}
+
+impl RelaySource {
+    /// The CA bundle Secret's name.
+    pub fn ca_bundle_secret(&self) -> &str {
+        self.ca_bundle_secret_ref
+            .as_ref()
+            .map_or("relay-root-tls-secret", |r| r.name.as_str())
+    }
+
+    /// The client TLS Secret's name.
+    pub fn client_tls_secret(&self) -> &str {
+        self.client_tls_secret_ref
+            .as_ref()
+            .map_or("relay-client-tls-secret", |r| r.name.as_str())
+    }
+
+    /// The token Secret's name and key.
+    pub fn token_secret(&self) -> (&str, &str) {
+        self.token_secret_ref
+            .as_ref()
+            .map_or(("relay-identity-token-secret", "token"), |r| {
+                (r.name.as_str(), r.key.as_str())
+            })
+    }
+}
+
 /// What an issuer agrees to sign, beyond the rules that always apply.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -176,6 +268,25 @@ pub struct IssuerSettings {
     pub secret_name: String,
     /// The signing policy.
     pub policy: IssuerPolicy,
+    /// Remote signing through the relay server, when set (then `secret_name` is unused).
+    pub relay: Option<RelaySource>,
+    /// Both `spec.ca` and `spec.relay` are set (invalid: they are exclusive).
+    pub both_sources: bool,
+}
+
+impl IssuerSettings {
+    /// Whether this issuer reads Secret `name` (in its Secret namespace): the signing Secret,
+    /// or in relay mode the CA bundle, client certificate and token Secrets.
+    pub fn uses_secret(&self, name: &str) -> bool {
+        match &self.relay {
+            Some(relay) => {
+                relay.ca_bundle_secret() == name
+                    || relay.client_tls_secret() == name
+                    || relay.token_secret().0 == name
+            }
+            None => self.secret_name == name,
+        }
+    }
 }
 
 /// The observed state of an issuer.
@@ -279,6 +390,7 @@ mod tests {
     #[test]
     fn field_names_are_the_documented_ones() {
         let spec = RelayIssuerSpec {
+            relay: None,
             ca: Some(CaSource {
                 secret_name: "s".into(),
             }),

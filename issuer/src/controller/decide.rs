@@ -690,6 +690,14 @@ pub fn issuer_condition(
     }
 }
 
+/// Why an issuer with both `spec.ca` and `spec.relay` cannot sign.
+pub fn both_sources_not_ready() -> NotReady {
+    NotReady {
+        reason: "InvalidSpec",
+        message: "spec.ca and spec.relay are exclusive: sign locally with the CA Secret (spec.ca) or forward to the relay server (spec.relay), not both; remove one".into(),
+    }
+}
+
 /// The Pending message of a request whose issuer cannot sign.
 pub fn issuer_not_ready_message(issuer: &IssuerRef, not_ready: &NotReady) -> String {
     format!(

@@ -5,6 +5,8 @@
 //! - [`ca_cache`]: parsed signing CAs, cached per Secret resourceVersion.
 //! - [`metrics`]: the controller's Prometheus metrics.
 //! - [`requests`], [`issuers`]: the reconcilers (I/O glue around `decide`).
+//! - [`relay_mode`], [`remote`]: remote signing (`spec.relay`): the decisions, and the glue that
+//!   forwards CSRs to the relay server.
 //! - [`run`] (here): the shared watches (issuers, cluster issuers, Secret metadata), the three
 //!   controllers, and starting/stopping them as leadership comes and goes.
 //!
@@ -15,6 +17,8 @@ pub mod ca_cache;
 pub mod decide;
 pub mod issuers;
 pub mod metrics;
+pub mod relay_mode;
+pub mod remote;
 pub mod requests;
 
 use std::collections::HashMap;
@@ -595,7 +599,7 @@ impl SecretUsers {
             .state()
             .iter()
             .filter(|i| i.namespace().as_deref() == Some(namespace.as_str()))
-            .filter(|i| i.spec.settings().secret_name == name)
+            .filter(|i| i.spec.settings().uses_secret(&name))
             .map(|i| i.issuer_ref())
             .collect();
         if namespace == self.cluster_namespace {
@@ -603,7 +607,7 @@ impl SecretUsers {
                 self.cluster_issuers
                     .state()
                     .iter()
-                    .filter(|i| i.spec.settings().secret_name == name)
+                    .filter(|i| i.spec.settings().uses_secret(&name))
                     .map(|i| i.issuer_ref()),
             );
         }

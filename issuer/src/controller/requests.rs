@@ -14,11 +14,11 @@ use kube::{Api, ResourceExt};
 use time::OffsetDateTime;
 use tracing::{debug, info, warn};
 
-use super::Context;
 use super::decide::{
     self, IssuerRef, Outcome, Route, SecretLocation, Step, issuer_missing_message,
     issuer_not_ready_message, unknown_kind_message,
 };
+use super::{Context, remote};
 use crate::Error;
 use crate::api::{RelayClusterIssuer, RelayIssuer};
 use crate::cert_manager::types::CertificateRequest;
@@ -142,6 +142,57 @@ pub async fn reconcile(
     }
 }
 
+/// Forwards an approved request's CSR to the relay server (`spec.relay`), or says why not.
+async fn sign_remotely(
+    request: &CertificateRequest,
+    uid: &str,
+    issuer: &IssuerRef,
+    relay: &crate::api::RelaySource,
+    ctx: &Context,
+) -> Option<Outcome> {
+    let namespace = issuer.secret_namespace(&ctx.settings.cluster_resource_namespace);
+    let now = OffsetDateTime::now_utc();
+    let secrets = match remote::read_secrets(&ctx.client, namespace, relay, now).await {
+        Ok(secrets) => secrets,
+        Err(error) => return Some(Outcome::from_sign_error(&error)),
+    };
+    let credential = match remote::credential(relay, namespace, &secrets, now) {
+        Ok(credential) => credential,
+        Err(not_ready) => {
+            return Some(Outcome::Pending {
+                message: issuer_not_ready_message(issuer, &not_ready),
+            });
+        }
+    };
+    let duration = match request.spec.duration.as_deref().filter(|d| !d.is_empty()) {
+        None => None,
+        Some(text) => match parse_duration(text) {
+            Ok(d) => Some(d),
+            Err(error) => return Some(Outcome::from_sign_error(&error)),
+        },
+    };
+    if !ctx.leadership.leads_for_at_least(super::SIGN_MARGIN) {
+        return None;
+    }
+    let started = Instant::now();
+    let outcome = remote::sign_remotely(
+        relay,
+        &secrets,
+        &credential,
+        &request.spec.request.0,
+        duration,
+    )
+    .await;
+    ctx.metrics
+        .signing_seconds
+        .observe(started.elapsed().as_secs_f64());
+    if matches!(outcome, Outcome::Issued { .. }) {
+        ctx.metrics.signatures.inc();
+        ctx.remember_signed(uid, outcome.clone());
+    }
+    Some(outcome)
+}
+
 /// Signs an approved request, or says why not. A certificate signed earlier whose status write
 /// failed is reused, so a retry never signs twice. `None`: this replica has too little
 /// leadership left to sign and record a certificate now.
@@ -169,6 +220,14 @@ async fn sign(
             message: issuer_missing_message(issuer),
         });
     };
+    if settings.both_sources {
+        return Some(Outcome::Pending {
+            message: issuer_not_ready_message(issuer, &decide::both_sources_not_ready()),
+        });
+    }
+    if let Some(relay) = &settings.relay {
+        return sign_remotely(request, uid, issuer, relay, ctx).await;
+    }
     let policy = match decide::signing_policy(&settings.policy, ctx.settings.backdate) {
         Ok(policy) => policy,
         Err(not_ready) => {
