@@ -6,6 +6,8 @@
 //! - [`schema`]: CRD structural-schema validation and pruning (pure).
 //! - [`selectors`]: label and field selectors (pure).
 //! - [`metadata`]: metadata-only responses (`PartialObjectMetadata`) and Accept negotiation.
+//! - [`table`]: server-side `Table` responses (`kubectl get` columns), per resource printers.
+//! - [`jsonpath`]: the JSONPath dialect of CRD printer columns (pure).
 //! - [`apply`]: server-side apply merging with managed fields (pure).
 //! - [`validation`]: built-in types' rules (Secrets, Leases, Events, names).
 //! - [`faults`]: fault injection and the request log.
@@ -26,6 +28,7 @@ pub mod events;
 pub mod faults;
 pub mod harness;
 mod http;
+pub mod jsonpath;
 pub mod metadata;
 pub mod processes;
 pub mod registry;
@@ -36,6 +39,7 @@ pub mod selectors;
 mod server;
 pub mod simulator;
 pub mod store;
+pub mod table;
 pub mod validation;
 
 pub use relay_issuer::cert_manager;

@@ -5,9 +5,11 @@
 //! `{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{...}}`, with the
 //! object's full metadata and nothing else; `as=PartialObjectMetadataList` does the same for
 //! lists. This module holds the Accept-header negotiation ([`Representation::negotiate`]) and
-//! the conversions; `server` applies them to responses and watch events. As in kube-apiserver:
+//! the conversions; `server` applies them to responses and watch events. `as=Table` (what
+//! `kubectl get` asks for) is negotiated here too and rendered by [`crate::table`]. As in
+//! kube-apiserver:
 //! - the first media range the sandbox can serve wins (ranges sorted by `q`, stably); ranges it
-//!   cannot serve (protobuf, CBOR, YAML, `as=Table`, unknown `g`/`v`) are skipped, and when none
+//!   cannot serve (protobuf, CBOR, YAML, unknown `as`, `g` or `v`) are skipped, and when none
 //!   is servable the full JSON object is returned, as before this module existed;
 //! - the response Content-Type stays `application/json` (kube-apiserver's
 //!   `transformResponseObject` does not list the conversion in it);
@@ -49,6 +51,19 @@ pub enum Representation {
     Partial(MetaVersion),
     /// `as=PartialObjectMetadataList`: lists.
     PartialList(MetaVersion),
+    /// `as=Table`: objects, lists and watch events as `Table`s ([`crate::table`]).
+    Table(MetaVersion),
+}
+
+/// The form of watch event objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchForm {
+    /// The objects themselves.
+    Full,
+    /// `PartialObjectMetadata` in this version.
+    Partial(MetaVersion),
+    /// A one-row `Table` in this version (column definitions in the first event only).
+    Table(MetaVersion),
 }
 
 /// One media range of an Accept header.
@@ -111,6 +126,7 @@ impl<'a> MediaRange<'a> {
         match target {
             "PartialObjectMetadata" => Some(Representation::Partial(version)),
             "PartialObjectMetadataList" => Some(Representation::PartialList(version)),
+            "Table" => Some(Representation::Table(version)),
             _ => None,
         }
     }
@@ -138,12 +154,18 @@ impl Representation {
             .unwrap_or_default()
     }
 
-    /// A single object as this representation shows it.
-    pub fn object(self, object: Value) -> Result<Value, Error> {
+    /// A single object as this representation shows it; `table` renders the `Table` form
+    /// (it needs the resource's printer and the request's `includeObject`).
+    pub fn object(
+        self,
+        object: Value,
+        table: impl FnOnce(Value, MetaVersion) -> Result<Value, Error>,
+    ) -> Result<Value, Error> {
         match self {
             Representation::Full => Ok(object),
             _ if is_status(&object) => Ok(object),
             Representation::Partial(version) => Ok(partial_object(&object, version)),
+            Representation::Table(version) => table(object, version),
             Representation::PartialList(_) => Err(Error::NotAcceptable(
                 "you requested PartialObjectMetadataList, but the requested object is not a list"
                     .into(),
@@ -151,22 +173,29 @@ impl Representation {
         }
     }
 
-    /// A list (`{kind: XList, metadata, items}`) as this representation shows it.
-    pub fn list(self, list: Value) -> Result<Value, Error> {
+    /// A list (`{kind: XList, metadata, items}`) as this representation shows it; `table`
+    /// renders the `Table` form.
+    pub fn list(
+        self,
+        list: Value,
+        table: impl FnOnce(Value, MetaVersion) -> Result<Value, Error>,
+    ) -> Result<Value, Error> {
         match self {
             Representation::Full => Ok(list),
             Representation::PartialList(version) => Ok(partial_list(&list, version)),
+            Representation::Table(version) => table(list, version),
             Representation::Partial(_) => Err(Error::NotAcceptable(
                 "you requested PartialObjectMetadata, but the requested object is a list".into(),
             )),
         }
     }
 
-    /// The form of watch event objects: `None` for full objects, else the metadata version.
-    pub fn watch_form(self) -> Result<Option<MetaVersion>, Error> {
+    /// The form of watch event objects.
+    pub fn watch_form(self) -> Result<WatchForm, Error> {
         match self {
-            Representation::Full => Ok(None),
-            Representation::Partial(version) => Ok(Some(version)),
+            Representation::Full => Ok(WatchForm::Full),
+            Representation::Partial(version) => Ok(WatchForm::Partial(version)),
+            Representation::Table(version) => Ok(WatchForm::Table(version)),
             Representation::PartialList(_) => Err(Error::NotAcceptable(
                 "you requested PartialObjectMetadataList, but watch events carry single objects"
                     .into(),
@@ -217,6 +246,10 @@ mod tests {
     const KUBE_RS_GET: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
     const KUBE_RS_LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
 
+    fn no_table(_: Value, _: MetaVersion) -> Result<Value, Error> {
+        panic!("no Table asked for")
+    }
+
     #[test]
     fn negotiation_picks_the_first_servable_range() {
         use Representation::*;
@@ -245,15 +278,41 @@ mod tests {
             )),
             Partial(MetaVersion::V1beta1)
         );
-        // kubectl's Table request and unknown targets fall through to plain JSON.
+        // kubectl get's Table request: the first range, in the version asked for.
         assert_eq!(
             Representation::negotiate(Some(
                 "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
             )),
+            Table(MetaVersion::V1)
+        );
+        assert_eq!(
+            Representation::negotiate(Some("application/json;as=Table;v=v1beta1;g=meta.k8s.io")),
+            Table(MetaVersion::V1beta1)
+        );
+        // Tables only in JSON, only from meta.k8s.io v1/v1beta1; else the next range.
+        assert_eq!(
+            Representation::negotiate(Some(
+                "application/yaml;as=Table;v=v1;g=meta.k8s.io,application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json"
+            )),
             Full
         );
         assert_eq!(
-            Representation::negotiate(Some("application/json;as=Table;v=v1;g=meta.k8s.io")),
+            Representation::negotiate(Some(
+                "application/json;as=Table;v=v2;g=meta.k8s.io,application/json;as=Table;g=meta.k8s.io,application/json;as=Table;v=v1;g=example.com"
+            )),
+            Full
+        );
+        assert_eq!(
+            Representation::negotiate(Some(&format!(
+                "application/json;as=Table;v=v1;g=meta.k8s.io;q=0.5,{KUBE_RS_GET}"
+            ))),
+            Partial(MetaVersion::V1)
+        );
+        // Unknown targets fall through to plain JSON.
+        assert_eq!(
+            Representation::negotiate(Some(
+                "application/json;as=Everything;v=v1;g=meta.k8s.io,application/json"
+            )),
             Full
         );
         assert_eq!(
@@ -286,6 +345,36 @@ mod tests {
     }
 
     #[test]
+    fn tables_are_rendered_by_the_caller_and_statuses_stay_statuses() {
+        let table = Representation::Table(MetaVersion::V1beta1);
+        let rendered = table
+            .object(json!({"kind": "Secret"}), |object, version| {
+                Ok(json!({"kind": "Table", "apiVersion": version.api_version(), "of": object}))
+            })
+            .unwrap();
+        assert_eq!(rendered["apiVersion"], "meta.k8s.io/v1beta1");
+        assert_eq!(rendered["of"]["kind"], "Secret");
+        let listed = table
+            .list(json!({"items": []}), |list, _| {
+                Ok(json!({"rows": list["items"]}))
+            })
+            .unwrap();
+        assert_eq!(listed, json!({"rows": []}));
+        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
+        assert_eq!(table.object(status.clone(), no_table).unwrap(), status);
+        assert_eq!(
+            table.watch_form().unwrap(),
+            WatchForm::Table(MetaVersion::V1beta1)
+        );
+        assert_eq!(Representation::Full.watch_form().unwrap(), WatchForm::Full);
+        assert!(
+            Representation::PartialList(MetaVersion::V1)
+                .watch_form()
+                .is_err()
+        );
+    }
+
+    #[test]
     fn objects_keep_their_whole_metadata_and_nothing_else() {
         let secret = json!({
             "kind": "Secret", "apiVersion": "v1",
@@ -293,21 +382,26 @@ mod tests {
             "data": {"k": "dg=="}, "type": "Opaque"
         });
         let partial = Representation::Partial(MetaVersion::V1)
-            .object(secret.clone())
+            .object(secret.clone(), no_table)
             .unwrap();
         assert_eq!(
             partial,
             json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": secret["metadata"]})
         );
-        assert_eq!(Representation::Full.object(secret.clone()).unwrap(), secret);
+        assert_eq!(
+            Representation::Full
+                .object(secret.clone(), no_table)
+                .unwrap(),
+            secret
+        );
         assert!(matches!(
-            Representation::PartialList(MetaVersion::V1).object(secret.clone()),
+            Representation::PartialList(MetaVersion::V1).object(secret.clone(), no_table),
             Err(Error::NotAcceptable(_))
         ));
         let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
         assert_eq!(
             Representation::Partial(MetaVersion::V1)
-                .object(status.clone())
+                .object(status.clone(), no_table)
                 .unwrap(),
             status
         );
@@ -318,7 +412,7 @@ mod tests {
             "items": [secret]
         });
         let partial = Representation::PartialList(MetaVersion::V1beta1)
-            .list(list.clone())
+            .list(list.clone(), no_table)
             .unwrap();
         assert_eq!(partial["kind"], "PartialObjectMetadataList");
         assert_eq!(partial["apiVersion"], "meta.k8s.io/v1beta1");
@@ -328,7 +422,7 @@ mod tests {
         assert_eq!(partial["items"][0]["metadata"]["name"], "a");
         assert!(partial["items"][0].get("data").is_none());
         assert!(matches!(
-            Representation::Partial(MetaVersion::V1).list(list),
+            Representation::Partial(MetaVersion::V1).list(list, no_table),
             Err(Error::NotAcceptable(_))
         ));
         assert_eq!(

@@ -37,6 +37,8 @@ pub struct ResourceType {
     /// Which store the objects live in, when two views share one (core/v1 and
     /// events.k8s.io/v1 Events); `None` means this resource's own store.
     pub shared_store: Option<StoreKey>,
+    /// How objects are shown as `Table` rows (`kubectl get`'s columns).
+    pub printer: crate::table::Printer,
 }
 
 impl std::fmt::Debug for ResourceType {
@@ -110,6 +112,7 @@ impl ResourceType {
             custom: false,
             schema: None,
             shared_store: None,
+            printer: crate::table::Printer::Default,
         }
     }
 }
@@ -124,18 +127,24 @@ impl Registry {
     /// The built-in types: Namespace, Secret, ConfigMap, ServiceAccount, Lease, Event (core/v1
     /// and events.k8s.io/v1 over one store) and CustomResourceDefinition.
     pub fn with_builtins() -> Self {
+        use crate::table::Printer;
         let mut namespace = ResourceType::builtin("", "v1", "Namespace", "namespaces", false);
         namespace.short_names = vec!["ns".into()];
+        namespace.printer = Printer::Namespace;
         namespace.status_subresource = true;
         namespace.extra_field_selectors = vec!["status.phase".into()];
         let mut secret = ResourceType::builtin("", "v1", "Secret", "secrets", true);
         secret.extra_field_selectors = vec!["type".into()];
+        secret.printer = Printer::Secret;
         let mut config_map = ResourceType::builtin("", "v1", "ConfigMap", "configmaps", true);
         config_map.short_names = vec!["cm".into()];
+        config_map.printer = Printer::ConfigMap;
         let mut service_account =
             ResourceType::builtin("", "v1", "ServiceAccount", "serviceaccounts", true);
         service_account.short_names = vec!["sa".into()];
-        let lease = ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", true);
+        service_account.printer = Printer::ServiceAccount;
+        let mut lease = ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", true);
+        lease.printer = Printer::Lease;
         let events_store = StoreKey {
             group: "events.k8s.io".into(),
             plural: "events".into(),
@@ -143,6 +152,7 @@ impl Registry {
         let mut core_event = ResourceType::builtin("", "v1", "Event", "events", true);
         core_event.short_names = vec!["ev".into()];
         core_event.shared_store = Some(events_store.clone());
+        core_event.printer = Printer::Event;
         core_event.extra_field_selectors = [
             "involvedObject.kind",
             "involvedObject.namespace",
@@ -162,6 +172,7 @@ impl Registry {
             ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true);
         events_event.short_names = vec!["ev".into()];
         events_event.shared_store = Some(events_store);
+        events_event.printer = Printer::Event;
         events_event.extra_field_selectors = [
             "regarding.kind",
             "regarding.namespace",

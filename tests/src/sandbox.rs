@@ -353,6 +353,7 @@ pub fn crd_resource_types(crd: &Value) -> Result<Vec<ResourceType>, Error> {
             custom: true,
             schema,
             shared_store: None,
+            printer: crate::table::Printer::for_crd_version(version),
         });
     }
     Ok(types)

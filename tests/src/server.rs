@@ -2,17 +2,18 @@
 //!
 //! Each handler parses the request, asks `store` to do the write or read, applies `validation`,
 //! `schema` and admission hooks, and renders JSON (in the representation the Accept header
-//! negotiated, see `metadata`) or a Status error. No semantics of storage live here.
+//! negotiated, see `metadata` and `table`) or a Status error. No semantics of storage live here.
 
 use crate::Error;
 use crate::faults::{FaultKind, RequestRecord};
 use crate::http::{Body, error_response, json_response, parse_body, parse_query, read_body};
-use crate::metadata::{MetaVersion, Representation, partial_object};
+use crate::metadata::{MetaVersion, Representation, WatchForm, partial_object};
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{
     Change, Deleted, EventType, Preconditions, WriteOptions, metadata_mut, name_of,
 };
+use crate::table::{self, IncludeObject, TableOptions};
 use crate::{Inner, discovery, events, validation};
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
@@ -201,11 +202,26 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
         _ => return Err(Error::MethodNotAllowed),
     };
     // As in kube-apiserver, the representation is applied after the verb ran: a write whose
-    // Accept header cannot be honoured has still happened.
-    let body = if matches!(verb, "list" | "deletecollection") {
-        representation.list(body)?
+    // Accept header cannot be honoured (or whose `includeObject` is invalid) has still happened.
+    let is_list = matches!(verb, "list" | "deletecollection");
+    let table = |body: Value, version: MetaVersion| -> Result<Value, Error> {
+        let options = TableOptions {
+            version,
+            include: IncludeObject::from_query(query.get("includeObject").map(String::as_str))?,
+            headers: true,
+        };
+        Ok(table::render(
+            &rt.printer,
+            &body,
+            is_list,
+            options,
+            time::OffsetDateTime::now_utc(),
+        ))
+    };
+    let body = if is_list {
+        representation.list(body, table)?
     } else {
-        representation.object(body)?
+        representation.object(body, table)?
     };
     Ok(json_response(status, &body))
 }
@@ -698,38 +714,66 @@ fn watch_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-/// Event objects in the watch's form: full, or `PartialObjectMetadata` in the given version.
-fn in_form(object: Value, form: Option<MetaVersion>) -> Value {
-    match form {
-        None => object,
-        Some(version) => partial_object(&object, version),
-    }
+/// Encodes one watcher's events in its form: full objects, `PartialObjectMetadata`, or one-row
+/// `Table`s whose column definitions only the first event carries (kube-apiserver's watch
+/// encoder sets `NoHeaders` after the first event).
+struct WatchEncoder {
+    form: WatchForm,
+    printer: table::Printer,
+    include: IncludeObject,
+    headers_sent: bool,
 }
 
-/// The watch line of a change shown unfiltered and unconverted: encoded once per change and
-/// form (full, or metadata-only in meta.k8s.io/v1), and shared by every watcher that wants it.
-/// The rarely used v1beta1 metadata form is encoded per watcher.
-fn shared_line(change: &Change, kind: &str, form: Option<MetaVersion>) -> Bytes {
-    match form {
-        None => change
-            .encoded
-            .get_or_init(|| watch_line(kind, &change.object))
-            .clone(),
-        Some(MetaVersion::V1) => change
-            .encoded_metadata
-            .get_or_init(|| watch_line(kind, &partial_object(&change.object, MetaVersion::V1)))
-            .clone(),
-        Some(version) => watch_line(kind, &partial_object(&change.object, version)),
+impl WatchEncoder {
+    /// The watch line of an object already in the resource's view.
+    fn line(&mut self, kind: &str, object: Value) -> Bytes {
+        let object = match self.form {
+            WatchForm::Full => object,
+            WatchForm::Partial(version) => partial_object(&object, version),
+            WatchForm::Table(version) => {
+                let headers = !std::mem::replace(&mut self.headers_sent, true);
+                let options = TableOptions {
+                    version,
+                    include: self.include,
+                    headers,
+                };
+                table::render(
+                    &self.printer,
+                    &object,
+                    false,
+                    options,
+                    time::OffsetDateTime::now_utc(),
+                )
+            }
+        };
+        watch_line(kind, &object)
     }
-}
 
-fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool, form: Option<MetaVersion>) -> Bytes {
-    let mut meta = json!({"resourceVersion": rv.to_string()});
-    if initial_end {
-        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    /// The watch line of a change shown unfiltered and unconverted: encoded once per change and
+    /// form (full, or metadata-only in meta.k8s.io/v1), and shared by every watcher that wants
+    /// it. The rarely used v1beta1 metadata form and Tables are encoded per watcher.
+    fn shared_line(&mut self, change: &Change, kind: &str) -> Bytes {
+        match self.form {
+            WatchForm::Full => change
+                .encoded
+                .get_or_init(|| watch_line(kind, &change.object))
+                .clone(),
+            WatchForm::Partial(MetaVersion::V1) => change
+                .encoded_metadata
+                .get_or_init(|| watch_line(kind, &partial_object(&change.object, MetaVersion::V1)))
+                .clone(),
+            _ => self.line(kind, Value::clone(&change.object)),
+        }
     }
-    let object = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": meta});
-    watch_line("BOOKMARK", &in_form(object, form))
+
+    fn bookmark(&mut self, rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let object = json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": meta});
+        self.line("BOOKMARK", object)
+    }
 }
 
 fn watch(
@@ -740,6 +784,19 @@ fn watch(
     representation: Representation,
 ) -> Result<Response<Body>, Error> {
     let form = representation.watch_form()?;
+    // kube-apiserver validates the Table options before it starts streaming.
+    let include = match form {
+        WatchForm::Table(_) => {
+            IncludeObject::from_query(query.get("includeObject").map(String::as_str))?
+        }
+        _ => IncludeObject::default(),
+    };
+    let mut encoder = WatchEncoder {
+        form,
+        printer: rt.printer.clone(),
+        include,
+        headers_sent: false,
+    };
     let (labels, fields) = selectors(rt, query)?;
     let rt = rt.clone();
     let srt = storage_type(&inner, &rt);
@@ -768,14 +825,14 @@ fn watch(
             let in_ns = namespace.as_deref().is_none_or(|ns| {
                 v.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
             });
-            (in_ns && matches(&v, &labels, &fields)).then(|| in_form(v, form))
+            (in_ns && matches(&v, &labels, &fields)).then_some(v)
         };
         let mut last_rv;
         let (past, mut live) = if send_initial || requested_rv.is_none_or(|rv| rv == 0) {
             let snapshot = inner.store.snapshot(&srt, namespace.as_deref());
             for object in &snapshot.objects {
                 if let Some(v) = shown(object)
-                    && tx.send(watch_line("ADDED", &v)).await.is_err()
+                    && tx.send(encoder.line("ADDED", v)).await.is_err()
                 {
                     return;
                 }
@@ -805,12 +862,15 @@ fn watch(
             }
             last_rv = change.rv;
             if let Some(v) = shown(&change.object)
-                && tx.send(watch_line(change.kind.as_str(), &v)).await.is_err()
+                && tx
+                    .send(encoder.line(change.kind.as_str(), v))
+                    .await
+                    .is_err()
             {
                 return;
             }
         }
-        if send_initial && tx.send(bookmark(&rt, last_rv, true, form)).await.is_err() {
+        if send_initial && tx.send(encoder.bookmark(&rt, last_rv, true)).await.is_err() {
             return;
         }
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
@@ -822,7 +882,7 @@ fn watch(
                     if inner.faults.watch_epoch() != epoch {
                         return;
                     }
-                    if bookmarks && tx.send(bookmark(&rt, last_rv, false, form)).await.is_err() {
+                    if bookmarks && tx.send(encoder.bookmark(&rt, last_rv, false)).await.is_err() {
                         return;
                     }
                 }
@@ -838,11 +898,11 @@ fn watch(
                             if namespace.as_deref().is_some_and(|ns| ns != change.namespace) {
                                 continue;
                             }
-                            if tx.send(shared_line(&change, kind, form)).await.is_err() {
+                            if tx.send(encoder.shared_line(&change, kind)).await.is_err() {
                                 return;
                             }
                         } else if let Some(v) = shown(&change.object)
-                            && tx.send(watch_line(kind, &v)).await.is_err()
+                            && tx.send(encoder.line(kind, v)).await.is_err()
                         {
                             return;
                         }

@@ -252,6 +252,11 @@ impl Store {
             && let Some(map) = object.as_object_mut()
         {
             map.remove("status");
+            // kube-apiserver's namespace strategy starts every namespace Active (what the
+            // STATUS column of `kubectl get namespaces` shows).
+            if rt.group.is_empty() && rt.kind == "Namespace" {
+                map.insert("status".into(), json!({"phase": "Active"}));
+            }
         }
         if opts.dry_run {
             metadata_mut(&mut object).insert(

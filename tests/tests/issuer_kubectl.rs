@@ -507,10 +507,9 @@ async fn get_relayissuers_shows_ready_and_reason_columns_and_the_short_name_work
             .map(|(_, p)| p.clone())
             .unwrap()
     };
-    // The sandbox does not serve `as=Table` (tests/src/metadata.rs), so kubectl's default table
-    // shows only NAME and AGE there; a real API server renders the printer columns itself. The
-    // columns are therefore rendered with kubectl's own JSONPath engine from the jsonPaths the
-    // CRD declares: the same values `kubectl get` shows against a cluster.
+    // The columns are rendered here with kubectl's own JSONPath engine from the jsonPaths the
+    // CRD declares: the values `kubectl get` shows against a cluster, independently of the
+    // sandbox's server-side Tables (tests/tests/table.rs checks those).
     let ready_reason = format!(
         "custom-columns=NAME:.metadata.name,READY:{},REASON:{}",
         path("Ready"),

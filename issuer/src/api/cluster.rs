@@ -36,7 +36,7 @@ pub const KIND_CLUSTER: &str = "RelayCluster";
     ),
     printcolumn(
         name = "Cert Expires",
-        type_ = "date",
+        type_ = "string",
         json_path = ".status.certificateNotAfter"
     ),
     printcolumn(
