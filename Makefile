@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
 FUZZ_ENV := $(if $(FUZZ_TOOLCHAIN),,RUSTC_BOOTSTRAP=1)
 
-.PHONY: help all build test lint crds fmt tools bench-sign bench-sandbox bench-issuer fuzz fuzz-build ci clean
+.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent fuzz fuzz-build ci clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,14 +24,20 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-crds: ## regenerate deploy/crds from the API types (a test fails when they are stale)
+crds: ## regenerate deploy/crds (and the relay-issuer chart's copies) from the API types (tests fail when they are stale)
 	$(CARGO) run -q -p relay-issuer -- crds --out deploy/crds
+	cp deploy/crds/*.yaml deploy/charts/relay-issuer/crds/
 
 fmt: ## format the code
 	$(CARGO) fmt --all
 
 tools: ## install what the tests need (idempotent)
 	scripts/tools.sh
+
+demo: ## the whole lifecycle on the sandbox, narrated (KEEP=1 keeps it running; kubeconfig in target/demo)
+	scripts/tools.sh
+	$(CARGO) build -q -p relay-issuer -p relay-agent
+	$(CARGO) run -q -p relay-sandbox --example demo -- $(if $(KEEP),--keep,)
 
 bench-sign: ## certificates/s of the sign path on one core, beside openssl speed ecdsap256
 	python3 scripts/bench-sign.py
@@ -41,6 +47,9 @@ bench-sandbox: ## sandbox writes/s with 100 open watches receiving every event, 
 
 bench-issuer: ## 10,000 CertificateRequests at once: requests/s, approval→Ready p50/p99, and idle single-request latency
 	$(CARGO) run --release -p relay-sandbox --example bench_issuer -- --requests 10000 --single 50
+
+bench-agent: ## relay-agent footprint: stripped release binary size and steady resident memory with one connection
+	scripts/bench-agent.sh
 
 fuzz-build: ## check that the fuzz targets compile (what CI runs)
 	cd fuzz && CARGO_TARGET_DIR=../target $(CARGO) build --bins

@@ -79,7 +79,8 @@ pub struct RequestRecord {
     pub subresource: String,
     /// Namespace or "".
     pub namespace: String,
-    /// Object name or "".
+    /// Object name, or for a list/watch the name a `metadata.name=` field selector asks for
+    /// (as kube-apiserver authorizes it), or "".
     pub name: String,
     /// `fieldManager` query parameter or "".
     pub field_manager: String,

@@ -15,6 +15,7 @@
 //!   (they live in `relay_issuer::cert_manager`, which the issuer's controller uses too).
 //! - [`harness`]: the controller's test world (CRDs, CA Secrets, requests, replicas).
 //! - [`processes`]: this workspace's binaries as child processes for end-to-end tests.
+//! - [`rbac`]: RBAC evaluation over rendered manifests, against the request log.
 //! - [`relay`]: the relay server's test world (PKI, Secrets, RelayClusters, a TLS client).
 //! - [`simulator`]: cert-manager's webhook rules, approver and Certificate controller.
 //! - [`Error`]: the crate's one error type, rendered as Kubernetes `Status` objects.
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod charts;
 pub mod discovery;
 mod error;
 pub mod events;
@@ -31,6 +33,7 @@ mod http;
 pub mod jsonpath;
 pub mod metadata;
 pub mod processes;
+pub mod rbac;
 pub mod registry;
 pub mod relay;
 mod sandbox;

@@ -124,7 +124,16 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
         resource: rt.plural.clone(),
         subresource: target.subresource.clone().unwrap_or_default(),
         namespace: target.namespace.clone().unwrap_or_default(),
-        name: target.name.clone().unwrap_or_default(),
+        // As kube-apiserver's RequestInfo does for authorization: a list or watch narrowed by
+        // `fieldSelector=metadata.name=<n>` is a request for object <n>.
+        name: target.name.clone().unwrap_or_else(|| {
+            query
+                .get("fieldSelector")
+                .and_then(|selector| selector.strip_prefix("metadata.name="))
+                .filter(|name| !name.contains(','))
+                .unwrap_or_default()
+                .to_string()
+        }),
         field_manager: query.get("fieldManager").cloned().unwrap_or_default(),
         user_agent: user_agent.clone(),
     });

@@ -29,6 +29,7 @@ use relay_proto::v1::relay_certificates_client::RelayCertificatesClient;
 use relay_proto::v1::relay_client::RelayClient;
 use relay_proto::{AgentMessage, Hello, SignCertificateRequest};
 use relay_sandbox::Sandbox;
+use relay_sandbox::charts::render_chart;
 use relay_sandbox::harness::{self, put_secret_data};
 use relay_sandbox::processes::{Process, binary, free_port, http_get, kubectl};
 use relay_sandbox::relay::{
@@ -103,18 +104,20 @@ impl World {
             .await?;
         }
 
+        // Every binary runs with the args and env its chart's Deployment carries; only the
+        // addresses (loopback), leader election (one replica) and intervals are overridden.
         let controller_admin = free_port();
-        let mut command = Command::new(&issuer);
-        command
-            .args([
-                "controller",
-                "--namespace",
-                RELAY_NAMESPACE,
-                "--leader-elect=false",
-            ])
-            .args(["--admin-address", &format!("127.0.0.1:{controller_admin}")])
-            .args(["--log-format", "json"])
-            .env("KUBECONFIG", sandbox.kubeconfig());
+        let issuer_chart = render_chart("relay-issuer", RELAY_NAMESPACE, &[])?;
+        let mut command = issuer_chart.process_command(
+            &issuer,
+            "relay-issuer-controller",
+            &[
+                ("--admin-address", format!("127.0.0.1:{controller_admin}")),
+                ("--leader-elect", "false".into()),
+            ],
+            "relay-issuer-controller-0",
+        )?;
+        command.env("KUBECONFIG", sandbox.kubeconfig());
         let mut controller = Process::spawn("relay-issuer-controller", command, logs.path())?;
         controller
             .wait_ready(controller_admin, Duration::from_secs(30))
@@ -147,35 +150,31 @@ impl World {
         cluster: &str,
     ) -> Result<(Process, u16), BoxError> {
         let admin = free_port();
-        let mut command = Command::new(binary("relay-agent"));
-        command
-            .args([
-                "--relay-address",
-                &format!("https://127.0.0.1:{}", self.relay_port),
-            ])
-            .args([
-                "--server-name",
-                "localhost",
-                "--cluster",
-                cluster,
-                "--namespace",
-                namespace,
-            ])
-            .args([
-                "--heartbeat-interval",
-                "200ms",
-                "--reconnect-backoff",
-                "100ms",
-            ])
-            .args(["--reconnect-backoff-max", "1s", "--resync-interval", "30s"])
-            .args(["--admin-address", &format!("127.0.0.1:{admin}")])
-            .args([
-                "--log-format",
-                "json",
-                "--pod-name",
-                &format!("{cluster}-agent"),
-            ])
-            .env("KUBECONFIG", self.sandbox.kubeconfig());
+        let chart = render_chart(
+            "relay-agent",
+            namespace,
+            &[
+                ("cluster", cluster.to_string()),
+                (
+                    "glooAgent.relay.serverAddress",
+                    format!("127.0.0.1:{}", self.relay_port),
+                ),
+                ("glooAgent.relay.serverName", "localhost".into()),
+            ],
+        )?;
+        let mut command = chart.process_command(
+            &binary("relay-agent"),
+            "relay-agent",
+            &[
+                ("--heartbeat-interval", "200ms".into()),
+                ("--reconnect-backoff", "100ms".into()),
+                ("--reconnect-backoff-max", "1s".into()),
+                ("--resync-interval", "30s".into()),
+                ("--admin-address", format!("127.0.0.1:{admin}")),
+            ],
+            &format!("{cluster}-agent"),
+        )?;
+        command.env("KUBECONFIG", self.sandbox.kubeconfig());
         let agent = Process::spawn(&format!("relay-agent-{cluster}"), command, self.logs.path())?;
         Ok((agent, admin))
     }
@@ -217,13 +216,18 @@ async fn start_server(
     relay_port: u16,
     admin: u16,
 ) -> Result<Process, BoxError> {
-    let mut command = Command::new(binary("relay-issuer"));
-    command
-        .args(["server", "--namespace", RELAY_NAMESPACE])
-        .args(["--listen", &format!("127.0.0.1:{relay_port}")])
-        .args(["--admin-address", &format!("127.0.0.1:{admin}")])
-        .args(["--heartbeat-interval", "1s", "--log-format", "json"])
-        .env("KUBECONFIG", sandbox.kubeconfig());
+    let chart = render_chart("relay-issuer", RELAY_NAMESPACE, &[])?;
+    let mut command = chart.process_command(
+        &binary("relay-issuer"),
+        "relay-issuer-server",
+        &[
+            ("--listen", format!("127.0.0.1:{relay_port}")),
+            ("--admin-address", format!("127.0.0.1:{admin}")),
+            ("--heartbeat-interval", "1s".into()),
+        ],
+        "relay-issuer-server-0",
+    )?;
+    command.env("KUBECONFIG", sandbox.kubeconfig());
     let name = format!(
         "relay-issuer-server-{}",
         SystemTime::now()
@@ -362,6 +366,70 @@ fn kubectl_run(world: &World, args: &[&str], stdin: Option<&str>) -> Result<Stri
     Ok(String::from_utf8(output.stdout)?)
 }
 
+// ---- least privilege: the charts' RBAC against what the binaries did ----
+
+/// Checks every request each binary made (by User-Agent) against the RBAC the charts render
+/// for it, and returns the grants no request used, per component.
+fn check_rbac(w: &World) -> Result<Vec<(String, Vec<String>)>, BoxError> {
+    use relay_sandbox::charts::render_chart;
+    use relay_sandbox::rbac::{denied, grants_for, unused};
+    let issuer = render_chart("relay-issuer", RELAY_NAMESPACE, &[])?;
+    let agent = render_chart(
+        "relay-agent",
+        MANAGED_NS,
+        &[
+            ("cluster", "cluster-a".into()),
+            ("glooAgent.relay.serverAddress", "relay:9900".into()),
+        ],
+    )?;
+    let log = w.sandbox.requests();
+    let mut report = Vec::new();
+    for (rendered, deployment, agent_prefix) in [
+        (
+            &issuer,
+            "relay-issuer-controller",
+            "relay-issuer-controller",
+        ),
+        (&issuer, "relay-issuer-server", "relay-issuer-server"),
+        (&agent, "relay-agent", "relay-agent/"),
+    ] {
+        let account = rendered
+            .find("Deployment", deployment)
+            .and_then(|d| d.pointer("/spec/template/spec/serviceAccountName"))
+            .and_then(serde_json::Value::as_str)
+            .ok_or(format!("{deployment} has no serviceAccountName"))?;
+        let grants = grants_for(
+            &rendered.objects,
+            &rendered.namespace,
+            account,
+            &rendered.namespace,
+        );
+        let used: Vec<_> = log
+            .iter()
+            .filter(|r| r.user_agent.starts_with(agent_prefix))
+            .cloned()
+            .collect();
+        assert!(
+            !used.is_empty(),
+            "no request from {agent_prefix} in the log"
+        );
+        let refused = denied(&grants, &used);
+        assert!(
+            refused.is_empty(),
+            "{deployment}'s RBAC does not allow requests it made: {:#?}",
+            refused
+                .iter()
+                .map(|r| format!(
+                    "{} {}/{} {}.{} ns={} name={}",
+                    r.verb, r.resource, r.subresource, r.resource, r.group, r.namespace, r.name
+                ))
+                .collect::<Vec<_>>()
+        );
+        report.push((deployment.to_string(), unused(&grants, &used)));
+    }
+    Ok(report)
+}
+
 // ---- 1. Gloo-managed ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,6 +534,27 @@ async fn gloo_managed_certificates_rotate_twenty_times_without_a_failed_rpc() ->
         agent.terminate(Duration::from_secs(10)).await?.code(),
         Some(0)
     );
+    // Least privilege: what the scenario did not use is only what it cannot reach (leader
+    // election is off here, no RelayClusterIssuer, no repeated or Warning events).
+    for (component, unused) in check_rbac(&w)? {
+        eprintln!("{component}: granted but not used in this scenario: {unused:?}");
+        let allowed_unused: &[&str] = match component.as_str() {
+            "relay-issuer-controller" => &[
+                "create leases.coordination.k8s.io",
+                "get leases.coordination.k8s.io",
+                "update leases.coordination.k8s.io",
+                "patch events.events.k8s.io",
+                "patch relayclusterissuers/status.relaytls.dev",
+            ],
+            _ => &["create events.events.k8s.io", "patch events.events.k8s.io"],
+        };
+        for grant in &unused {
+            assert!(
+                allowed_unused.contains(&grant.as_str()),
+                "{component} is granted {grant}, which it never uses"
+            );
+        }
+    }
     Ok(())
 }
 
@@ -667,6 +756,10 @@ async fn bad_secret_data_keeps_the_last_good_certificate_with_warning_events() -
     let (mut agent, admin) = w.start_agent(BYO_NS, "cluster-b").await?;
     agent.wait_ready(admin, Duration::from_secs(30)).await?;
     let serial = good.serial();
+    w.wait_cluster("cluster-b", Duration::from_secs(10), |s| {
+        s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
+    })
+    .await?;
     let other = w.pki.agent("cluster-b", time::Duration::hours(1))?;
     let cases: [(&str, Vec<(&str, &str)>); 4] = [
         (
