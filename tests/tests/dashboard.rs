@@ -36,14 +36,20 @@ fn exported() -> BTreeSet<String> {
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split_whitespace().next())
     {
-        assert!(names.contains(family), "{family} is registered but not found in the sources");
+        assert!(
+            names.contains(family),
+            "{family} is registered but not found in the sources"
+        );
     }
     names
 }
 
 #[test]
 fn every_dashboard_query_names_an_exported_metric() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/relay-tls-dashboard.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/relay-tls-dashboard.json"
+    );
     let dashboard: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let exported = exported();
@@ -66,5 +72,8 @@ fn every_dashboard_query_names_an_exported_metric() {
             }
         }
     }
-    assert!(used.len() >= 15, "the dashboard covers the main metrics: {used:?}");
+    assert!(
+        used.len() >= 15,
+        "the dashboard covers the main metrics: {used:?}"
+    );
 }

@@ -190,18 +190,8 @@ fn leader_election_grants() -> BTreeSet<Grant> {
 fn server_grants(secrets: &[&str]) -> BTreeSet<Grant> {
     expect_grants(&[
         ("", &["secrets"], &["list", "watch"], secrets),
-        (
-            "relaytls.dev",
-            &["relayclusters"],
-            &["list", "watch"],
-            &[],
-        ),
-        (
-            "relaytls.dev",
-            &["relayclusters/status"],
-            &["patch"],
-            &[],
-        ),
+        ("relaytls.dev", &["relayclusters"], &["list", "watch"], &[]),
+        ("relaytls.dev", &["relayclusters/status"], &["patch"], &[]),
         ("events.k8s.io", &["events"], &["create", "patch"], &[]),
     ])
 }
