@@ -13,9 +13,10 @@
 # Everything listens on 127.0.0.1; what the script starts is stopped by its PID when it ends.
 #
 # Knobs (environment):
-#   PROFILES        builds to measure, default "release small": `release` is cargo's release
-#                   profile; `small` is release with opt-level="s", lto="fat", codegen-units=1,
-#                   passed with --config (no Cargo.toml change; output in target/agent-small).
+#   PROFILES        builds to measure, default "small release": `small` is the shipped build,
+#                   the workspace's `agent` profile (release with opt-level="s", lto="fat",
+#                   codegen-units=1; what the Dockerfile builds); `release` is cargo's release
+#                   profile, for comparison.
 #   SETTLE_SECONDS  how long the agent runs before sampling (default 20)
 #   SAMPLES         one VmRSS sample per second (default 10)
 #   HEARTBEAT       agent --heartbeat-interval (default 1s)
@@ -28,7 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 CARGO=${CARGO:-cargo}
-PROFILES=${PROFILES:-release small}
+PROFILES=${PROFILES:-small release}
 SETTLE_SECONDS=${SETTLE_SECONDS:-20}
 SAMPLES=${SAMPLES:-10}
 HEARTBEAT=${HEARTBEAT:-1s}
@@ -38,11 +39,7 @@ MAX_RSS_KIB=$((10 * 1024))
 NAMESPACE=gloo-mesh
 CLUSTER=bench-cluster
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-SMALL_PROFILE=(--profile agent-small
-  --config 'profile.agent-small.inherits="release"'
-  --config 'profile.agent-small.opt-level="s"'
-  --config 'profile.agent-small.lto="fat"'
-  --config 'profile.agent-small.codegen-units=1')
+SMALL_PROFILE=(--profile agent)
 
 KUBECTL=${KUBECTL:-}
 if [[ -z $KUBECTL ]]; then
@@ -145,7 +142,7 @@ SUMMARY=()
 for profile in $PROFILES; do
   case $profile in
     release) build=(--release); built=$TARGET_DIR/release/relay-agent ;;
-    small) build=("${SMALL_PROFILE[@]}"); built=$TARGET_DIR/agent-small/relay-agent ;;
+    small) build=("${SMALL_PROFILE[@]}"); built=$TARGET_DIR/agent/relay-agent ;;
     *) echo "unknown profile $profile (use release or small)" >&2; exit 2 ;;
   esac
   echo "== relay-agent, $profile build =="

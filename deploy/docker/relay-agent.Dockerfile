@@ -20,8 +20,8 @@ COPY agent agent
 COPY tests tests
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p relay-agent --bin relay-agent \
-    && install -D -m 0755 target/release/relay-agent /out/relay-agent
+    cargo build --profile agent --locked -p relay-agent --bin relay-agent \
+    && install -D -m 0755 target/agent/relay-agent /out/relay-agent
 
 # Runtime: distroless with glibc and libgcc (cc), no shell, no package manager; user nonroot
 # (65532:65532), which the chart's securityContext also requires (runAsNonRoot).

@@ -21,10 +21,10 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
 use kube::api::{DynamicObject, ListParams, PostParams};
 use relay_issuer::api::RelayCluster;
-use relay_issuer::pki::{self, SignRequest, SigningCa, SigningPolicy};
+use relay_issuer::pki::{self, SigningCa};
 use relay_sandbox::charts::{Rendered, render_chart};
-use relay_sandbox::processes::{Process, binary, free_port, http_get, kubectl};
-use relay_sandbox::relay::{Pem, client_config, metric_value, presented_serial};
+use relay_sandbox::processes::{Process, binary, free_port, http_get};
+use relay_sandbox::relay::{Pem, client_config, metric_value, presented_serial, sign_server};
 use relay_sandbox::simulator::approver::ApproverMode;
 use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use relay_sandbox::{Sandbox, SandboxOptions};
@@ -77,33 +77,12 @@ fn workdir() -> PathBuf {
 }
 
 fn kubectl_cmd(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Result<String, BoxError> {
-    let kubectl = kubectl().ok_or("kubectl not found: run `make tools` first")?;
-    let mut child = Command::new(kubectl)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("KUBECACHEDIR", workdir().join("kube-cache"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    if let Some(input) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .ok_or("no stdin")?
-            .write_all(input.as_bytes())?;
-    }
-    let output = child.wait_with_output()?;
-    if !output.status.success() {
-        return Err(format!(
-            "kubectl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )
-        .into());
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    Ok(relay_sandbox::processes::kubectl_run(
+        kubeconfig,
+        &workdir().join("kube-cache"),
+        args,
+        stdin,
+    )?)
 }
 
 /// Creates every rendered object the sandbox serves; returns the kinds left out (workloads
@@ -171,29 +150,7 @@ fn new_server_certificate(pki_dir: &Path) -> Result<Pem, BoxError> {
         Some(&std::fs::read(pki_dir.join("root.crt"))?),
         time::OffsetDateTime::now_utc(),
     )?;
-    let key = pki::generate::generate_key(pki::generate::GeneratedKeyType::P256)?;
-    let csr = pki::generate::make_csr(
-        &key,
-        "relay-server",
-        &["localhost".into(), "127.0.0.1".into()],
-        &[],
-    )?;
-    let usages = vec!["server auth".to_string(), "digital signature".to_string()];
-    let issued = pki::sign(
-        &ca,
-        &SignRequest {
-            csr_pem: csr.as_bytes(),
-            duration: Some(time::Duration::hours(24)),
-            is_ca: false,
-            usages: &usages,
-        },
-        &SigningPolicy::default(),
-        time::OffsetDateTime::now_utc(),
-    )?;
-    Ok(Pem {
-        chain: issued.chain_pem,
-        key: key.serialize_pem(),
-    })
+    sign_server(&ca)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -166,3 +166,40 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the real kubectl with `args` against `kubeconfig` (discovery cached in `cache_dir`),
+/// feeding `stdin` when given; its stdout, or an error with its stderr.
+pub fn kubectl_run(
+    kubeconfig: &Path,
+    cache_dir: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String, String> {
+    let binary = kubectl().ok_or("kubectl not found: run `make tools` first")?;
+    let mut child = Command::new(binary)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("KUBECACHEDIR", cache_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    if let Some(input) = stdin
+        && let Some(mut pipe) = child.stdin.take()
+    {
+        pipe.write_all(input.as_bytes())
+            .map_err(|e| format!("cannot write to kubectl: {e}"))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("kubectl did not finish: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}

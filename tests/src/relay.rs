@@ -137,43 +137,19 @@ impl RelayPki {
 
     /// A new relay server certificate (another key and serial) for localhost/127.0.0.1.
     pub fn new_server_certificate(&self) -> Result<Pem, BoxError> {
-        let key = generate_key(GeneratedKeyType::P256)?;
-        let csr = make_csr(
-            &key,
-            "relay-server",
-            &["localhost".into(), "127.0.0.1".into()],
-            &[],
-        )?;
-        let usages = vec!["server auth".to_string(), "digital signature".to_string()];
-        let issued = pki::sign(
-            &self.ca()?,
-            &SignRequest {
-                csr_pem: csr.as_bytes(),
-                duration: Some(time::Duration::hours(24)),
-                is_ca: false,
-                usages: &usages,
-            },
-            &SigningPolicy::default(),
-            time::OffsetDateTime::now_utc(),
-        )?;
-        Ok(Pem {
-            chain: issued.chain_pem,
-            key: key.serialize_pem(),
-        })
+        sign_server(&self.ca()?)
     }
 }
 
-/// Makes a CSR for `cluster`'s identity: CN = cluster, URI SAN = its SPIFFE ID.
-pub fn agent_csr(cluster: &str) -> Result<(String, String), BoxError> {
-    let key = generate_key(GeneratedKeyType::P256)?;
-    let csr = make_csr(&key, cluster, &[], &[pki::spiffe_id(TRUST_DOMAIN, cluster)])?;
-    Ok((csr, key.serialize_pem()))
-}
-
-/// Signs an agent certificate for `cluster` with `ca`.
-pub fn sign_agent(ca: &SigningCa, cluster: &str, ttl: time::Duration) -> Result<Pem, BoxError> {
-    let (csr, key) = agent_csr(cluster)?;
-    let usages = vec!["client auth".to_string(), "digital signature".to_string()];
+/// Signs `csr` (whose key is `key_pem`) with `ca` for `usages`, valid for `ttl` from now.
+fn sign_pem(
+    ca: &SigningCa,
+    csr: &str,
+    key_pem: String,
+    usages: &[&str],
+    ttl: time::Duration,
+) -> Result<Pem, BoxError> {
+    let usages: Vec<String> = usages.iter().map(|u| u.to_string()).collect();
     let issued = pki::sign(
         ca,
         &SignRequest {
@@ -187,7 +163,64 @@ pub fn sign_agent(ca: &SigningCa, cluster: &str, ttl: time::Duration) -> Result<
     )?;
     Ok(Pem {
         chain: issued.chain_pem,
-        key,
+        key: key_pem,
+    })
+}
+
+/// A relay server certificate for localhost/127.0.0.1 signed by `ca`, valid for a day.
+pub fn sign_server(ca: &SigningCa) -> Result<Pem, BoxError> {
+    let key = generate_key(GeneratedKeyType::P256)?;
+    let csr = make_csr(
+        &key,
+        "relay-server",
+        &["localhost".into(), "127.0.0.1".into()],
+        &[],
+    )?;
+    sign_pem(
+        ca,
+        &csr,
+        key.serialize_pem(),
+        &["server auth", "digital signature"],
+        time::Duration::hours(24),
+    )
+}
+
+/// Makes a CSR for `cluster`'s identity: CN = cluster, URI SAN = its SPIFFE ID.
+pub fn agent_csr(cluster: &str) -> Result<(String, String), BoxError> {
+    let key = generate_key(GeneratedKeyType::P256)?;
+    let csr = make_csr(&key, cluster, &[], &[pki::spiffe_id(TRUST_DOMAIN, cluster)])?;
+    Ok((csr, key.serialize_pem()))
+}
+
+/// Signs an agent certificate for `cluster` with `ca`.
+pub fn sign_agent(ca: &SigningCa, cluster: &str, ttl: time::Duration) -> Result<Pem, BoxError> {
+    let (csr, key) = agent_csr(cluster)?;
+    sign_pem(ca, &csr, key, &["client auth", "digital signature"], ttl)
+}
+
+/// A cert-manager `Certificate` for `cluster`'s agent: Secret `relay-client-tls-secret`, CN and
+/// SPIFFE URI of the cluster, client auth, a new ECDSA P-256 key at each renewal, issued by
+/// RelayIssuer `issuer` in `namespace`.
+pub fn agent_certificate(
+    namespace: &str,
+    cluster: &str,
+    issuer: &str,
+    duration: &str,
+    renew_before: &str,
+) -> serde_json::Value {
+    json!({
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": "relay-client", "namespace": namespace},
+        "spec": {
+            "secretName": "relay-client-tls-secret",
+            "commonName": cluster,
+            "uris": [pki::spiffe_id(TRUST_DOMAIN, cluster)],
+            "duration": duration,
+            "renewBefore": renew_before,
+            "usages": ["client auth", "digital signature"],
+            "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+            "issuerRef": {"group": "relaytls.dev", "kind": "RelayIssuer", "name": issuer},
+        }
     })
 }
 

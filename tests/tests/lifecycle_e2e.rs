@@ -17,7 +17,6 @@
 //! 6. Security against the real server process.
 //! 7. Swap latency over 100 swaps (reported, not asserted).
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,10 +30,10 @@ use relay_proto::{AgentMessage, Hello, SignCertificateRequest};
 use relay_sandbox::Sandbox;
 use relay_sandbox::charts::render_chart;
 use relay_sandbox::harness::{self, put_secret_data};
-use relay_sandbox::processes::{Process, binary, free_port, http_get, kubectl};
+use relay_sandbox::processes::{Process, binary, free_port, http_get};
 use relay_sandbox::relay::{
-    Pem, RELAY_NAMESPACE, RelayPki, TOKEN, agent_csr, channel, client_config, install_secrets,
-    metric_value, register_cluster, sign_agent,
+    Pem, RELAY_NAMESPACE, RelayPki, TOKEN, agent_certificate, agent_csr, channel, client_config,
+    install_secrets, metric_value, register_cluster, sign_agent,
 };
 use relay_sandbox::simulator::approver::ApproverMode;
 use relay_sandbox::simulator::{Simulator, SimulatorOptions};
@@ -338,32 +337,12 @@ fn tls_secret_manifest(namespace: &str, pem: &Pem, root: &str) -> String {
 }
 
 fn kubectl_run(world: &World, args: &[&str], stdin: Option<&str>) -> Result<String, BoxError> {
-    let kubectl: PathBuf = kubectl().ok_or("kubectl not found: run `make tools` first")?;
-    let mut child = Command::new(kubectl)
-        .args(args)
-        .env("KUBECONFIG", world.sandbox.kubeconfig())
-        .env("KUBECACHEDIR", world.logs.path().join("kube-cache"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    if let Some(input) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .ok_or("no stdin")?
-            .write_all(input.as_bytes())?;
-    }
-    let output = child.wait_with_output()?;
-    if !output.status.success() {
-        return Err(format!(
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .into());
-    }
-    Ok(String::from_utf8(output.stdout)?)
+    Ok(relay_sandbox::processes::kubectl_run(
+        world.sandbox.kubeconfig(),
+        &world.logs.path().join("kube-cache"),
+        args,
+        stdin,
+    )?)
 }
 
 // ---- least privilege: the charts' RBAC against what the binaries did ----
@@ -456,20 +435,13 @@ async fn gloo_managed_certificates_rotate_twenty_times_without_a_failed_rpc() ->
         MANAGED_NS,
         &relay_sandbox::simulator::resource("Certificate", "certificates"),
     );
-    let certificate: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
-        "metadata": {"name": "relay-client", "namespace": MANAGED_NS},
-        "spec": {
-            "secretName": "relay-client-tls-secret",
-            "commonName": "cluster-a",
-            "uris": ["spiffe://relay.local/relay/cluster/cluster-a"],
-            "duration": relay_issuer::pki::format_duration(duration),
-            "renewBefore": relay_issuer::pki::format_duration(renew_before),
-            "usages": ["client auth", "digital signature"],
-            "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-            "issuerRef": {"group": "relaytls.dev", "kind": "RelayIssuer", "name": "relay"},
-        }
-    }))?;
+    let certificate: DynamicObject = serde_json::from_value(agent_certificate(
+        MANAGED_NS,
+        "cluster-a",
+        "relay",
+        &relay_issuer::pki::format_duration(duration),
+        &relay_issuer::pki::format_duration(renew_before),
+    ))?;
     certificates
         .create(&PostParams::default(), &certificate)
         .await?;

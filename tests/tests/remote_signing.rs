@@ -15,8 +15,8 @@ use relay_issuer::api::{RelayCluster, RelayClusterStatus};
 use relay_sandbox::Sandbox;
 use relay_sandbox::harness::{self, Replica, put_secret_data};
 use relay_sandbox::relay::{
-    RELAY_NAMESPACE, RelayPki, RelayServer, TOKEN, install_secrets, metric_value, register_cluster,
-    relay_settings,
+    RELAY_NAMESPACE, RelayPki, RelayServer, TOKEN, agent_certificate, install_secrets,
+    metric_value, register_cluster, relay_settings,
 };
 use relay_sandbox::simulator::approver::ApproverMode;
 use relay_sandbox::simulator::{Simulator, SimulatorOptions};
@@ -91,20 +91,13 @@ impl Clusters {
             AGENT_NS,
             &relay_sandbox::simulator::resource("Certificate", "certificates"),
         );
-        let certificate: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
-            "metadata": {"name": "relay-client", "namespace": AGENT_NS},
-            "spec": {
-                "secretName": "relay-client-tls-secret",
-                "commonName": "cluster-a",
-                "uris": ["spiffe://relay.local/relay/cluster/cluster-a"],
-                "duration": certificate_duration,
-                "renewBefore": renew_before,
-                "usages": ["client auth", "digital signature"],
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-                "issuerRef": {"group": "relaytls.dev", "kind": "RelayIssuer", "name": "relay"},
-            }
-        }))?;
+        let certificate: DynamicObject = serde_json::from_value(agent_certificate(
+            AGENT_NS,
+            "cluster-a",
+            "relay",
+            certificate_duration,
+            renew_before,
+        ))?;
         certificates
             .create(&PostParams::default(), &certificate)
             .await?;

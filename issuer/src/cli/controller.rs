@@ -100,12 +100,20 @@ pub(crate) fn pod_identity(flag: Option<&str>) -> String {
 
 /// Runs `relay-issuer controller` until SIGINT/SIGTERM.
 pub fn run(args: &ControllerArgs) -> Result<(), Error> {
-    telemetry::init_logging(&args.log)?;
+    run_service(&args.log, run_async(args))
+}
+
+/// Sets up logging, then runs a long-running command's `main` on a multi-threaded runtime.
+pub(crate) fn run_service(
+    log: &LogOptions,
+    main: impl std::future::Future<Output = Result<(), Error>>,
+) -> Result<(), Error> {
+    telemetry::init_logging(log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::InvalidArgument(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(run_async(args))
+    runtime.block_on(main)
 }
 
 async fn run_async(args: &ControllerArgs) -> Result<(), Error> {

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 use tracing::info;
 
-use super::controller::{own_namespace, pod_identity, shutdown_signal, std_duration};
+use super::controller::{own_namespace, pod_identity, run_service, shutdown_signal, std_duration};
 use crate::Error;
 use crate::admin::{self, Health};
 use crate::kube_client::{self, ClientOptions};
 use crate::server::{self, Settings, metrics::ServerMetrics};
-use crate::telemetry::{self, LogOptions};
+use crate::telemetry::LogOptions;
 
 /// Arguments of `relay-issuer server`.
 #[derive(Debug, clap::Args)]
@@ -64,12 +64,7 @@ pub struct ServerArgs {
 
 /// Runs `relay-issuer server` until SIGINT/SIGTERM.
 pub fn run(args: &ServerArgs) -> Result<(), Error> {
-    telemetry::init_logging(&args.log)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::InvalidArgument(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(run_async(args))
+    run_service(&args.log, run_async(args))
 }
 
 async fn run_async(args: &ServerArgs) -> Result<(), Error> {
