@@ -313,3 +313,55 @@ async fn a_renewal_waits_pending_while_the_relay_server_is_down() -> TestResult 
     clusters.controller.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_by_the_relay_server_fails_the_request_with_the_servers_reason() -> TestResult {
+    let clusters = Clusters::start("1h", "1m").await?;
+    let w = clusters.workload.client()?;
+    // An issuer for a cluster the management cluster never registered.
+    harness::create_issuer(
+        &w,
+        Some(AGENT_NS),
+        "stranger",
+        json!({"relay": {
+            "address": format!("https://127.0.0.1:{}", clusters.port),
+            "serverName": "localhost",
+            "cluster": "cluster-z",
+        }}),
+    )
+    .await?;
+    let usages = ["client auth", "digital signature"];
+    let csr = harness::csr_pem(&json!({
+        "commonName": "cluster-z",
+        "uris": ["spiffe://relay.local/relay/cluster/cluster-z"],
+        "usages": usages,
+    }))?;
+    harness::create_request_with(
+        &w,
+        AGENT_NS,
+        "stranger",
+        json!({
+            "request": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, csr.as_bytes()),
+            "issuerRef": {"group": "relaytls.dev", "kind": "RelayIssuer", "name": "stranger"},
+            "usages": usages,
+        }),
+    )
+    .await?;
+    let requests = harness::requests(&w, AGENT_NS);
+    let failed =
+        harness::wait_for_reason(&requests, "stranger", "Failed", Duration::from_secs(20)).await;
+    let message = harness::ready_condition(&failed)
+        .and_then(|c| c["message"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    assert!(
+        message.contains("refused to sign (PermissionDenied)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("cluster \"cluster-z\" is not registered"),
+        "{message}"
+    );
+    assert!(message.contains("RelayCluster"), "{message}");
+    clusters.controller.stop().await;
+    Ok(())
+}
