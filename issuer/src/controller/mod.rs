@@ -170,8 +170,7 @@ impl Context {
         let Some(secret) = secret else {
             return decide::load_signing_ca(location, SecretData::NotFound, now).map(Arc::new);
         };
-        let data = secret.data.as_ref();
-        let key = |k: &str| data.and_then(|d| d.get(k)).map(|v| v.0.as_slice());
+        let key = |k: &str| secret_data(&secret, k);
         let result = decide::load_signing_ca(
             location,
             SecretData::Found {
@@ -540,6 +539,16 @@ async fn lead(
         _ = stopped => {}
     }
     Ok(())
+}
+
+/// The bytes of key `key` of a Secret, if present. The relay server and remote signing read
+/// their Secrets through this too.
+pub(crate) fn secret_data<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|v| v.0.as_slice())
 }
 
 /// Applies `status` to object `name` by server-side apply of the status subresource under

@@ -37,14 +37,11 @@ pub struct RelaySecrets {
     pub token: Option<Vec<u8>>,
 }
 
+/// Key `key` of `secret`, unless the Secret or the key is missing or the value is blank.
 fn key(secret: &Option<Secret>, key: &str) -> Option<Vec<u8>> {
-    secret
-        .as_ref()?
-        .data
-        .as_ref()?
-        .get(key)
-        .map(|v| v.0.clone())
+    super::secret_data(secret.as_ref()?, key)
         .filter(|v| !v.trim_ascii().is_empty())
+        .map(<[u8]>::to_vec)
 }
 
 /// Reads the three Secrets from `namespace`.

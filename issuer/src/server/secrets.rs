@@ -25,6 +25,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::metrics::ServerMetrics;
 use super::tls::ServerTls;
 use crate::Error;
+use crate::controller::secret_data as data;
 use crate::pki::{SigningCa, format_time, load_key_pair};
 use crate::tls::{certified_key, root_store};
 
@@ -93,14 +94,6 @@ pub struct Material {
     pub signing_problem: ArcSwapOption<String>,
     /// The bootstrap token; `None` disables token bootstrap.
     pub token: ArcSwapOption<Vec<u8>>,
-}
-
-fn data<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|b| b.0.as_slice())
 }
 
 /// Applies Secret versions to [`Material`], reporting refusals.
