@@ -1,17 +1,17 @@
 //! Reading a PKCS#10 certificate signing request: its key, names and requested extensions.
 //!
-//! The CSR is parsed, its self-signature verified and its key classified here; what it asks for
-//! is returned as plain owned data for the signing rules in `sign` to judge. Nothing here decides
-//! whether a request is allowed.
+//! The CSR is walked with the strict DER reader in `der` (the sign path runs this per request, so
+//! it avoids a general X.509 parser), its self-signature verified with ring and its key
+//! classified here; what it asks for is returned as plain owned data for the signing rules in
+//! `sign` to judge. Nothing here decides whether a request is allowed.
 
-use super::keys::{KeyType, classify_public_key};
+use super::der::{DerError, DerReader, Element, oid, oid_text, tag};
+use super::keys::{KeyType, SpkiParts, classify_key};
 use super::usages::{ExtendedKeyUsage, KeyUsageSet};
 use crate::Error;
+use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use x509_parser::certification_request::X509CertificationRequest;
-use x509_parser::cri_attributes::ParsedCriAttribute;
-use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
 /// A subject alternative name we issue.
@@ -73,114 +73,297 @@ pub fn csr_der_from_pem(pem_text: &[u8]) -> Result<Vec<u8>, Error> {
             detail: "the request is empty".into(),
         });
     }
-    let blocks = super::pem::parse_pem(pem_text).map_err(|e| Error::CsrNotPem {
+    super::pem::first_block_labelled(
+        pem_text,
+        &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"],
+    )
+    .map_err(|e| Error::CsrNotPem {
         detail: format!("the PEM is malformed ({e})"),
-    })?;
-    let block = blocks
-        .into_iter()
-        .find(|b| b.label == "CERTIFICATE REQUEST" || b.label == "NEW CERTIFICATE REQUEST")
-        .ok_or_else(|| Error::CsrNotPem {
-            detail: "no CERTIFICATE REQUEST block was found".into(),
-        })?;
-    Ok(block.der)
+    })?
+    .ok_or_else(|| Error::CsrNotPem {
+        detail: "no CERTIFICATE REQUEST block was found".into(),
+    })
+}
+
+/// A CSR's elements, located but not yet judged.
+struct CsrParts<'a> {
+    /// The whole certificationRequestInfo element: the bytes the signature covers.
+    info: &'a [u8],
+    subject: Element<'a>,
+    spki: Element<'a>,
+    key: SpkiParts<'a>,
+    signature_algorithm: &'a [u8],
+    signature_parameters: Option<Element<'a>>,
+    signature: &'a [u8],
+    /// The contents of the extensionRequest attribute's Extensions, when there is one.
+    extensions: Option<&'a [u8]>,
+}
+
+impl<'a> CsrParts<'a> {
+    /// Walks the PKCS#10 structure (RFC 2986 §4) without interpreting extension contents.
+    fn read(der: &'a [u8]) -> Result<Self, DerError> {
+        let mut top = DerReader::new(der);
+        let request = top.expect(tag::SEQUENCE, "the request")?;
+        top.finish("the request")?;
+        let mut fields = request.reader();
+        let info = fields.expect(tag::SEQUENCE, "the certificationRequestInfo")?;
+        let algorithm = fields.expect(tag::SEQUENCE, "the signature algorithm")?;
+        let signature = fields.expect(tag::BIT_STRING, "the signature")?;
+        fields.finish("the request")?;
+
+        let mut info_fields = info.reader();
+        let version = info_fields.expect(tag::INTEGER, "the version")?;
+        if version.content != [0] {
+            return Err(DerError::new("the version", "is not v1 (0)"));
+        }
+        let subject = info_fields.expect(tag::SEQUENCE, "the subject")?;
+        check_name(subject)?;
+        let spki = info_fields.expect(tag::SEQUENCE, "the subjectPublicKeyInfo")?;
+        let key = SpkiParts::read(spki.raw)?;
+        let attributes = info_fields.optional(tag::CONTEXT_0_CONSTRUCTED, "the attributes")?;
+        info_fields.finish("the certificationRequestInfo")?;
+
+        let mut algorithm_fields = algorithm.reader();
+        let signature_algorithm = algorithm_fields.expect(tag::OID, "the signature algorithm")?;
+        let signature_parameters = if algorithm_fields.is_empty() {
+            None
+        } else {
+            Some(algorithm_fields.any("the signature algorithm parameters")?)
+        };
+        algorithm_fields.finish("the signature algorithm")?;
+
+        Ok(Self {
+            info: info.raw,
+            subject,
+            spki,
+            key,
+            signature_algorithm: signature_algorithm.content,
+            signature_parameters,
+            signature: signature.whole_bytes("the signature")?,
+            extensions: attributes.map(extension_request).transpose()?.flatten(),
+        })
+    }
+}
+
+/// Checks that a Name is a SEQUENCE OF non-empty SETs of (OID, value) pairs.
+fn check_name(name: Element<'_>) -> Result<(), DerError> {
+    let mut rdns = name.reader();
+    while !rdns.is_empty() {
+        let rdn = rdns.expect(tag::SET, "a subject component")?;
+        let mut pairs = rdn.reader();
+        if pairs.is_empty() {
+            return Err(DerError::new("a subject component", "is empty"));
+        }
+        while !pairs.is_empty() {
+            let pair = pairs.expect(tag::SEQUENCE, "a subject attribute")?;
+            let mut parts = pair.reader();
+            parts.expect(tag::OID, "a subject attribute type")?;
+            parts.any("a subject attribute value")?;
+            parts.finish("a subject attribute")?;
+        }
+    }
+    Ok(())
+}
+
+/// Finds the extensionRequest attribute (PKCS#9) and returns its Extensions' contents.
+fn extension_request<'a>(attributes: Element<'a>) -> Result<Option<&'a [u8]>, DerError> {
+    let mut found = None;
+    let mut reader = attributes.reader();
+    while !reader.is_empty() {
+        let attribute = reader.expect(tag::SEQUENCE, "an attribute")?;
+        let mut parts = attribute.reader();
+        let kind = parts.expect(tag::OID, "an attribute type")?;
+        let values = parts.expect(tag::SET, "an attribute's values")?;
+        parts.finish("an attribute")?;
+        if kind.content != oid::EXTENSION_REQUEST {
+            continue;
+        }
+        if found.is_some() {
+            return Err(DerError::new(
+                "the request",
+                "carries two extensionRequest attributes",
+            ));
+        }
+        let mut values = values.reader();
+        let extensions = values.expect(tag::SEQUENCE, "the extensionRequest attribute")?;
+        values.finish("the extensionRequest attribute")?;
+        found = Some(extensions.content);
+    }
+    Ok(found)
 }
 
 /// Parses a DER CSR, verifies its self-signature and checks its key type.
 pub fn read_csr(der: &[u8]) -> Result<CertificateRequestInfo, Error> {
-    let (rest, csr) = X509CertificationRequest::from_der(der).map_err(|e| Error::CsrInvalid {
+    let invalid = |e: DerError| Error::CsrInvalid {
         detail: e.to_string(),
-    })?;
-    if !rest.is_empty() {
-        return Err(Error::CsrInvalid {
-            detail: format!("{} trailing bytes after the request", rest.len()),
-        });
-    }
-    let info = &csr.certification_request_info;
-    let key_type =
-        classify_public_key(&info.subject_pki).map_err(|seen| Error::CsrKeyUnsupported { seen })?;
+    };
+    let parts = CsrParts::read(der).map_err(invalid)?;
+    let key_type = classify_key(&parts.key).map_err(|seen| Error::CsrKeyUnsupported { seen })?;
 
-    if WEAK_SIGNATURE_ALGORITHMS.contains(&csr.signature_algorithm.algorithm.as_bytes()) {
+    if WEAK_SIGNATURE_ALGORITHMS.contains(&parts.signature_algorithm) {
         return Err(Error::CsrSignatureInvalid {
             detail: "it is signed with SHA-1 or MD5, which are not accepted; sign the CSR with SHA-256 or better".into(),
         });
     }
-    csr.verify_signature()
-        .map_err(|e| Error::CsrSignatureInvalid {
-            detail: e.to_string(),
+    let algorithm = verification_algorithm(&parts, key_type)?;
+    UnparsedPublicKey::new(algorithm, parts.key.key)
+        .verify(parts.info, parts.signature)
+        .map_err(|_| Error::CsrSignatureInvalid {
+            detail: format!(
+                "the {} signature does not match the request's contents and key",
+                algorithm_name(parts.signature_algorithm)
+            ),
         })?;
 
     let mut request = CertificateRequestInfo {
-        subject_der: info.subject.as_raw().to_vec(),
-        spki_der: info.subject_pki.raw.to_vec(),
-        public_key: info.subject_pki.subject_public_key.data.to_vec(),
+        subject_der: parts.subject.raw.to_vec(),
+        spki_der: parts.spki.raw.to_vec(),
+        public_key: parts.key.key.to_vec(),
         key_type,
         sans: Vec::new(),
         key_usage: None,
         extended_key_usage: None,
         basic_constraints_ca: None,
     };
-
-    let mut seen_extension_request = false;
-    for attribute in info.iter_attributes() {
-        let ParsedCriAttribute::ExtensionRequest(requested) = attribute.parsed_attribute() else {
-            continue;
-        };
-        if seen_extension_request {
+    let Some(extensions) = parts.extensions else {
+        return Ok(request);
+    };
+    let mut seen: Vec<&[u8]> = Vec::new();
+    let mut reader = DerReader::new(extensions);
+    while !reader.is_empty() {
+        let extension = reader
+            .expect(tag::SEQUENCE, "a requested extension")
+            .map_err(invalid)?;
+        let mut fields = extension.reader();
+        let id = fields
+            .expect(tag::OID, "a requested extension's OID")
+            .map_err(invalid)?;
+        fields
+            .optional(tag::BOOLEAN, "a requested extension's criticality")
+            .map_err(invalid)?;
+        let value = fields
+            .expect(tag::OCTET_STRING, "a requested extension's value")
+            .map_err(invalid)?;
+        fields.finish("a requested extension").map_err(invalid)?;
+        if seen.contains(&id.content) {
             return Err(Error::CsrInvalid {
-                detail: "the request carries two extensionRequest attributes".into(),
+                detail: format!("extension {} appears twice", oid_text(id.content)),
             });
         }
-        seen_extension_request = true;
-        for (i, extension) in requested.extensions.iter().enumerate() {
-            if requested.extensions[..i]
-                .iter()
-                .any(|e| e.oid == extension.oid)
-            {
-                return Err(Error::CsrInvalid {
-                    detail: format!("extension {} appears twice", extension.oid.to_id_string()),
-                });
-            }
-            read_extension(&mut request, extension.parsed_extension())?;
-        }
+        seen.push(id.content);
+        read_extension(&mut request, id.content, value.content)?;
     }
     Ok(request)
 }
 
-fn read_extension(
-    request: &mut CertificateRequestInfo,
-    extension: &ParsedExtension<'_>,
-) -> Result<(), Error> {
-    match extension {
-        ParsedExtension::SubjectAlternativeName(san) => {
-            for name in &san.general_names {
-                request.sans.push(san_from_general_name(name)?);
+/// The ring algorithm that verifies this CSR's signature, given its key.
+fn verification_algorithm(
+    parts: &CsrParts<'_>,
+    key_type: KeyType,
+) -> Result<&'static dyn VerificationAlgorithm, Error> {
+    let algorithm = parts.signature_algorithm;
+    let chosen: Option<&'static dyn VerificationAlgorithm> = match (algorithm, key_type) {
+        (oid::ECDSA_WITH_SHA256, KeyType::EcdsaP256) => Some(&signature::ECDSA_P256_SHA256_ASN1),
+        (oid::ECDSA_WITH_SHA384, KeyType::EcdsaP256) => Some(&signature::ECDSA_P256_SHA384_ASN1),
+        (oid::ECDSA_WITH_SHA256, KeyType::EcdsaP384) => Some(&signature::ECDSA_P384_SHA256_ASN1),
+        (oid::ECDSA_WITH_SHA384, KeyType::EcdsaP384) => Some(&signature::ECDSA_P384_SHA384_ASN1),
+        (oid::SHA256_WITH_RSA, KeyType::Rsa(_)) => Some(&signature::RSA_PKCS1_2048_8192_SHA256),
+        (oid::SHA384_WITH_RSA, KeyType::Rsa(_)) => Some(&signature::RSA_PKCS1_2048_8192_SHA384),
+        (oid::SHA512_WITH_RSA, KeyType::Rsa(_)) => Some(&signature::RSA_PKCS1_2048_8192_SHA512),
+        (oid::RSASSA_PSS, KeyType::Rsa(_)) => {
+            match pss_hash(parts.signature_parameters).as_deref() {
+                Some(oid::SHA256) => Some(&signature::RSA_PSS_2048_8192_SHA256),
+                Some(oid::SHA384) => Some(&signature::RSA_PSS_2048_8192_SHA384),
+                Some(oid::SHA512) => Some(&signature::RSA_PSS_2048_8192_SHA512),
+                _ => {
+                    return Err(Error::CsrSignatureInvalid {
+                        detail: "it is signed with RSA-PSS over a hash other than SHA-256, SHA-384 or SHA-512".into(),
+                    });
+                }
             }
         }
-        ParsedExtension::KeyUsage(ku) => {
-            // x509-parser stores named bit n at bit n of `flags`.
-            request.key_usage = Some(KeyUsageSet(ku.flags & 0x1ff));
+        (oid::ED25519, KeyType::Ed25519) => Some(&signature::ED25519),
+        _ => None,
+    };
+    chosen.ok_or_else(|| Error::CsrSignatureInvalid {
+        detail: format!(
+            "it is signed with {}, which is not accepted for a {key_type} key; sign it with the key's usual algorithm (ECDSA with SHA-256/384, RSA PKCS#1 v1.5 or PSS with SHA-256/384/512, or Ed25519)",
+            algorithm_name(algorithm)
+        ),
+    })
+}
+
+/// The hash of RSASSA-PSS parameters (RFC 4055 §3.1); absent means SHA-1.
+fn pss_hash(parameters: Option<Element<'_>>) -> Option<Vec<u8>> {
+    let parameters = parameters.filter(|p| p.tag == tag::SEQUENCE)?;
+    let mut fields = parameters.reader();
+    let hash = fields
+        .optional(tag::CONTEXT_0_CONSTRUCTED, "the PSS hash")
+        .ok()??;
+    let mut explicit = hash.reader();
+    let algorithm = explicit.expect(tag::SEQUENCE, "the PSS hash").ok()?;
+    let mut algorithm_fields = algorithm.reader();
+    let id = algorithm_fields.expect(tag::OID, "the PSS hash").ok()?;
+    Some(id.content.to_vec())
+}
+
+/// A signature algorithm's name for messages.
+fn algorithm_name(algorithm: &[u8]) -> String {
+    match algorithm {
+        oid::ECDSA_WITH_SHA256 => "ecdsa-with-SHA256".into(),
+        oid::ECDSA_WITH_SHA384 => "ecdsa-with-SHA384".into(),
+        oid::SHA256_WITH_RSA => "sha256WithRSAEncryption".into(),
+        oid::SHA384_WITH_RSA => "sha384WithRSAEncryption".into(),
+        oid::SHA512_WITH_RSA => "sha512WithRSAEncryption".into(),
+        oid::RSASSA_PSS => "RSASSA-PSS".into(),
+        oid::ED25519 => "Ed25519".into(),
+        other => format!("algorithm {}", oid_text(other)),
+    }
+}
+
+/// Reads one requested extension's value into `request`. Extensions other than the four the
+/// rules look at are ignored: they are never copied into the certificate.
+fn read_extension(
+    request: &mut CertificateRequestInfo,
+    id: &[u8],
+    value: &[u8],
+) -> Result<(), Error> {
+    let malformed = |extension: &'static str| {
+        move |e: DerError| Error::CsrExtensionInvalid {
+            extension,
+            detail: e.to_string(),
         }
-        ParsedExtension::ExtendedKeyUsage(eku) => {
+    };
+    match id {
+        oid::EXT_SUBJECT_ALT_NAME => {
+            request.sans = read_general_names(value)?;
+        }
+        oid::EXT_KEY_USAGE => {
+            let bits = read_named_bits(value).map_err(malformed("keyUsage"))?;
+            request.key_usage = Some(KeyUsageSet(bits & 0x1ff));
+        }
+        oid::EXT_EXTENDED_KEY_USAGE => {
+            let mut outer = DerReader::new(value);
+            let list = outer
+                .expect(tag::SEQUENCE, "the purpose list")
+                .map_err(malformed("extendedKeyUsage"))?;
+            outer
+                .finish("the extension value")
+                .map_err(malformed("extendedKeyUsage"))?;
+            let mut purposes = list.reader();
             let mut set = BTreeSet::new();
-            let flags = [
-                (eku.any, ExtendedKeyUsage::Any),
-                (eku.server_auth, ExtendedKeyUsage::ServerAuth),
-                (eku.client_auth, ExtendedKeyUsage::ClientAuth),
-                (eku.code_signing, ExtendedKeyUsage::CodeSigning),
-                (eku.email_protection, ExtendedKeyUsage::EmailProtection),
-                (eku.time_stamping, ExtendedKeyUsage::Timestamping),
-                (eku.ocsp_signing, ExtendedKeyUsage::OcspSigning),
-            ];
-            set.extend(flags.iter().filter(|(on, _)| *on).map(|(_, e)| *e));
-            for other in &eku.other {
-                match ExtendedKeyUsage::from_oid_der(other.as_bytes()) {
+            while !purposes.is_empty() {
+                let purpose = purposes
+                    .expect(tag::OID, "a purpose")
+                    .map_err(malformed("extendedKeyUsage"))?;
+                match ExtendedKeyUsage::from_oid_der(purpose.content) {
                     Some(known) => {
                         set.insert(known);
                     }
                     None => {
                         return Err(Error::UsageMismatch {
                             what: "extended key usages",
-                            in_csr: format!("includes {}", other.to_id_string()),
+                            in_csr: format!("includes {}", oid_text(purpose.content)),
                             requested: "only purposes cert-manager can name".into(),
                         });
                     }
@@ -188,19 +371,107 @@ fn read_extension(
             }
             request.extended_key_usage = Some(set);
         }
-        ParsedExtension::BasicConstraints(bc) => {
-            request.basic_constraints_ca = Some(bc.ca);
+        oid::EXT_BASIC_CONSTRAINTS => {
+            let ca = read_basic_constraints_ca(value).map_err(malformed("basicConstraints"))?;
+            request.basic_constraints_ca = Some(ca);
         }
-        ParsedExtension::ParseError { error } => {
-            return Err(Error::CsrExtensionInvalid {
-                extension: "requested",
-                detail: error.to_string(),
-            });
-        }
-        // Any other requested extension is ignored: it is never copied into the certificate.
         _ => {}
     }
     Ok(())
+}
+
+/// A named-bit BIT STRING as flags: named bit n is `1 << n` (bits past 15 are dropped).
+fn read_named_bits(value: &[u8]) -> Result<u16, DerError> {
+    let mut outer = DerReader::new(value);
+    let bits = outer.expect(tag::BIT_STRING, "the bit string")?;
+    outer.finish("the extension value")?;
+    let Some((&unused, bytes)) = bits.content.split_first() else {
+        return Err(DerError::new("the bit string", "is empty"));
+    };
+    if unused > 7 || (bytes.is_empty() && unused != 0) {
+        return Err(DerError::new(
+            "the bit string",
+            "has an invalid unused-bit count",
+        ));
+    }
+    let mut flags = 0u16;
+    for (n, flag) in (0..16).map(|n| (n, 1u16 << n)) {
+        if bytes
+            .get(n / 8)
+            .is_some_and(|byte| byte & (0x80 >> (n % 8)) != 0)
+        {
+            flags |= flag;
+        }
+    }
+    Ok(flags)
+}
+
+/// BasicConstraints' `cA` (DEFAULT FALSE).
+fn read_basic_constraints_ca(value: &[u8]) -> Result<bool, DerError> {
+    let mut outer = DerReader::new(value);
+    let constraints = outer.expect(tag::SEQUENCE, "the constraints")?;
+    outer.finish("the extension value")?;
+    let mut fields = constraints.reader();
+    let ca = match fields.optional(tag::BOOLEAN, "cA")? {
+        Some(flag) => match flag.content {
+            [byte] => *byte != 0,
+            _ => return Err(DerError::new("cA", "is not a one-byte BOOLEAN")),
+        },
+        None => false,
+    };
+    fields.optional(tag::INTEGER, "pathLenConstraint")?;
+    fields.finish("the constraints")?;
+    Ok(ca)
+}
+
+/// The subjectAltName's GeneralNames, refusing kinds we do not issue.
+fn read_general_names(value: &[u8]) -> Result<Vec<SubjectAltName>, Error> {
+    let malformed = |detail: String| Error::CsrExtensionInvalid {
+        extension: "subjectAltName",
+        detail,
+    };
+    let mut outer = DerReader::new(value);
+    let list = outer
+        .expect(tag::SEQUENCE, "the name list")
+        .map_err(|e| malformed(e.to_string()))?;
+    outer
+        .finish("the extension value")
+        .map_err(|e| malformed(e.to_string()))?;
+    let mut names = Vec::new();
+    let mut reader = list.reader();
+    while !reader.is_empty() {
+        let name = reader.any("a name").map_err(|e| malformed(e.to_string()))?;
+        let text = |kind: &str| {
+            std::str::from_utf8(name.content)
+                .ok()
+                .filter(|t| t.is_ascii())
+                .map(str::to_owned)
+                .ok_or_else(|| malformed(format!("a {kind} name is not ASCII (IA5String)")))
+        };
+        let unsupported = |kind: &str| Error::CsrSanUnsupported { kind: kind.into() };
+        names.push(match name.tag {
+            tag::SAN_DNS => SubjectAltName::Dns(text("DNS")?),
+            tag::SAN_EMAIL => SubjectAltName::Email(text("email")?),
+            tag::SAN_URI => SubjectAltName::Uri(text("URI")?),
+            tag::SAN_IP => SubjectAltName::Ip(ip_address(name.content).ok_or_else(|| {
+                malformed(format!(
+                    "an IP address of {} bytes (expected 4 or 16)",
+                    name.content.len()
+                ))
+            })?),
+            tag::SAN_OTHER_NAME => return Err(unsupported("otherName")),
+            tag::SAN_DIRECTORY_NAME => return Err(unsupported("directoryName")),
+            tag::SAN_REGISTERED_ID => return Err(unsupported("registeredID")),
+            tag::SAN_X400_ADDRESS => return Err(unsupported("x400Address")),
+            tag::SAN_EDI_PARTY_NAME => return Err(unsupported("ediPartyName")),
+            other => {
+                return Err(malformed(format!(
+                    "a name has the unknown tag 0x{other:02x}"
+                )));
+            }
+        });
+    }
+    Ok(names)
 }
 
 /// An iPAddress GeneralName's bytes as an address: 4 bytes IPv4, 16 bytes IPv6, else `None`.
@@ -209,30 +480,4 @@ pub fn ip_address(bytes: &[u8]) -> Option<IpAddr> {
         return Some(IpAddr::from(octets));
     }
     <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from)
-}
-
-fn san_from_general_name(name: &GeneralName<'_>) -> Result<SubjectAltName, Error> {
-    let unsupported = |kind: &str| Error::CsrSanUnsupported { kind: kind.into() };
-    match name {
-        GeneralName::DNSName(dns) => Ok(SubjectAltName::Dns((*dns).to_string())),
-        GeneralName::RFC822Name(email) => Ok(SubjectAltName::Email((*email).to_string())),
-        GeneralName::URI(uri) => Ok(SubjectAltName::Uri((*uri).to_string())),
-        GeneralName::IPAddress(bytes) => {
-            ip_address(bytes)
-                .map(SubjectAltName::Ip)
-                .ok_or_else(|| Error::CsrExtensionInvalid {
-                    extension: "subjectAltName",
-                    detail: format!("an IP address of {} bytes (expected 4 or 16)", bytes.len()),
-                })
-        }
-        GeneralName::OtherName(..) => Err(unsupported("otherName")),
-        GeneralName::DirectoryName(_) => Err(unsupported("directoryName")),
-        GeneralName::RegisteredID(_) => Err(unsupported("registeredID")),
-        GeneralName::X400Address(_) => Err(unsupported("x400Address")),
-        GeneralName::EDIPartyName(_) => Err(unsupported("ediPartyName")),
-        GeneralName::Invalid(..) => Err(Error::CsrExtensionInvalid {
-            extension: "subjectAltName",
-            detail: "a name does not parse".into(),
-        }),
-    }
 }

@@ -1,7 +1,8 @@
-//! A minimal DER writer and the object identifiers the signer emits.
+//! A minimal DER writer and reader, and the object identifiers the signer emits and reads.
 //!
-//! Only what building an X.509 certificate needs lives here: tag-length-value framing, a few
-//! universal types and pre-encoded OIDs. Parsing is x509-parser's job, not this module's.
+//! Only tag-length-value framing lives here: the writer builds certificates, the strict reader
+//! walks CSRs on the sign path (see `csr`). What the elements mean is decided by the callers;
+//! certificates and names are still read with x509-parser elsewhere.
 
 /// DER tag numbers used by the certificate builder.
 pub(crate) mod tag {
@@ -20,6 +21,18 @@ pub(crate) mod tag {
     pub const CONTEXT_3_CONSTRUCTED: u8 = 0xa3;
     /// `[0]` primitive, implicit (a key identifier inside AuthorityKeyIdentifier).
     pub const CONTEXT_0_PRIMITIVE: u8 = 0x80;
+    /// `SET` / `SET OF`.
+    pub const SET: u8 = 0x31;
+    /// GeneralName `otherName [0]`.
+    pub const SAN_OTHER_NAME: u8 = 0xa0;
+    /// GeneralName `x400Address [3]`.
+    pub const SAN_X400_ADDRESS: u8 = 0xa3;
+    /// GeneralName `directoryName [4]` (explicit, so constructed).
+    pub const SAN_DIRECTORY_NAME: u8 = 0xa4;
+    /// GeneralName `ediPartyName [5]`.
+    pub const SAN_EDI_PARTY_NAME: u8 = 0xa5;
+    /// GeneralName `registeredID [8]`.
+    pub const SAN_REGISTERED_ID: u8 = 0x88;
     /// GeneralName `rfc822Name [1]`.
     pub const SAN_EMAIL: u8 = 0x81;
     /// GeneralName `dNSName [2]`.
@@ -49,6 +62,20 @@ pub(crate) mod oid {
     pub const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
     /// id-ecPublicKey (1.2.840.10045.2.1).
     pub const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    /// extensionRequest (1.2.840.113549.1.9.14), the CSR attribute carrying extensions.
+    pub const EXTENSION_REQUEST: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e];
+    /// sha384WithRSAEncryption (1.2.840.113549.1.1.12).
+    pub const SHA384_WITH_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c];
+    /// sha512WithRSAEncryption (1.2.840.113549.1.1.13).
+    pub const SHA512_WITH_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d];
+    /// id-RSASSA-PSS (1.2.840.113549.1.1.10).
+    pub const RSASSA_PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
+    /// SHA-256 (2.16.840.1.101.3.4.2.1).
+    pub const SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+    /// SHA-384 (2.16.840.1.101.3.4.2.2).
+    pub const SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
+    /// SHA-512 (2.16.840.1.101.3.4.2.3).
+    pub const SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
     /// prime256v1 / P-256 (1.2.840.10045.3.1.7).
     pub const CURVE_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
     /// secp384r1 / P-384 (1.3.132.0.34).
@@ -87,15 +114,20 @@ impl DerWriter {
     /// Appends a constructed element whose content `build` writes.
     pub(crate) fn nested(&mut self, tag: u8, build: impl FnOnce(&mut Self)) {
         self.buf.push(tag);
+        // One length byte is reserved; the contents move only when the length needs more.
+        let length_at = self.buf.len();
+        self.buf.push(0);
         let start = self.buf.len();
         build(self);
-        let content_len = self.buf.len() - start;
+        let end = self.buf.len();
+        let content_len = end - start;
         let mut length = [0u8; 9];
         let length_len = encode_length(&mut length, content_len);
-        let end = self.buf.len();
-        self.buf.resize(end + length_len, 0);
-        self.buf.copy_within(start..end, start + length_len);
-        self.buf[start..start + length_len].copy_from_slice(&length[..length_len]);
+        if length_len > 1 {
+            self.buf.resize(end + length_len - 1, 0);
+            self.buf.copy_within(start..end, length_at + length_len);
+        }
+        self.buf[length_at..length_at + length_len].copy_from_slice(&length[..length_len]);
     }
 
     pub(crate) fn sequence(&mut self, build: impl FnOnce(&mut Self)) {
@@ -203,6 +235,202 @@ impl DerWriter {
     }
 }
 
+/// One DER element read by [`DerReader`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Element<'a> {
+    /// The identifier octet (class, constructed bit and tag number).
+    pub tag: u8,
+    /// The contents, without tag and length.
+    pub content: &'a [u8],
+    /// The whole element: tag, length and contents.
+    pub raw: &'a [u8],
+}
+
+impl<'a> Element<'a> {
+    /// A reader over this element's contents (for constructed elements).
+    pub(crate) fn reader(&self) -> DerReader<'a> {
+        DerReader::new(self.content)
+    }
+
+    /// The contents of a BIT STRING with no unused bits (keys and signatures).
+    pub(crate) fn whole_bytes(&self, what: &'static str) -> Result<&'a [u8], DerError> {
+        match self.content.split_first() {
+            Some((0, bytes)) => Ok(bytes),
+            Some(_) => Err(DerError::new(what, "has unused bits")),
+            None => Err(DerError::new(what, "is empty")),
+        }
+    }
+}
+
+/// Why DER could not be read: which part, and what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DerError {
+    /// The part being read, e.g. `the subject`.
+    pub what: &'static str,
+    /// What was wrong, e.g. `is truncated`.
+    pub problem: String,
+}
+
+impl DerError {
+    pub(crate) fn new(what: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            what,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for DerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.what, self.problem)
+    }
+}
+
+/// Reads DER elements one after another from a byte slice.
+///
+/// Strict where it costs nothing: definite and minimal lengths, one-byte tags (every tag X.509
+/// and PKCS#10 use), no reading past the end. It does not check that contents are canonical;
+/// the callers check what they use.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DerReader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> DerReader<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        Self { rest: data }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// The tag of the next element, if any.
+    pub(crate) fn peek_tag(&self) -> Option<u8> {
+        self.rest.first().copied()
+    }
+
+    /// Reads the next element, whatever its tag; `what` names it in errors.
+    pub(crate) fn any(&mut self, what: &'static str) -> Result<Element<'a>, DerError> {
+        let data = self.rest;
+        let (&tag, after_tag) = data
+            .split_first()
+            .ok_or_else(|| DerError::new(what, "is missing"))?;
+        if tag & 0x1f == 0x1f {
+            return Err(DerError::new(what, "uses a multi-byte tag"));
+        }
+        let (&first, after_first) = after_tag
+            .split_first()
+            .ok_or_else(|| DerError::new(what, "is truncated (no length)"))?;
+        let (length, after_length) = if first < 0x80 {
+            (usize::from(first), after_first)
+        } else {
+            let count = usize::from(first & 0x7f);
+            if count == 0 {
+                return Err(DerError::new(
+                    what,
+                    "has an indefinite length (BER, not DER)",
+                ));
+            }
+            if count > 4 {
+                return Err(DerError::new(what, "has a length that does not fit"));
+            }
+            let bytes = after_first
+                .get(..count)
+                .ok_or_else(|| DerError::new(what, "is truncated (in its length)"))?;
+            if bytes[0] == 0 {
+                return Err(DerError::new(what, "has a non-minimal length (not DER)"));
+            }
+            let length = bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            if length < 0x80 {
+                return Err(DerError::new(what, "has a non-minimal length (not DER)"));
+            }
+            (length, &after_first[count..])
+        };
+        let content = after_length
+            .get(..length)
+            .ok_or_else(|| DerError::new(what, "is truncated"))?;
+        let header = data.len() - after_length.len();
+        self.rest = &after_length[length..];
+        Ok(Element {
+            tag,
+            content,
+            raw: &data[..header + length],
+        })
+    }
+
+    /// Reads the next element, which must have `tag`.
+    pub(crate) fn expect(&mut self, tag: u8, what: &'static str) -> Result<Element<'a>, DerError> {
+        match self.peek_tag() {
+            Some(found) if found == tag => self.any(what),
+            Some(found) => Err(DerError::new(
+                what,
+                format!("has tag 0x{found:02x} where 0x{tag:02x} was expected"),
+            )),
+            None => Err(DerError::new(what, "is missing")),
+        }
+    }
+
+    /// Reads the next element when it has `tag`, else leaves the reader as it was.
+    pub(crate) fn optional(
+        &mut self,
+        tag: u8,
+        what: &'static str,
+    ) -> Result<Option<Element<'a>>, DerError> {
+        if self.peek_tag() == Some(tag) {
+            self.any(what).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Fails when anything is left; `what` names the enclosing element.
+    pub(crate) fn finish(&self, what: &'static str) -> Result<(), DerError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(DerError::new(
+                what,
+                format!("has {} unexpected trailing bytes", self.rest.len()),
+            ))
+        }
+    }
+}
+
+/// An object identifier's DER contents in dotted text (`1.2.840.10045.2.1`), for messages.
+pub(crate) fn oid_text(content: &[u8]) -> String {
+    let mut arcs: Vec<u128> = Vec::new();
+    let mut value: u128 = 0;
+    for (i, byte) in content.iter().enumerate() {
+        value = (value << 7) | u128::from(byte & 0x7f);
+        if byte & 0x80 == 0 {
+            if arcs.is_empty() {
+                let first = (value / 40).min(2);
+                arcs.push(first);
+                arcs.push(value - first * 40);
+            } else {
+                arcs.push(value);
+            }
+            value = 0;
+        } else if i + 1 == content.len() || value > u128::MAX >> 7 {
+            return format!("(malformed OID {})", hex(content));
+        }
+    }
+    if arcs.is_empty() {
+        return "(empty OID)".into();
+    }
+    arcs.iter()
+        .map(u128::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn push_length(out: &mut Vec<u8>, len: usize) {
     let mut length = [0u8; 9];
     let length_len = encode_length(&mut length, len);
@@ -296,5 +524,119 @@ mod tests {
         assert_eq!(written(|w| w.boolean(true)), vec![1, 1, 0xff]);
         assert_eq!(written(|w| w.null()), vec![5, 0]);
         assert_eq!(written(|w| w.bit_string(&[9])), vec![3, 2, 0, 9]);
+    }
+
+    #[test]
+    fn reader_reads_what_the_writer_wrote() {
+        let der = written(|w| {
+            w.sequence(|w| {
+                w.small_integer(0);
+                w.octet_string(&[9u8; 300]);
+            });
+            w.null();
+        });
+        let mut top = DerReader::new(&der);
+        let seq = top.expect(tag::SEQUENCE, "seq").unwrap();
+        assert_eq!(seq.raw.len(), der.len() - 2);
+        let mut inner = seq.reader();
+        assert_eq!(inner.expect(tag::INTEGER, "int").unwrap().content, [0]);
+        assert_eq!(inner.any("octets").unwrap().content, [9u8; 300]);
+        inner.finish("seq").unwrap();
+        assert!(top.optional(tag::BOOLEAN, "bool").unwrap().is_none());
+        assert_eq!(top.expect(tag::NULL, "null").unwrap().raw, [5, 0]);
+        assert!(top.is_empty());
+    }
+
+    #[test]
+    fn reader_refuses_ber_and_truncation_naming_the_part() {
+        let err = |bytes: &[u8]| {
+            DerReader::new(bytes)
+                .any("the thing")
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(err(&[]), "the thing is missing");
+        assert_eq!(err(&[0x30]), "the thing is truncated (no length)");
+        assert_eq!(
+            err(&[0x30, 0x80]),
+            "the thing has an indefinite length (BER, not DER)"
+        );
+        assert_eq!(
+            err(&[0x30, 0x81, 0x05]),
+            "the thing has a non-minimal length (not DER)"
+        );
+        assert_eq!(
+            err(&[0x30, 0x82, 0x00, 0x90]),
+            "the thing has a non-minimal length (not DER)"
+        );
+        assert_eq!(
+            err(&[0x30, 0x85, 1, 1, 1, 1, 1]),
+            "the thing has a length that does not fit"
+        );
+        assert_eq!(
+            err(&[0x30, 0x82, 0x01]),
+            "the thing is truncated (in its length)"
+        );
+        assert_eq!(err(&[0x30, 0x03, 0x01]), "the thing is truncated");
+        assert_eq!(err(&[0x1f, 0x01, 0x00]), "the thing uses a multi-byte tag");
+        let mut reader = DerReader::new(&[0x05, 0x00, 0x05, 0x00]);
+        reader.any("first").unwrap();
+        assert_eq!(
+            reader.finish("the list").unwrap_err().to_string(),
+            "the list has 2 unexpected trailing bytes"
+        );
+        assert_eq!(
+            DerReader::new(&[0x04, 0x00])
+                .expect(tag::SEQUENCE, "the subject")
+                .unwrap_err()
+                .to_string(),
+            "the subject has tag 0x04 where 0x30 was expected"
+        );
+    }
+
+    #[test]
+    fn bit_strings_with_unused_bits_are_not_whole_bytes() {
+        let der = [0x03, 0x02, 0x01, 0xfe];
+        let element = DerReader::new(&der).any("key").unwrap();
+        assert_eq!(
+            element.whole_bytes("the key").unwrap_err().to_string(),
+            "the key has unused bits"
+        );
+        let der = [0x03, 0x02, 0x00, 0xfe];
+        let element = DerReader::new(&der).any("key").unwrap();
+        assert_eq!(element.whole_bytes("the key").unwrap(), [0xfe]);
+    }
+
+    #[test]
+    fn oids_render_dotted() {
+        assert_eq!(oid_text(oid::EC_PUBLIC_KEY), "1.2.840.10045.2.1");
+        assert_eq!(oid_text(&[0x55, 0x1d, 0x25, 0x00]), "2.5.29.37.0");
+        assert_eq!(oid_text(oid::SHA256), "2.16.840.1.101.3.4.2.1");
+        // 2.999.3: the first arc pair 2.999 is 1079 = 0x88 0x37.
+        assert_eq!(oid_text(&[0x88, 0x37, 0x03]), "2.999.3");
+        assert_eq!(oid_text(&[]), "(empty OID)");
+        assert_eq!(oid_text(&[0x2a, 0x86]), "(malformed OID 2a86)");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_length_round_trips(len in 0usize..70_000, tag in 0u8..0x1f) {
+            let content = vec![0xa5u8; len];
+            let der = written(|w| w.element(tag, &content));
+            let mut reader = DerReader::new(&der);
+            let element = reader.any("element").unwrap();
+            proptest::prop_assert_eq!(element.tag, tag);
+            proptest::prop_assert_eq!(element.content.len(), len);
+            proptest::prop_assert_eq!(element.raw, &der[..]);
+            proptest::prop_assert!(reader.is_empty());
+        }
+
+        #[test]
+        fn reading_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let mut reader = DerReader::new(&bytes);
+            while let Ok(element) = reader.any("element") {
+                let _ = element.reader().any("inner");
+            }
+        }
     }
 }

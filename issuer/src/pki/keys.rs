@@ -4,7 +4,7 @@
 //! crypto provider of this project). Public keys are classified from their
 //! SubjectPublicKeyInfo so that refusals can name the key that was seen.
 
-use super::der::{DerWriter, oid};
+use super::der::{DerError, DerReader, DerWriter, Element, oid, oid_text, tag};
 use crate::Error;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
@@ -51,15 +51,57 @@ const OID_DSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01];
 const OID_CURVE_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
 const OID_CURVE_SECP256K1: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x0a];
 
+/// A SubjectPublicKeyInfo taken apart: the algorithm OID, its parameters and the key bits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SpkiParts<'a> {
+    /// The algorithm OID's DER contents.
+    pub algorithm: &'a [u8],
+    /// The algorithm parameters element (the curve OID for EC keys), when present.
+    pub parameters: Option<Element<'a>>,
+    /// The key: the contents of the subjectPublicKey BIT STRING.
+    pub key: &'a [u8],
+}
+
+impl<'a> SpkiParts<'a> {
+    /// Reads a DER SubjectPublicKeyInfo.
+    pub(crate) fn read(spki_der: &'a [u8]) -> Result<Self, DerError> {
+        let mut outer = DerReader::new(spki_der);
+        let spki = outer.expect(tag::SEQUENCE, "the subjectPublicKeyInfo")?;
+        outer.finish("the subjectPublicKeyInfo")?;
+        let mut fields = spki.reader();
+        let algorithm = fields.expect(tag::SEQUENCE, "the public key algorithm")?;
+        let key = fields.expect(tag::BIT_STRING, "the public key")?;
+        fields.finish("the subjectPublicKeyInfo")?;
+        let mut algorithm_fields = algorithm.reader();
+        let oid = algorithm_fields.expect(tag::OID, "the public key algorithm")?;
+        let parameters = if algorithm_fields.is_empty() {
+            None
+        } else {
+            Some(algorithm_fields.any("the public key algorithm parameters")?)
+        };
+        algorithm_fields.finish("the public key algorithm")?;
+        Ok(Self {
+            algorithm: oid.content,
+            parameters,
+            key: key.whole_bytes("the public key")?,
+        })
+    }
+}
+
 /// Names the key in a SubjectPublicKeyInfo and says whether it is accepted.
 ///
 /// `Ok` for ECDSA P-256/P-384, RSA 2048–8192 and Ed25519; `Err(description)` otherwise, where the
 /// description names what was seen (`RSA 1024-bit`, `ECDSA P-521`, `DSA`, …).
 pub fn classify_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyType, String> {
-    let algorithm = spki.algorithm.algorithm.as_bytes();
-    match algorithm {
+    let parts = SpkiParts::read(spki.raw).map_err(|e| format!("malformed key ({e})"))?;
+    classify_key(&parts)
+}
+
+/// [`classify_public_key`] for a SubjectPublicKeyInfo already taken apart.
+pub(crate) fn classify_key(spki: &SpkiParts<'_>) -> Result<KeyType, String> {
+    match spki.algorithm {
         OID_RSA_ENCRYPTION => {
-            let bits = rsa_modulus_bits(spki).ok_or_else(|| "malformed RSA".to_string())?;
+            let bits = rsa_modulus_bits(spki.key).ok_or_else(|| "malformed RSA".to_string())?;
             if (RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
                 Ok(KeyType::Rsa(bits))
             } else {
@@ -68,19 +110,15 @@ pub fn classify_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyType, S
         }
         OID_EC_PUBLIC_KEY => {
             let curve = spki
-                .algorithm
                 .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok());
-            match curve.as_ref().map(|c| c.as_bytes()) {
+                .filter(|p| p.tag == tag::OID)
+                .map(|p| p.content);
+            match curve {
                 Some(c) if c == oid::CURVE_P256 => Ok(KeyType::EcdsaP256),
                 Some(c) if c == oid::CURVE_P384 => Ok(KeyType::EcdsaP384),
                 Some(OID_CURVE_P521) => Err("ECDSA P-521".to_string()),
                 Some(OID_CURVE_SECP256K1) => Err("ECDSA secp256k1".to_string()),
-                Some(_) => Err(format!(
-                    "ECDSA (curve {})",
-                    curve.map(|c| c.to_id_string()).unwrap_or_default()
-                )),
+                Some(other) => Err(format!("ECDSA (curve {})", oid_text(other))),
                 None => Err("ECDSA (curve not named)".to_string()),
             }
         }
@@ -89,23 +127,22 @@ pub fn classify_public_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyType, S
         OID_X25519 => Err("X25519 (key agreement only)".to_string()),
         OID_DSA => Err("DSA".to_string()),
         OID_RSASSA_PSS => Err("RSASSA-PSS-restricted RSA".to_string()),
-        _ => Err(format!(
-            "unknown algorithm {}",
-            spki.algorithm.algorithm.to_id_string()
-        )),
+        other => Err(format!("unknown algorithm {}", oid_text(other))),
     }
 }
 
-fn rsa_modulus_bits(spki: &SubjectPublicKeyInfo<'_>) -> Option<usize> {
-    match spki.parsed() {
-        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
-            let modulus = rsa.modulus;
-            let first = modulus.iter().position(|b| *b != 0)?;
-            let trimmed = &modulus[first..];
-            Some(trimmed.len() * 8 - trimmed[0].leading_zeros() as usize)
-        }
-        _ => None,
-    }
+/// The size in bits of the modulus of a DER RSAPublicKey.
+fn rsa_modulus_bits(rsa_public_key: &[u8]) -> Option<usize> {
+    let mut outer = DerReader::new(rsa_public_key);
+    let key = outer.expect(tag::SEQUENCE, "the RSA key").ok()?;
+    outer.finish("the RSA key").ok()?;
+    let mut fields = key.reader();
+    let modulus = fields.expect(tag::INTEGER, "the RSA modulus").ok()?;
+    fields.expect(tag::INTEGER, "the RSA exponent").ok()?;
+    fields.finish("the RSA key").ok()?;
+    let first = modulus.content.iter().position(|b| *b != 0)?;
+    let trimmed = &modulus.content[first..];
+    Some(trimmed.len() * 8 - trimmed[0].leading_zeros() as usize)
 }
 
 /// A CA private key, ready to sign.

@@ -33,6 +33,8 @@ pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_csr;
+#[cfg(test)]
 mod tests_identity;
 
 pub use ca::{RootSource, SigningCa};
@@ -43,7 +45,10 @@ pub use identity::{
 };
 pub use keypair::{KeyPair, KeyPairProblem, load_key_pair};
 pub use keys::KeyType;
-pub use sign::{Clamped, DEFAULT_DURATION, IssuedCertificate, SignRequest, SigningPolicy, sign};
+pub use sign::{
+    CertificateTerms, Clamped, DEFAULT_DURATION, IssuedCertificate, SignRequest, SigningPolicy,
+    sign, sign_csr,
+};
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

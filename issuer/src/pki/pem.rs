@@ -1,11 +1,9 @@
 //! PEM framing: finding `-----BEGIN …-----` blocks and base64 in and out.
 //!
 //! A small, allocation-light implementation (the sign path decodes a CSR and encodes a chain per
-//! request). Labels are matched exactly; headers inside a block (RFC 1421 `Proc-Type:` lines)
+//! request): base64 is decoded in one pass that skips whitespace, and only the wanted block is
+//! decoded. Labels are matched exactly; headers inside a block (RFC 1421 `Proc-Type:` lines)
 //! make the block unreadable, which callers report as "encrypted or malformed".
-
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 
 /// One decoded PEM block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,42 +40,93 @@ impl std::fmt::Display for PemError {
     }
 }
 
-const BEGIN: &str = "-----BEGIN ";
-const DASHES: &str = "-----";
+const BEGIN: &[u8] = b"-----BEGIN ";
+const END: &[u8] = b"-----END ";
+const DASHES: &[u8] = b"-----";
 
 /// Decodes every PEM block in `text`, in order. Text outside blocks is ignored.
 pub fn parse_pem(text: &[u8]) -> Result<Vec<PemBlock>, PemError> {
     let mut blocks = Vec::new();
     let mut rest = text;
-    while let Some(start) = find(rest, BEGIN.as_bytes()) {
-        let after_begin = &rest[start + BEGIN.len()..];
-        let Some(label_end) = find(after_begin, DASHES.as_bytes()) else {
-            break;
+    while let Some(block) = next_block(rest)? {
+        blocks.push(PemBlock {
+            label: block.label(),
+            der: block.decode()?,
+        });
+        rest = block.after;
+    }
+    Ok(blocks)
+}
+
+/// Decodes the first block whose label is one of `labels`, skipping (without decoding) the
+/// blocks before it; `None` when there is none. This is the sign path's CSR reader.
+pub fn first_block_labelled(text: &[u8], labels: &[&str]) -> Result<Option<Vec<u8>>, PemError> {
+    let mut rest = text;
+    while let Some(block) = next_block(rest)? {
+        if labels.iter().any(|l| l.as_bytes() == block.label) {
+            return block.decode().map(Some);
+        }
+        rest = block.after;
+    }
+    Ok(None)
+}
+
+/// A block found in PEM text, not yet decoded.
+struct RawBlock<'a> {
+    label: &'a [u8],
+    body: &'a [u8],
+    /// The text after the block's END line.
+    after: &'a [u8],
+}
+
+impl RawBlock<'_> {
+    fn label(&self) -> String {
+        String::from_utf8_lossy(self.label).into_owned()
+    }
+
+    fn decode(&self) -> Result<Vec<u8>, PemError> {
+        decode_base64(self.body).ok_or_else(|| PemError::BadBase64 {
+            label: self.label(),
+        })
+    }
+}
+
+/// The next block in `text`, if any.
+fn next_block(text: &[u8]) -> Result<Option<RawBlock<'_>>, PemError> {
+    let mut rest = text;
+    loop {
+        let Some(start) = find(rest, BEGIN) else {
+            return Ok(None);
         };
-        let label_bytes = &after_begin[..label_end];
-        if label_bytes.contains(&b'\n') {
+        let after_begin = &rest[start + BEGIN.len()..];
+        let Some(label_end) = find(after_begin, DASHES) else {
+            return Ok(None);
+        };
+        let label = &after_begin[..label_end];
+        if label.contains(&b'\n') {
             rest = after_begin;
             continue;
         }
-        let label = String::from_utf8_lossy(label_bytes).into_owned();
         let body_start = &after_begin[label_end + DASHES.len()..];
-        let end_marker = format!("-----END {label}-----");
-        let Some(body_len) = find(body_start, end_marker.as_bytes()) else {
-            return Err(PemError::Unterminated { label });
-        };
-        let compact: Vec<u8> = body_start[..body_len]
-            .iter()
-            .copied()
-            .filter(|b| !b.is_ascii_whitespace())
-            .collect();
-        let der = match STANDARD.decode(&compact) {
-            Ok(der) => der,
-            Err(_) => return Err(PemError::BadBase64 { label }),
-        };
-        blocks.push(PemBlock { label, der });
-        rest = &body_start[body_len + end_marker.len()..];
+        let mut search = body_start;
+        loop {
+            let Some(end) = find(search, END) else {
+                return Err(PemError::Unterminated {
+                    label: String::from_utf8_lossy(label).into_owned(),
+                });
+            };
+            let after_end = &search[end + END.len()..];
+            if after_end.starts_with(label) && after_end[label.len()..].starts_with(DASHES) {
+                let body_len = body_start.len() - search.len() + end;
+                return Ok(Some(RawBlock {
+                    label,
+                    body: &body_start[..body_len],
+                    after: &after_end[label.len() + DASHES.len()..],
+                }));
+            }
+            search = after_end;
+        }
     }
-    Ok(blocks)
 }
 
 /// The position of `needle` in `haystack`.
@@ -94,27 +143,153 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
+/// Marks in [`DECODE`] for bytes that are not base64 digits.
+const WHITESPACE: u8 = 0xfe;
+const PAD: u8 = 0xfd;
+const INVALID: u8 = 0xff;
+
+/// Base64 (RFC 4648 standard alphabet) digit values, with whitespace and `=` marked.
+const DECODE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut i = 0;
+    while i < 64 {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table[b' ' as usize] = WHITESPACE;
+    table[b'\t' as usize] = WHITESPACE;
+    table[b'\n' as usize] = WHITESPACE;
+    table[b'\r' as usize] = WHITESPACE;
+    table[0x0c] = WHITESPACE;
+    table[b'=' as usize] = PAD;
+    table
+};
+
+/// Decodes canonical padded base64, ignoring ASCII whitespace anywhere; `None` when it is not
+/// (wrong length, misplaced padding, stray characters or non-zero trailing bits).
+pub fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
+    let mut quad = [0u8; 4];
+    let mut filled = 0;
+    let mut i = 0;
+    while i < text.len() {
+        if filled == 0 {
+            // Fast path: whole groups of four digits (all of a well-formed PEM line).
+            while let Some(&[a, b, c, d]) = text.get(i..i + 4) {
+                let group = [
+                    DECODE[usize::from(a)],
+                    DECODE[usize::from(b)],
+                    DECODE[usize::from(c)],
+                    DECODE[usize::from(d)],
+                ];
+                if (group[0] | group[1] | group[2] | group[3]) & 0xc0 != 0 {
+                    break;
+                }
+                out.extend_from_slice(&quad_bytes(&group));
+                i += 4;
+            }
+            if i == text.len() {
+                break;
+            }
+        }
+        let value = DECODE[usize::from(text[i])];
+        i += 1;
+        match value {
+            WHITESPACE => {}
+            PAD => {
+                // Padding ends the data: `xx==` or `xxx=`, then only whitespace.
+                let (keep, trailing_bits) = match filled {
+                    2 => (1, quad[1] & 0x0f),
+                    3 => (2, quad[2] & 0x03),
+                    _ => return None,
+                };
+                if trailing_bits != 0 {
+                    return None;
+                }
+                let mut pads_needed = 4 - filled - 1;
+                for &c in &text[i..] {
+                    match DECODE[usize::from(c)] {
+                        WHITESPACE => {}
+                        PAD if pads_needed > 0 => pads_needed -= 1,
+                        _ => return None,
+                    }
+                }
+                if pads_needed != 0 {
+                    return None;
+                }
+                out.extend_from_slice(&quad_bytes(&quad)[..keep]);
+                return Some(out);
+            }
+            INVALID => return None,
+            digit => {
+                quad[filled] = digit;
+                filled += 1;
+                if filled == 4 {
+                    out.extend_from_slice(&quad_bytes(&quad));
+                    filled = 0;
+                }
+            }
+        }
+    }
+    (filled == 0).then_some(out)
+}
+
+fn quad_bytes(quad: &[u8; 4]) -> [u8; 3] {
+    [
+        (quad[0] << 2) | (quad[1] >> 4),
+        (quad[1] << 4) | (quad[2] >> 2),
+        (quad[2] << 6) | quad[3],
+    ]
+}
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Appends `der` as padded base64 in 64-character lines, each ending in LF.
+fn push_base64_lines(out: &mut Vec<u8>, der: &[u8]) {
+    let digit = |n: u32| ALPHABET[(n & 63) as usize];
+    // 48 bytes make one 64-character line.
+    for line in der.chunks(48) {
+        let mut groups = line.chunks_exact(3);
+        for group in groups.by_ref() {
+            let n = (u32::from(group[0]) << 16) | (u32::from(group[1]) << 8) | u32::from(group[2]);
+            out.extend_from_slice(&[digit(n >> 18), digit(n >> 12), digit(n >> 6), digit(n)]);
+        }
+        match *groups.remainder() {
+            [a] => {
+                let n = u32::from(a) << 16;
+                out.extend_from_slice(&[digit(n >> 18), digit(n >> 12), b'=', b'=']);
+            }
+            [a, b] => {
+                let n = (u32::from(a) << 16) | (u32::from(b) << 8);
+                out.extend_from_slice(&[digit(n >> 18), digit(n >> 12), digit(n >> 6), b'=']);
+            }
+            _ => {}
+        }
+        out.push(b'\n');
+    }
+}
+
 /// Encodes DER as a PEM block with 64-character lines and LF endings.
 pub fn encode_pem(label: &str, der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 40);
-    out.push_str(BEGIN);
-    out.push_str(label);
-    out.push_str("-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        // base64 output is ASCII.
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END ");
-    out.push_str(label);
-    out.push_str("-----\n");
-    out
+    let body_len = der.len().div_ceil(3) * 4;
+    let mut out = Vec::with_capacity(body_len + body_len / 64 + 2 * label.len() + 32);
+    out.extend_from_slice(BEGIN);
+    out.extend_from_slice(label.as_bytes());
+    out.extend_from_slice(b"-----\n");
+    push_base64_lines(&mut out, der);
+    out.extend_from_slice(END);
+    out.extend_from_slice(label.as_bytes());
+    out.extend_from_slice(b"-----\n");
+    // Everything written is the label (a str) or ASCII.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
     use proptest::prelude::*;
 
     #[test]
@@ -172,7 +347,80 @@ mod tests {
         }
     }
 
+    #[test]
+    fn decoding_is_canonical_and_strict() {
+        assert_eq!(decode_base64(b"aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(decode_base64(b"aGVs bG8 =\n").unwrap(), b"hello");
+        assert_eq!(decode_base64(b"aGk=").unwrap(), b"hi");
+        assert_eq!(decode_base64(b"aA==").unwrap(), b"h");
+        assert_eq!(decode_base64(b"").unwrap(), b"");
+        for bad in [
+            &b"aGVsbG8"[..], // missing padding
+            b"aGVsbG9=",     // non-zero trailing bits
+            b"aB==",         // non-zero trailing bits
+            b"a===",         // too much padding
+            b"aGk=aGk=",     // data after padding
+            b"aGk",          // partial group
+            b"aG!k",         // stray character
+            b"aA=",          // short padding
+        ] {
+            assert_eq!(decode_base64(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn the_first_wanted_block_is_found_past_others_and_false_ends() {
+        let text = format!(
+            "{}{}",
+            encode_pem("CERTIFICATE", b"not this"),
+            "-----BEGIN CERTIFICATE REQUEST-----\naGVsbG8=\n-----END CERTIFICATE-----\n-----END CERTIFICATE REQUEST-----\n"
+        );
+        // The END line of another label inside the body is not this block's end; its text is
+        // not base64, so the block is reported as such.
+        assert_eq!(
+            first_block_labelled(text.as_bytes(), &["CERTIFICATE REQUEST"]),
+            Err(PemError::BadBase64 {
+                label: "CERTIFICATE REQUEST".into()
+            })
+        );
+        let text = format!(
+            "{}{}",
+            encode_pem("CERTIFICATE", b"not this"),
+            encode_pem("NEW CERTIFICATE REQUEST", b"this")
+        );
+        assert_eq!(
+            first_block_labelled(
+                text.as_bytes(),
+                &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"]
+            ),
+            Ok(Some(b"this".to_vec()))
+        );
+        assert_eq!(first_block_labelled(b"nothing", &["CERTIFICATE"]), Ok(None));
+    }
+
     proptest! {
+        #[test]
+        fn decoding_agrees_with_the_base64_crate(
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+            noise in proptest::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec![b' ', b'\n', b'\r', b'\t', b'=', b'A', b'*'])), 0..3),
+        ) {
+            let mut text = STANDARD.encode(&data).into_bytes();
+            prop_assert_eq!(decode_base64(&text), Some(data));
+            for (at, byte) in noise {
+                let at = at.index(text.len() + 1);
+                text.insert(at, byte);
+            }
+            let compact: Vec<u8> = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            prop_assert_eq!(decode_base64(&text), STANDARD.decode(&compact).ok());
+        }
+
+        #[test]
+        fn encoding_agrees_with_the_base64_crate(der in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let pem = encode_pem("X", &der);
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            prop_assert_eq!(body, STANDARD.encode(&der));
+        }
+
         #[test]
         fn encode_then_parse_round_trips(der in proptest::collection::vec(any::<u8>(), 0..2000)) {
             let blocks = parse_pem(encode_pem("CERTIFICATE REQUEST", &der).as_bytes()).unwrap();

@@ -31,6 +31,28 @@ pub struct SignRequest<'a> {
     pub usages: &'a [String],
 }
 
+impl SignRequest<'_> {
+    /// What the request asks of the certificate, apart from the CSR.
+    pub fn terms(&self) -> CertificateTerms<'_> {
+        CertificateTerms {
+            duration: self.duration,
+            is_ca: self.is_ca,
+            usages: self.usages,
+        }
+    }
+}
+
+/// The request fields besides the CSR, for [`sign_csr`].
+#[derive(Debug, Clone, Copy)]
+pub struct CertificateTerms<'a> {
+    /// `spec.duration`; `None` means [`DEFAULT_DURATION`].
+    pub duration: Option<Duration>,
+    /// `spec.isCA`.
+    pub is_ca: bool,
+    /// `spec.usages` (cert-manager names); empty means the default usages.
+    pub usages: &'a [String],
+}
+
 /// What an issuer allows, beyond the fixed rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningPolicy {
@@ -116,9 +138,32 @@ pub fn sign(
     now: OffsetDateTime,
 ) -> Result<IssuedCertificate, Error> {
     let usages = usages_from_names(request.usages, request.is_ca)?;
-    let csr_der = csr_der_from_pem(request.csr_pem)?;
-    let csr = read_csr(&csr_der)?;
-    check_request(&csr, &usages, request.is_ca, policy)?;
+    let csr = read_csr(&csr_der_from_pem(request.csr_pem)?)?;
+    issue(ca, &csr, &usages, &request.terms(), policy, now)
+}
+
+/// [`sign`] for a CSR the caller has already read and verified with
+/// [`read_csr`](super::csr::read_csr) (the relay server reads it first to check the identity).
+pub fn sign_csr(
+    ca: &SigningCa,
+    csr: &CertificateRequestInfo,
+    terms: &CertificateTerms<'_>,
+    policy: &SigningPolicy,
+    now: OffsetDateTime,
+) -> Result<IssuedCertificate, Error> {
+    let usages = usages_from_names(terms.usages, terms.is_ca)?;
+    issue(ca, csr, &usages, terms, policy, now)
+}
+
+fn issue(
+    ca: &SigningCa,
+    csr: &CertificateRequestInfo,
+    usages: &Usages,
+    request: &CertificateTerms<'_>,
+    policy: &SigningPolicy,
+    now: OffsetDateTime,
+) -> Result<IssuedCertificate, Error> {
+    check_request(csr, usages, request.is_ca, policy)?;
 
     let duration = request.duration.unwrap_or(DEFAULT_DURATION);
     if duration <= Duration::ZERO {
@@ -136,16 +181,9 @@ pub fn sign(
     }
     let validity = validity(ca, now, duration, policy)?;
 
-    let mut serial = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut serial)
-        .map_err(|_| Error::SigningFailed {
-            detail: "the system random number generator failed".into(),
-        })?;
-    // Positive (top bit clear) and at least 121 bits long (second bit set).
-    serial[0] = (serial[0] & 0x7f) | 0x40;
+    let serial = random_serial()?;
 
-    let tbs = tbs_certificate(ca, &csr, &usages, request.is_ca, &serial, &validity);
+    let tbs = tbs_certificate(ca, csr, usages, request.is_ca, &serial, &validity);
     let signature = ca.key.sign(&tbs)?;
     let mut w = DerWriter::with_capacity(tbs.len() + signature.len() + 32);
     w.sequence(|w| {
@@ -166,6 +204,49 @@ pub fn sign(
         not_before: validity.not_before,
         not_after: validity.not_after,
         clamped: validity.clamped,
+    })
+}
+
+/// How many serials one read from the operating system's random source covers.
+const SERIALS_PER_READ: usize = 256;
+
+/// Random bytes from the operating system, read [`SERIALS_PER_READ`] serials at a time so that
+/// a certificate costs no system call of its own; every byte is used once.
+struct SerialPool {
+    bytes: [u8; 16 * SERIALS_PER_READ],
+    used: usize,
+}
+
+thread_local! {
+    static SERIAL_POOL: std::cell::RefCell<SerialPool> = const {
+        std::cell::RefCell::new(SerialPool {
+            bytes: [0; 16 * SERIALS_PER_READ],
+            used: 16 * SERIALS_PER_READ,
+        })
+    };
+}
+
+/// A fresh serial: 16 random bytes from the OS, positive (top bit clear) and at least 121 bits
+/// long (second bit set), so at least 120 bits are unpredictable.
+fn random_serial() -> Result<[u8; 16], Error> {
+    SERIAL_POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.used == pool.bytes.len() {
+            SystemRandom::new()
+                .fill(&mut pool.bytes)
+                .map_err(|_| Error::SigningFailed {
+                    detail: "the system random number generator failed".into(),
+                })?;
+            pool.used = 0;
+        }
+        let at = pool.used;
+        let mut serial = [0u8; 16];
+        serial.copy_from_slice(&pool.bytes[at..at + 16]);
+        // Each byte is handed out once.
+        pool.bytes[at..at + 16].fill(0);
+        pool.used += 16;
+        serial[0] = (serial[0] & 0x7f) | 0x40;
+        Ok(serial)
     })
 }
 
@@ -368,5 +449,26 @@ fn write_extensions(
                 }
             });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_stay_distinct_and_well_formed_across_pool_refills() {
+        let count = 3 * SERIALS_PER_READ + 5;
+        let serials: std::collections::HashSet<[u8; 16]> =
+            (0..count).map(|_| random_serial().unwrap()).collect();
+        assert_eq!(serials.len(), count, "every serial is new");
+        for serial in &serials {
+            assert_eq!(serial[0] & 0xc0, 0x40, "positive, 121 bits or more");
+        }
+        // Each thread draws from its own pool.
+        let other = std::thread::spawn(|| random_serial().unwrap())
+            .join()
+            .unwrap();
+        assert!(!serials.contains(&other));
     }
 }

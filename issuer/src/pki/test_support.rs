@@ -83,7 +83,7 @@ impl TestPki {
 }
 
 /// What a test CSR asks for.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct CsrSpec {
     pub key_type: GeneratedKeyType,
     pub common_name: Option<String>,

@@ -34,7 +34,7 @@ use super::tls::PeerInfo;
 use crate::api::RelayCluster;
 use crate::pki::csr::{csr_der_from_pem, read_csr};
 use crate::pki::identity::validate_cluster_name;
-use crate::pki::{self, SignRequest, SigningPolicy, csr_identity, peer_certificate};
+use crate::pki::{self, CertificateTerms, SigningPolicy, csr_identity, peer_certificate};
 use crate::{Disposition, Error};
 
 /// How long an agent has to send its `Hello` after opening `Connect`.
@@ -200,10 +200,10 @@ impl Inner {
                 "the relay server cannot sign now: {why}; retry later"
             )));
         };
-        let issued = pki::sign(
+        let issued = pki::sign_csr(
             &ca,
-            &SignRequest {
-                csr_pem: request.csr_pem.as_bytes(),
+            &csr,
+            &CertificateTerms {
                 duration: Some(ttl),
                 is_ca: false,
                 usages: &usages,
