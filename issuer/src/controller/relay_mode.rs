@@ -108,12 +108,9 @@ pub fn choose_credential(
     })
 }
 
-/// Whether the key pair's subject CN is `cluster`.
+/// Whether the key pair's common name is `cluster`.
 fn names_cluster(pair: &KeyPair, cluster: &str) -> bool {
-    pair.subject
-        .split(',')
-        .map(str::trim)
-        .any(|rdn| rdn.strip_prefix("CN=") == Some(cluster))
+    pair.common_name.as_deref() == Some(cluster)
 }
 
 /// The issuer's readiness in relay mode.

@@ -123,21 +123,15 @@ impl<'a> CsrParts<'a> {
         let attributes = info_fields.optional(tag::CONTEXT_0_CONSTRUCTED, "the attributes")?;
         info_fields.finish("the certificationRequestInfo")?;
 
-        let mut algorithm_fields = algorithm.reader();
-        let signature_algorithm = algorithm_fields.expect(tag::OID, "the signature algorithm")?;
-        let signature_parameters = if algorithm_fields.is_empty() {
-            None
-        } else {
-            Some(algorithm_fields.any("the signature algorithm parameters")?)
-        };
-        algorithm_fields.finish("the signature algorithm")?;
+        let (signature_algorithm, signature_parameters) =
+            algorithm.algorithm_identifier("the signature algorithm")?;
 
         Ok(Self {
             info: info.raw,
             subject,
             spki,
             key,
-            signature_algorithm: signature_algorithm.content,
+            signature_algorithm,
             signature_parameters,
             signature: signature.whole_bytes("the signature")?,
             extensions: attributes.map(extension_request).transpose()?.flatten(),
@@ -270,18 +264,16 @@ fn verification_algorithm(
         (oid::SHA256_WITH_RSA, KeyType::Rsa(_)) => Some(&signature::RSA_PKCS1_2048_8192_SHA256),
         (oid::SHA384_WITH_RSA, KeyType::Rsa(_)) => Some(&signature::RSA_PKCS1_2048_8192_SHA384),
         (oid::SHA512_WITH_RSA, KeyType::Rsa(_)) => Some(&signature::RSA_PKCS1_2048_8192_SHA512),
-        (oid::RSASSA_PSS, KeyType::Rsa(_)) => {
-            match pss_hash(parts.signature_parameters).as_deref() {
-                Some(oid::SHA256) => Some(&signature::RSA_PSS_2048_8192_SHA256),
-                Some(oid::SHA384) => Some(&signature::RSA_PSS_2048_8192_SHA384),
-                Some(oid::SHA512) => Some(&signature::RSA_PSS_2048_8192_SHA512),
-                _ => {
-                    return Err(Error::CsrSignatureInvalid {
+        (oid::RSASSA_PSS, KeyType::Rsa(_)) => match pss_hash(parts.signature_parameters) {
+            Some(oid::SHA256) => Some(&signature::RSA_PSS_2048_8192_SHA256),
+            Some(oid::SHA384) => Some(&signature::RSA_PSS_2048_8192_SHA384),
+            Some(oid::SHA512) => Some(&signature::RSA_PSS_2048_8192_SHA512),
+            _ => {
+                return Err(Error::CsrSignatureInvalid {
                         detail: "it is signed with RSA-PSS over a hash other than SHA-256, SHA-384 or SHA-512".into(),
                     });
-                }
             }
-        }
+        },
         (oid::ED25519, KeyType::Ed25519) => Some(&signature::ED25519),
         _ => None,
     };
@@ -293,18 +285,17 @@ fn verification_algorithm(
     })
 }
 
-/// The hash of RSASSA-PSS parameters (RFC 4055 §3.1); absent means SHA-1.
-fn pss_hash(parameters: Option<Element<'_>>) -> Option<Vec<u8>> {
+/// The hash OID of RSASSA-PSS parameters (RFC 4055 §3.1); `None` when absent (SHA-1) or
+/// unreadable.
+fn pss_hash(parameters: Option<Element<'_>>) -> Option<&[u8]> {
     let parameters = parameters.filter(|p| p.tag == tag::SEQUENCE)?;
-    let mut fields = parameters.reader();
-    let hash = fields
+    let hash = parameters
+        .reader()
         .optional(tag::CONTEXT_0_CONSTRUCTED, "the PSS hash")
         .ok()??;
-    let mut explicit = hash.reader();
-    let algorithm = explicit.expect(tag::SEQUENCE, "the PSS hash").ok()?;
-    let mut algorithm_fields = algorithm.reader();
-    let id = algorithm_fields.expect(tag::OID, "the PSS hash").ok()?;
-    Some(id.content.to_vec())
+    let algorithm = hash.reader().expect(tag::SEQUENCE, "the PSS hash").ok()?;
+    let (id, _) = algorithm.algorithm_identifier("the PSS hash").ok()?;
+    Some(id)
 }
 
 /// A signature algorithm's name for messages.

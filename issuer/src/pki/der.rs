@@ -252,6 +252,23 @@ impl<'a> Element<'a> {
         DerReader::new(self.content)
     }
 
+    /// An AlgorithmIdentifier's OID contents and its parameters element, if any; `what` names
+    /// it in errors (`the signature algorithm`).
+    pub(crate) fn algorithm_identifier(
+        &self,
+        what: &'static str,
+    ) -> Result<(&'a [u8], Option<Element<'a>>), DerError> {
+        let mut fields = self.reader();
+        let oid = fields.expect(tag::OID, what)?;
+        let parameters = if fields.is_empty() {
+            None
+        } else {
+            Some(fields.any(what)?)
+        };
+        fields.finish(what)?;
+        Ok((oid.content, parameters))
+    }
+
     /// The contents of a BIT STRING with no unused bits (keys and signatures).
     pub(crate) fn whole_bytes(&self, what: &'static str) -> Result<&'a [u8], DerError> {
         match self.content.split_first() {

@@ -142,7 +142,7 @@ pub fn identity_from_names(
 }
 
 /// The common name of a DER subject, when it has exactly one.
-fn common_name(subject: &X509Name<'_>) -> Result<Option<String>, Error> {
+pub(crate) fn common_name(subject: &X509Name<'_>) -> Result<Option<String>, Error> {
     let names: Vec<_> = subject.iter_common_name().collect();
     match names.as_slice() {
         [] => Ok(None),

@@ -8,6 +8,7 @@
 //! Turning the checked pair into a rustls key is the callers' business.
 
 use super::ca::is_self_signed;
+use super::identity::common_name;
 use super::keys::SigningKey;
 use super::pem::parse_pem;
 use super::sign::colon_hex;
@@ -65,6 +66,8 @@ pub struct KeyPair {
     pub key_der: Vec<u8>,
     /// The leaf's subject, RFC 4514.
     pub subject: String,
+    /// The leaf's common name, when it has exactly one that reads as text.
+    pub common_name: Option<String>,
     /// The leaf's serial, colon-separated hex.
     pub serial: String,
     /// The leaf's notBefore.
@@ -137,33 +140,18 @@ pub fn load_key_pair(
             chain_der.push(der.clone());
         }
     }
-    let (subject, serial, not_before, not_after, key_pem_label, key_der) =
+    let mut pair =
         leaf_facts.ok_or_else(|| problem(CertificateMissing, "tls.crt holds no certificate"))?;
-    Ok(KeyPair {
-        chain_der,
-        key_pem_label,
-        key_der,
-        subject,
-        serial,
-        not_before,
-        not_after,
-    })
+    pair.chain_der = chain_der;
+    Ok(pair)
 }
 
-type LeafFacts = (
-    String,
-    String,
-    OffsetDateTime,
-    OffsetDateTime,
-    String,
-    Vec<u8>,
-);
-
+/// Checks the leaf against the key and the clock; the result has everything but the chain.
 fn check_leaf(
     leaf: &X509Certificate<'_>,
     tls_key: &[u8],
     now: OffsetDateTime,
-) -> Result<LeafFacts, Error> {
+) -> Result<KeyPair, Error> {
     use KeyPairProblem::*;
     let subject = leaf.subject().to_string();
     let key = SigningKey::from_pem(tls_key).map_err(|e| match e {
@@ -214,12 +202,14 @@ fn check_leaf(
         .into_iter()
         .find(|b| b.label.ends_with("PRIVATE KEY"))
         .ok_or_else(|| problem(KeyMissing, "tls.key holds no PEM private key block"))?;
-    Ok((
+    Ok(KeyPair {
+        chain_der: Vec::new(),
+        key_pem_label: block.label,
+        key_der: block.der,
+        common_name: common_name(leaf.subject()).ok().flatten(),
         subject,
-        colon_hex(leaf.raw_serial()),
+        serial: colon_hex(leaf.raw_serial()),
         not_before,
         not_after,
-        block.label,
-        block.der,
-    ))
+    })
 }

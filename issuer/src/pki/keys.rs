@@ -72,16 +72,9 @@ impl<'a> SpkiParts<'a> {
         let algorithm = fields.expect(tag::SEQUENCE, "the public key algorithm")?;
         let key = fields.expect(tag::BIT_STRING, "the public key")?;
         fields.finish("the subjectPublicKeyInfo")?;
-        let mut algorithm_fields = algorithm.reader();
-        let oid = algorithm_fields.expect(tag::OID, "the public key algorithm")?;
-        let parameters = if algorithm_fields.is_empty() {
-            None
-        } else {
-            Some(algorithm_fields.any("the public key algorithm parameters")?)
-        };
-        algorithm_fields.finish("the public key algorithm")?;
+        let (algorithm, parameters) = algorithm.algorithm_identifier("the public key algorithm")?;
         Ok(Self {
-            algorithm: oid.content,
+            algorithm,
             parameters,
             key: key.whole_bytes("the public key")?,
         })

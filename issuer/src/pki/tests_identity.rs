@@ -292,8 +292,17 @@ fn a_signed_leaf_and_its_key_load() {
     assert_eq!(pair.chain_der.len(), 2, "leaf and intermediate");
     assert_eq!(pair.key_pem_label, "PRIVATE KEY");
     assert!(pair.subject.contains("cluster-a"));
+    assert_eq!(pair.common_name.as_deref(), Some("cluster-a"));
     let debug = format!("{pair:?}");
     assert!(!debug.contains("key_der"), "{debug}");
+
+    // No CN: no common name, whatever the rest of the subject or the SANs say.
+    let (_, chain_pem, key_pem) = signed_leaf(&CsrSpec {
+        common_name: None,
+        ..CsrSpec::default()
+    });
+    let pair = load_key_pair(Some(chain_pem.as_bytes()), Some(key_pem.as_bytes()), NOW).unwrap();
+    assert_eq!(pair.common_name, None);
 }
 
 #[test]

@@ -21,6 +21,7 @@ fn pair(cn: &str, not_after: OffsetDateTime) -> KeyPair {
         key_pem_label: "PRIVATE KEY".into(),
         key_der: vec![],
         subject: format!("CN={cn}"),
+        common_name: Some(cn.to_string()),
         serial: "aa:bb".into(),
         not_before: NOW - Duration::hours(1),
         not_after,
