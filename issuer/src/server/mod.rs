@@ -143,16 +143,13 @@ pub async fn run(
                     }
                 });
             }
-            loop {
-                if tls.is_ready() {
-                    health.set_ready(true);
-                } else {
-                    health.set_not_ready(
-                        "waiting for a usable relay-server-tls-secret and relay-root-tls-secret",
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            if !tls.is_ready() {
+                health.set_not_ready(
+                    "waiting for a usable relay-server-tls-secret and relay-root-tls-secret",
+                );
+                tls.wait_until_ready().await;
             }
+            health.set_ready(true);
         })
     };
 

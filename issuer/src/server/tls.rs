@@ -43,6 +43,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServerTls {
     material: Mutex<Material>,
     config: ArcSwapOption<ServerConfig>,
+    /// Becomes true once a config exists (it never goes back: bad Secrets keep the old data).
+    ready: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Default)]
@@ -98,6 +100,13 @@ impl ServerTls {
         self.config.load().is_some()
     }
 
+    /// Completes once both the server certificate and the trust bundle are loaded.
+    pub async fn wait_until_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        // The sender lives in `self`, so the wait can only end by becoming ready.
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Material> {
         self.material.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -108,6 +117,7 @@ impl ServerTls {
         };
         let config = server_config(key.clone(), roots.clone())?;
         self.config.store(Some(Arc::new(config)));
+        self.ready.send_replace(true);
         Ok(())
     }
 }
@@ -290,5 +300,49 @@ pub async fn accept_loop(
             };
             let _ = sender.send(Ok(connection)).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::generate::{PkiSpec, generate_pki};
+    use crate::pki::load_key_pair;
+    use time::OffsetDateTime;
+
+    #[tokio::test]
+    async fn readiness_waits_for_both_the_certificate_and_the_roots() {
+        let now = OffsetDateTime::now_utc();
+        let spec = PkiSpec {
+            server_names: vec!["relay.example".into()],
+            ..PkiSpec::default()
+        };
+        let pki = generate_pki(&spec, now).unwrap();
+        let server = pki.server.unwrap();
+        let pair = load_key_pair(
+            Some(server.cert_pem.as_bytes()),
+            Some(server.key_pem.as_bytes()),
+            now,
+        )
+        .unwrap();
+
+        let tls = Arc::new(ServerTls::default());
+        let waiter = tokio::spawn({
+            let tls = tls.clone();
+            async move { tls.wait_until_ready().await }
+        });
+        tls.set_server_key(crate::tls::certified_key(&pair).unwrap())
+            .unwrap();
+        tokio::task::yield_now().await;
+        assert!(!tls.is_ready() && !waiter.is_finished());
+        tls.set_roots(crate::tls::root_store(pki.root.cert_pem.as_bytes(), "test").unwrap())
+            .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("ready once both are loaded")
+            .unwrap();
+        assert!(tls.is_ready());
+        // Already ready: the wait ends at once.
+        tls.wait_until_ready().await;
     }
 }
