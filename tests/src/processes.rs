@@ -51,6 +51,94 @@ pub fn kubectl() -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
+/// The real kubectl pointed at one sandbox, with its own cache and working directories; for
+/// tests that use kubectl as an independent client.
+pub struct Kubectl {
+    binary: PathBuf,
+    kubeconfig: PathBuf,
+    cache: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    /// kubectl for `kubeconfig`, or `None` after printing why `test` is skipped when kubectl is
+    /// not installed.
+    pub fn for_test(test: &str, kubeconfig: &Path) -> Option<Self> {
+        let Some(binary) = kubectl() else {
+            eprintln!("SKIPPED {test}: kubectl not found (run `make tools`, or set RELAY_KUBECTL)");
+            return None;
+        };
+        match Self::new(binary, kubeconfig) {
+            Ok(kubectl) => Some(kubectl),
+            Err(e) => {
+                eprintln!("SKIPPED {test}: cannot make kubectl's directories: {e}");
+                None
+            }
+        }
+    }
+
+    /// kubectl at `binary` for `kubeconfig`.
+    pub fn new(binary: PathBuf, kubeconfig: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            binary,
+            kubeconfig: kubeconfig.to_path_buf(),
+            cache: tempfile::tempdir()?,
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    /// The command `kubectl ARGS`, run in this kubectl's working directory.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.cache.path())
+            .current_dir(self.dir.path())
+            .args(args);
+        command
+    }
+
+    /// Runs `kubectl ARGS` to completion. On a multi-threaded tokio runtime the wait is marked
+    /// blocking, so the sandbox (served from the same runtime) keeps answering.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        let run = || {
+            self.command(args)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run kubectl {args:?}: {e}"))
+        };
+        let multi_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_threaded {
+            tokio::task::block_in_place(run)
+        } else {
+            run()
+        }
+    }
+
+    /// `kubectl ARGS`'s standard output; the test fails with kubectl's stderr if it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Writes `text` to `name` in the working directory and returns its path as text.
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {name}: {e}"));
+        path.display().to_string()
+    }
+
+    /// The working directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -20,8 +20,7 @@
 //! absent.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::time::Duration;
 
 use clap::Parser;
@@ -31,6 +30,7 @@ use relay_sandbox::charts::{
     self, AGENT_CHART, ChartError, ISSUER_CHART, POD_NAME_REF, POD_NAMESPACE_REF, chart_dir, find,
     of_kind, render, repo_root,
 };
+use relay_sandbox::processes::Kubectl;
 use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use serde_json::{Value, json};
 
@@ -1595,44 +1595,13 @@ const NOT_SERVED_YET: [&str; 7] = [
     "ClusterRoleBinding",
 ];
 
-struct Kubectl {
-    binary: PathBuf,
-    kubeconfig: PathBuf,
-    cache: tempfile::TempDir,
-}
-
-impl Kubectl {
-    fn run(&self, args: &[&str]) -> Output {
-        tokio::task::block_in_place(|| {
-            Command::new(&self.binary)
-                .arg("--kubeconfig")
-                .arg(&self.kubeconfig)
-                .arg("--cache-dir")
-                .arg(self.cache.path())
-                .args(args)
-                .output()
-                .expect("run kubectl")
-        })
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `kubectl apply -f` of `objects` (one file); every one must be `created`.
-    fn apply_all(&self, dir: &Path, file: &str, objects: &[&Value]) {
-        let path = dir.join(file);
-        charts::write_manifests(&path, objects).unwrap();
-        let out = self.ok(&["apply", "-f", path.to_str().unwrap()]);
-        let created = out.lines().filter(|l| l.ends_with(" created")).count();
-        assert_eq!(created, objects.len(), "kubectl apply -f {file}:\n{out}");
-    }
+/// `kubectl apply -f` of `objects` (one file); every one must be `created`.
+fn apply_all(k: &Kubectl, file: &str, objects: &[&Value]) {
+    let path = k.dir().join(file);
+    charts::write_manifests(&path, objects).unwrap();
+    let out = k.ok(&["apply", "-f", path.to_str().unwrap()]);
+    let created = out.lines().filter(|l| l.ends_with(" created")).count();
+    assert_eq!(created, objects.len(), "kubectl apply -f {file}:\n{out}");
 }
 
 /// Every field of `expected` is in `actual` with the same value (objects may have more keys).
@@ -1707,10 +1676,10 @@ async fn rendered_manifests_are_created_in_the_sandbox() {
     if !helm_present(test) {
         return;
     }
-    let Some(kubectl) = relay_sandbox::processes::kubectl() else {
+    if relay_sandbox::processes::kubectl().is_none() {
         eprintln!("SKIPPED {test}: kubectl not found (run `make tools`, or set RELAY_KUBECTL)");
         return;
-    };
+    }
     let sandbox = Sandbox::start().await.unwrap();
     // cert-manager's own CRDs when the reference copy is here (else the simulator registers
     // ours), its webhook rules, approver and Certificate controller.
@@ -1721,19 +1690,16 @@ async fn rendered_manifests_are_created_in_the_sandbox() {
     let _simulator = Simulator::start(&sandbox, SimulatorOptions::default()).unwrap();
     sandbox.create_crd(service_monitor_crd()).unwrap();
     let client = sandbox.client().unwrap();
-    let k = Kubectl {
-        binary: kubectl,
-        kubeconfig: sandbox.kubeconfig().to_path_buf(),
-        cache: tempfile::tempdir().unwrap(),
+    let Some(k) = Kubectl::for_test(test, sandbox.kubeconfig()) else {
+        return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let byo_ns = "team-byo";
     let namespaces: Vec<Value> = [ISSUER_NS, AGENT_NS, byo_ns]
         .iter()
         .map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}))
         .collect();
-    k.apply_all(
-        dir.path(),
+    apply_all(
+        &k,
         "namespaces.yaml",
         &namespaces.iter().collect::<Vec<_>>(),
     );
@@ -1760,7 +1726,7 @@ async fn rendered_manifests_are_created_in_the_sandbox() {
     // The CRDs first, as helm installs them.
     let crds: Vec<&Value> = of_kind(&issuer_objects, "CustomResourceDefinition");
     assert_eq!(crds.len(), 3);
-    k.apply_all(dir.path(), "crds.yaml", &crds);
+    apply_all(&k, "crds.yaml", &crds);
     for crd in &crds {
         assert!(sandbox.has_crd(crd["metadata"]["name"].as_str().unwrap()));
     }
@@ -1810,7 +1776,7 @@ async fn rendered_manifests_are_created_in_the_sandbox() {
             .map(|o| describe(o))
             .collect::<Vec<_>>()
     );
-    k.apply_all(dir.path(), "objects.yaml", &served_objects);
+    apply_all(&k, "objects.yaml", &served_objects);
     for (object, resource) in &served {
         let name = object["metadata"]["name"].as_str().unwrap();
         let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {

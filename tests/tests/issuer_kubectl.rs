@@ -6,8 +6,6 @@
 //!
 //! Skipped (with a message) only when the kubectl binary is absent.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use base64::Engine;
@@ -17,6 +15,7 @@ use kube::api::{Api, DynamicObject, PostParams};
 use relay_issuer::pki::generate::GeneratedKeyType;
 use relay_sandbox::Sandbox;
 use relay_sandbox::harness::{self, Replica};
+use relay_sandbox::processes::Kubectl;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -26,84 +25,19 @@ const NAMESPACE: &str = "team-a";
 /// A namespace with a RelayIssuer but no signing Secret.
 const EMPTY_NAMESPACE: &str = "team-b";
 
-/// The kubectl binary: `$RELAY_KUBECTL`, else target/tools/bin/kubectl; `None` when absent.
-fn kubectl_path() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("RELAY_KUBECTL") {
-        return Some(PathBuf::from(path));
-    }
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../target/tools/bin/kubectl"
-    ));
-    path.exists().then_some(path)
-}
-
-/// `Some(path)`, or `None` after saying why the test is skipped.
-fn kubectl_or_skip(test: &str) -> Option<PathBuf> {
-    let path = kubectl_path();
-    if path.is_none() {
-        eprintln!(
-            "SKIPPED {test}: kubectl not found at {}/../target/tools/bin/kubectl (run `make tools`, or set RELAY_KUBECTL)",
-            env!("CARGO_MANIFEST_DIR")
-        );
-    }
-    path
-}
-
-struct Kubectl {
-    binary: PathBuf,
-    kubeconfig: PathBuf,
-    cache: tempfile::TempDir,
-}
-
-impl Kubectl {
-    fn new(binary: PathBuf, sandbox: &Sandbox) -> Self {
-        Self {
-            binary,
-            kubeconfig: sandbox.kubeconfig().to_path_buf(),
-            cache: tempfile::tempdir().unwrap(),
+/// `kubectl describe certificaterequest name -n namespace`, polled until it contains every
+/// one of `needles` (events are written asynchronously) or [`EVENT_WAIT`] passes; returns the
+/// last output either way, for the caller's assertions.
+async fn describe_until(k: &Kubectl, namespace: &str, name: &str, needles: &[&str]) -> String {
+    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+    loop {
+        let out = k.ok(&["describe", "certificaterequest", name, "-n", namespace]);
+        if needles.iter().all(|n| out.contains(n)) || tokio::time::Instant::now() > deadline {
+            return out;
         }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        // kubectl blocks; let the runtime move other tasks (the controller) off this thread.
-        tokio::task::block_in_place(|| {
-            Command::new(&self.binary)
-                .arg("--kubeconfig")
-                .arg(&self.kubeconfig)
-                .arg("--cache-dir")
-                .arg(self.cache.path())
-                .args(args)
-                .output()
-                .expect("run kubectl")
-        })
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `kubectl describe certificaterequest name -n namespace`, polled until it contains every
-    /// one of `needles` (events are written asynchronously) or [`EVENT_WAIT`] passes; returns the
-    /// last output either way, for the caller's assertions.
-    async fn describe_until(&self, namespace: &str, name: &str, needles: &[&str]) -> String {
-        let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-        loop {
-            let out = self.ok(&["describe", "certificaterequest", name, "-n", namespace]);
-            if needles.iter().all(|n| out.contains(n)) || tokio::time::Instant::now() > deadline {
-                return out;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
-
 fn assert_contains(haystack: &str, needles: &[&str], what: &str) {
     for needle in needles {
         assert!(
@@ -234,12 +168,13 @@ async fn wait_for_ready(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn describe_an_issued_request_shows_reason_message_and_event() {
-    let Some(binary) = kubectl_or_skip("describe_an_issued_request_shows_reason_message_and_event")
-    else {
+    let (sandbox, client, replica) = world().await;
+    let Some(k) = Kubectl::for_test(
+        "describe_an_issued_request_shows_reason_message_and_event",
+        sandbox.kubeconfig(),
+    ) else {
         return;
     };
-    let (sandbox, client, replica) = world().await;
-    let k = Kubectl::new(binary, &sandbox);
     harness::create_request(&client, NAMESPACE, "issued", "RelayIssuer", "relay")
         .await
         .unwrap();
@@ -257,9 +192,7 @@ async fn describe_an_issued_request_shows_reason_message_and_event() {
     assert_eq!(ready["status"], "True");
     let message = ready["message"].as_str().unwrap();
 
-    let described = k
-        .describe_until(NAMESPACE, "issued", &["CertificateIssued", message])
-        .await;
+    let described = describe_until(&k, NAMESPACE, "issued", &["CertificateIssued", message]).await;
     assert_contains(
         &described,
         &["Name:         issued", "Namespace:    team-a"],
@@ -285,12 +218,13 @@ async fn describe_an_issued_request_shows_reason_message_and_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn describe_a_denied_request_shows_reason_message_and_event() {
-    let Some(binary) = kubectl_or_skip("describe_a_denied_request_shows_reason_message_and_event")
-    else {
+    let (sandbox, client, replica) = world().await;
+    let Some(k) = Kubectl::for_test(
+        "describe_a_denied_request_shows_reason_message_and_event",
+        sandbox.kubeconfig(),
+    ) else {
         return;
     };
-    let (sandbox, client, replica) = world().await;
-    let k = Kubectl::new(binary, &sandbox);
     harness::create_request(&client, NAMESPACE, "denied", "RelayIssuer", "relay")
         .await
         .unwrap();
@@ -305,9 +239,7 @@ async fn describe_a_denied_request_shows_reason_message_and_event() {
         "quotes the approver: {message}"
     );
 
-    let described = k
-        .describe_until(NAMESPACE, "denied", &["Warning  Denied", message])
-        .await;
+    let described = describe_until(&k, NAMESPACE, "denied", &["Warning  Denied", message]).await;
     assert_contains(
         &described,
         &["Name:         denied", "Failure Time:"],
@@ -334,13 +266,13 @@ async fn describe_a_denied_request_shows_reason_message_and_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn describe_a_request_pending_on_a_missing_secret_names_the_secret_and_namespace() {
-    let Some(binary) = kubectl_or_skip(
+    let (sandbox, client, replica) = world().await;
+    let Some(k) = Kubectl::for_test(
         "describe_a_request_pending_on_a_missing_secret_names_the_secret_and_namespace",
+        sandbox.kubeconfig(),
     ) else {
         return;
     };
-    let (sandbox, client, replica) = world().await;
-    let k = Kubectl::new(binary, &sandbox);
     harness::create_request(&client, EMPTY_NAMESPACE, "pending", "RelayIssuer", "relay")
         .await
         .unwrap();
@@ -364,9 +296,13 @@ async fn describe_a_request_pending_on_a_missing_secret_names_the_secret_and_nam
     );
     assert!(message.contains("SecretNotFound"), "{message}");
 
-    let described = k
-        .describe_until(EMPTY_NAMESPACE, "pending", &["Warning  Pending", message])
-        .await;
+    let described = describe_until(
+        &k,
+        EMPTY_NAMESPACE,
+        "pending",
+        &["Warning  Pending", message],
+    )
+    .await;
     assert_contains(
         &described,
         &["Name:         pending", "Namespace:    team-b"],
@@ -392,13 +328,13 @@ async fn describe_a_request_pending_on_a_missing_secret_names_the_secret_and_nam
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn describe_a_request_with_a_bad_csr_shows_failed_and_the_event() {
-    let Some(binary) =
-        kubectl_or_skip("describe_a_request_with_a_bad_csr_shows_failed_and_the_event")
-    else {
+    let (sandbox, client, replica) = world().await;
+    let Some(k) = Kubectl::for_test(
+        "describe_a_request_with_a_bad_csr_shows_failed_and_the_event",
+        sandbox.kubeconfig(),
+    ) else {
         return;
     };
-    let (sandbox, client, replica) = world().await;
-    let k = Kubectl::new(binary, &sandbox);
     // The CSR asks for server auth; spec.usages says client auth.
     let csr = harness::csr_pem(&json!({"commonName": "bad", "usages": ["digital signature", "key encipherment", "server auth"]})).unwrap();
     harness::create_request_with(
@@ -424,9 +360,7 @@ async fn describe_a_request_with_a_bad_csr_shows_failed_and_the_event() {
     assert_eq!(ready["status"], "False");
     let message = ready["message"].as_str().unwrap();
 
-    let described = k
-        .describe_until(NAMESPACE, "bad-csr", &["Warning  Failed", message])
-        .await;
+    let described = describe_until(&k, NAMESPACE, "bad-csr", &["Warning  Failed", message]).await;
     assert_contains(
         &described,
         &["Name:         bad-csr", "Failure Time:"],
@@ -481,13 +415,13 @@ fn printer_columns(k: &Kubectl, crd: &str) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_relayissuers_shows_ready_and_reason_columns_and_the_short_name_works() {
-    let Some(binary) =
-        kubectl_or_skip("get_relayissuers_shows_ready_and_reason_columns_and_the_short_name_works")
-    else {
+    let (sandbox, client, replica) = world().await;
+    let Some(k) = Kubectl::for_test(
+        "get_relayissuers_shows_ready_and_reason_columns_and_the_short_name_works",
+        sandbox.kubeconfig(),
+    ) else {
         return;
     };
-    let (sandbox, client, replica) = world().await;
-    let k = Kubectl::new(binary, &sandbox);
     for (namespace, reason) in [
         (NAMESPACE, "CAVerified"),
         (EMPTY_NAMESPACE, "SecretNotFound"),

@@ -4,73 +4,18 @@
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use relay_sandbox::Sandbox;
+use relay_sandbox::processes::Kubectl;
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-fn kubectl_path() -> PathBuf {
-    if let Ok(path) = std::env::var("RELAY_KUBECTL") {
-        return PathBuf::from(path);
-    }
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../target/tools/bin/kubectl"
-    ));
-    assert!(
-        path.exists(),
-        "kubectl not found at {}: run `make tools` first",
-        path.display()
-    );
-    path
-}
-
-struct Kubectl {
-    kubeconfig: PathBuf,
-    cache: tempfile::TempDir,
-    dir: tempfile::TempDir,
-}
-
-impl Kubectl {
-    fn new(sandbox: &Sandbox) -> Self {
-        Self {
-            kubeconfig: sandbox.kubeconfig().to_path_buf(),
-            cache: tempfile::tempdir().unwrap(),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(kubectl_path());
-        cmd.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.cache.path())
-            .args(args)
-            .current_dir(self.dir.path());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run kubectl")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
+/// The real kubectl for `sandbox`; these tests require it (`make tools` installs it).
+fn kubectl(sandbox: &Sandbox) -> Kubectl {
+    let binary =
+        relay_sandbox::processes::kubectl().expect("kubectl not found: run `make tools` first");
+    Kubectl::new(binary, sandbox.kubeconfig()).unwrap()
 }
 
 const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: relay-client-tls-secret\n  namespace: default\ntype: Opaque\nstringData:\n  token: hello\n";
@@ -78,7 +23,7 @@ const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: relay-cli
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_get_replace_conflict_and_delete() {
     let sandbox = Sandbox::start().await.unwrap();
-    let k = Kubectl::new(&sandbox);
+    let k = kubectl(&sandbox);
     let file = k.write("secret.yaml", SECRET);
     let created = k.ok(&["create", "-f", &file]);
     assert!(
@@ -117,7 +62,7 @@ async fn protobuf_bodies_are_refused_with_a_clear_415() {
     // kubectl's imperative generators (`create configmap`) send protobuf, which the sandbox does
     // not decode; the refusal says what to use instead.
     let sandbox = Sandbox::start().await.unwrap();
-    let k = Kubectl::new(&sandbox);
+    let k = kubectl(&sandbox);
     let out = k.run(&["create", "configmap", "x", "--from-literal=a=1"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -127,7 +72,7 @@ async fn protobuf_bodies_are_refused_with_a_clear_415() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_sees_an_update() {
     let sandbox = Sandbox::start().await.unwrap();
-    let k = Kubectl::new(&sandbox);
+    let k = kubectl(&sandbox);
     let file = k.write(
         "cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: \"1\"\n",
@@ -181,7 +126,7 @@ const REQUEST: &str = "apiVersion: cert-manager.io/v1\nkind: CertificateRequest\
 async fn wait_for_ready_and_describe_shows_conditions_and_events() {
     let sandbox = Sandbox::start().await.unwrap();
     sandbox.load_crds(&crds_dir()).await.unwrap();
-    let k = Kubectl::new(&sandbox);
+    let k = kubectl(&sandbox);
     let file = k.write("cr.yaml", REQUEST);
     k.ok(&["create", "-f", &file]);
     let waiter = k

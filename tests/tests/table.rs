@@ -10,11 +10,11 @@ use http_body_util::BodyExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use relay_sandbox::Sandbox;
 use relay_sandbox::harness::{self, CONTROLLER_NAMESPACE};
+use relay_sandbox::processes::Kubectl;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 /// What `kubectl get` sends.
@@ -621,51 +621,6 @@ async fn watches_send_one_row_tables_with_headers_first() {
 
 // ---------- the real kubectl ----------
 
-/// `Some(path)`, or `None` after saying why the test is skipped.
-fn kubectl_or_skip(test: &str) -> Option<PathBuf> {
-    let path = relay_sandbox::processes::kubectl();
-    if path.is_none() {
-        eprintln!("SKIPPED {test}: kubectl not found (run `make tools`, or set RELAY_KUBECTL)");
-    }
-    path
-}
-
-struct Kubectl {
-    binary: PathBuf,
-    kubeconfig: PathBuf,
-    cache: tempfile::TempDir,
-}
-
-impl Kubectl {
-    fn new(binary: PathBuf, sandbox: &Sandbox) -> Self {
-        Self {
-            binary,
-            kubeconfig: sandbox.kubeconfig().to_path_buf(),
-            cache: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.binary);
-        command
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("KUBECACHEDIR", self.cache.path())
-            .args(args);
-        command
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        // kubectl blocks; the sandbox serves it from this runtime's other threads.
-        let out = tokio::task::block_in_place(|| self.command(args).output().expect("run kubectl"));
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
 /// kubectl's table output as (column titles, rows keyed by title); cells are cut at the
 /// columns' header positions (kubectl aligns cells under their titles), so titles and values
 /// may contain single spaces.
@@ -721,12 +676,13 @@ fn is_age(text: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_relayclusters_shows_the_printer_columns() {
-    let Some(binary) = kubectl_or_skip("kubectl_get_relayclusters_shows_the_printer_columns")
-    else {
+    let (sandbox, _client) = world().await;
+    let Some(k) = Kubectl::for_test(
+        "kubectl_get_relayclusters_shows_the_printer_columns",
+        sandbox.kubeconfig(),
+    ) else {
         return;
     };
-    let (sandbox, _client) = world().await;
-    let k = Kubectl::new(binary, &sandbox);
 
     let out = k.ok(&["get", "relayclusters", "-n", "relay-tls"]);
     let (header, rows) = parse_table(&out);
@@ -804,10 +760,13 @@ async fn kubectl_get_relayclusters_shows_the_printer_columns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_built_ins_shows_their_columns() {
-    let Some(binary) = kubectl_or_skip("kubectl_get_built_ins_shows_their_columns") else {
+    let (sandbox, client) = world().await;
+    let Some(k) = Kubectl::for_test(
+        "kubectl_get_built_ins_shows_their_columns",
+        sandbox.kubeconfig(),
+    ) else {
         return;
     };
-    let (sandbox, client) = world().await;
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(client.clone(), "team-a");
     secrets
@@ -821,7 +780,6 @@ async fn kubectl_get_built_ins_shows_their_columns() {
         )
         .await
         .unwrap();
-    let k = Kubectl::new(binary, &sandbox);
 
     let out = k.ok(&["get", "secrets", "-n", "team-a"]);
     let (header, rows) = parse_table(&out);
@@ -849,11 +807,11 @@ async fn kubectl_get_built_ins_shows_their_columns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_watch_prints_new_rows() {
-    let Some(binary) = kubectl_or_skip("kubectl_get_watch_prints_new_rows") else {
+    let (sandbox, client) = world().await;
+    let Some(k) = Kubectl::for_test("kubectl_get_watch_prints_new_rows", sandbox.kubeconfig())
+    else {
         return;
     };
-    let (sandbox, client) = world().await;
-    let k = Kubectl::new(binary, &sandbox);
     // A list watch: it resumes from the list's resourceVersion, so the update below cannot be
     // missed (a single-object watch starts "now" and drops its first event).
     let mut child = k
