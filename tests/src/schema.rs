@@ -26,7 +26,7 @@
 //!   restriction of root `metadata` to `name`/`generateName`, no default validation).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::{Display, Write as _};
+use std::fmt::Display;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -35,6 +35,7 @@ use serde_json::{Map, Value};
 use crate::Error;
 use crate::error::Cause;
 use crate::error::go_quote;
+use crate::table::go_json;
 
 /// A compiled structural schema for one CRD version.
 #[derive(Debug, Clone)]
@@ -1208,85 +1209,6 @@ fn go_float(f: f64) -> String {
     } else {
         let sign = if exponent < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exponent.abs())
-    }
-}
-
-/// Go's `encoding/json` rendering of a value: sorted keys, HTML-safe strings.
-fn go_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_go_json(value, &mut out);
-    out
-}
-
-fn write_go_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => match number_of(n) {
-            Num::Int(i) => out.push_str(&i.to_string()),
-            Num::Float(f) => out.push_str(&go_json_float(f)),
-        },
-        Value::String(s) => write_go_json_string(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_go_json(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_go_json_string(key, out);
-                out.push(':');
-                if let Some(item) = map.get(key) {
-                    write_go_json(item, out);
-                }
-            }
-            out.push('}');
-        }
-    }
-}
-
-fn write_go_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn go_json_float(f: f64) -> String {
-    let magnitude = f.abs();
-    if magnitude != 0.0 && !(1e-6..1e21).contains(&magnitude) {
-        let scientific = format!("{f:e}");
-        let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
-        let exponent: i32 = exponent.parse().unwrap_or(0);
-        let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{}", exponent.abs())
-    } else {
-        format!("{f}")
     }
 }
 
