@@ -14,7 +14,9 @@
 //! - [`cert_manager`]: cert-manager's `Certificate`/`CertificateRequest` types and their CRDs
 //!   (they live in `relay_issuer::cert_manager`, which the issuer's controller uses too).
 //! - [`harness`]: the controller's test world (CRDs, CA Secrets, requests, replicas).
-//! - [`processes`]: this workspace's binaries as child processes for end-to-end tests.
+//! - [`processes`]: this workspace's binaries as child processes for end-to-end tests, and the
+//!   real kubectl pointed at a sandbox.
+//! - [`raw_watch`]: a watch read off the wire, for tests of the watch format.
 //! - [`rbac`]: RBAC evaluation over rendered manifests, against the request log.
 //! - [`relay`]: the relay server's test world (PKI, Secrets, RelayClusters, a TLS client).
 //! - [`simulator`]: cert-manager's webhook rules, approver and Certificate controller.
@@ -33,6 +35,7 @@ mod http;
 pub mod jsonpath;
 pub mod metadata;
 pub mod processes;
+pub mod raw_watch;
 pub mod rbac;
 pub mod registry;
 pub mod relay;

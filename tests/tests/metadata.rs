@@ -14,6 +14,7 @@ use kube::api::{
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 use relay_sandbox::Sandbox;
+use relay_sandbox::raw_watch::RawWatch;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -97,54 +98,6 @@ async fn raw_get(client: &kube::Client, path: &str, accept: Option<&str>) -> (u1
     let body = serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)));
     (status, content_type, body)
-}
-
-/// A raw watch, read one newline-delimited event at a time.
-struct RawWatch {
-    body: kube::client::Body,
-    buffer: Vec<u8>,
-}
-
-impl RawWatch {
-    async fn open(client: &kube::Client, path: &str, accept: &str) -> Self {
-        let request = http::Request::get(path)
-            .header(http::header::ACCEPT, accept)
-            .body(kube::client::Body::empty())
-            .unwrap();
-        let response = client.send(request).await.unwrap();
-        assert_eq!(response.status().as_u16(), 200);
-        Self {
-            body: response.into_body(),
-            buffer: Vec::new(),
-        }
-    }
-
-    /// The next event, or `None` when the stream ended.
-    async fn next(&mut self) -> Option<Value> {
-        loop {
-            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buffer.drain(..=end).collect();
-                return Some(serde_json::from_slice(&line).unwrap());
-            }
-            let frame = tokio::time::timeout(Duration::from_secs(5), self.body.frame())
-                .await
-                .expect("a watch event within 5s")?
-                .unwrap();
-            if let Ok(data) = frame.into_data() {
-                self.buffer.extend_from_slice(&data);
-            }
-        }
-    }
-
-    /// The next event that is not a BOOKMARK.
-    async fn next_change(&mut self) -> Value {
-        loop {
-            let event = self.next().await.expect("the watch is still open");
-            if event["type"] != "BOOKMARK" {
-                return event;
-            }
-        }
-    }
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use relay_sandbox::Sandbox;
 use relay_sandbox::harness::{self, CONTROLLER_NAMESPACE};
 use relay_sandbox::processes::Kubectl;
+use relay_sandbox::raw_watch::RawWatch;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -522,44 +523,6 @@ async fn built_in_printers() {
     }
 }
 
-/// A raw watch, read one newline-delimited event at a time.
-struct RawWatch {
-    body: kube::client::Body,
-    buffer: Vec<u8>,
-}
-
-impl RawWatch {
-    async fn open(client: &kube::Client, path: &str, accept: &str) -> Self {
-        let request = http::Request::get(path)
-            .header(http::header::ACCEPT, accept)
-            .body(kube::client::Body::empty())
-            .unwrap();
-        let response = client.send(request).await.unwrap();
-        assert_eq!(response.status().as_u16(), 200);
-        Self {
-            body: response.into_body(),
-            buffer: Vec::new(),
-        }
-    }
-
-    async fn next(&mut self) -> Value {
-        loop {
-            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buffer.drain(..=end).collect();
-                return serde_json::from_slice(&line).unwrap();
-            }
-            let frame = tokio::time::timeout(Duration::from_secs(5), self.body.frame())
-                .await
-                .expect("a watch event within 5s")
-                .expect("the watch is still open")
-                .unwrap();
-            if let Ok(data) = frame.into_data() {
-                self.buffer.extend_from_slice(&data);
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn watches_send_one_row_tables_with_headers_first() {
     let (_sandbox, client) = world().await;
@@ -569,7 +532,7 @@ async fn watches_send_one_row_tables_with_headers_first() {
         KUBECTL_ACCEPT,
     )
     .await;
-    let added = watch.next().await;
+    let added = watch.next().await.expect("the watch is still open");
     assert_eq!(added["type"], "ADDED");
     let table = &added["object"];
     assert_eq!(table["kind"], "Table", "{added}");
@@ -585,7 +548,7 @@ async fn watches_send_one_row_tables_with_headers_first() {
         )
         .await
         .unwrap();
-    let modified = watch.next().await;
+    let modified = watch.next().await.expect("the watch is still open");
     assert_eq!(modified["type"], "MODIFIED");
     let table = &modified["object"];
     assert_eq!(table["kind"], "Table");
@@ -607,7 +570,7 @@ async fn watches_send_one_row_tables_with_headers_first() {
         TABLE,
     )
     .await;
-    let added = full.next().await;
+    let added = full.next().await.expect("the watch is still open");
     assert_eq!(added["object"]["rows"][0]["object"]["kind"], "RelayCluster");
     let (code, status) = raw(
         &client,
