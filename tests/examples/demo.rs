@@ -25,7 +25,6 @@ use relay_issuer::pki::{self, SigningCa};
 use relay_sandbox::charts::{Rendered, render_chart};
 use relay_sandbox::processes::{Process, binary, free_port, http_get};
 use relay_sandbox::relay::{Pem, client_config, metric_value, presented_serial, sign_server};
-use relay_sandbox::simulator::approver::ApproverMode;
 use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use relay_sandbox::{Sandbox, SandboxOptions};
 use serde_json::json;
@@ -175,15 +174,7 @@ async fn main() -> Result<(), BoxError> {
     for crd in relay_issuer::api::crds().into_values() {
         sandbox.create_crd(serde_json::to_value(&crd)?)?;
     }
-    let _simulator = Simulator::start(
-        &sandbox,
-        SimulatorOptions {
-            approver: ApproverMode::ApproveAll,
-            relaxed: true,
-            backoff_scale: 0.001,
-            interval: Duration::from_millis(100),
-        },
-    )?;
+    let _simulator = Simulator::start(&sandbox, SimulatorOptions::fast())?;
     let client = sandbox.client()?;
     let _ = Api::<Namespace>::all(client.clone())
         .create(

@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, PostParams};
 use relay_issuer::pki::generate::GeneratedKeyType;
 use relay_sandbox::harness::{self, CONTROLLER_NAMESPACE, Replica, TestCa};
-use relay_sandbox::simulator::approver::ApproverMode;
 use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use serde_json::{Value, json};
 
@@ -243,16 +242,7 @@ async fn end_to_end(kind: Kind) {
     );
     let sandbox = harness::sandbox().await.unwrap();
     let client = sandbox.client().unwrap();
-    let _simulator = Simulator::start(
-        &sandbox,
-        SimulatorOptions {
-            approver: ApproverMode::ApproveAll,
-            relaxed: true,
-            backoff_scale: 0.001,
-            interval: Duration::from_millis(100),
-        },
-    )
-    .unwrap();
+    let _simulator = Simulator::start(&sandbox, SimulatorOptions::fast()).unwrap();
 
     let cases: Vec<Case> = KEY_TYPES.into_iter().map(case).collect();
     let mut cas: Vec<TestCa> = Vec::new();

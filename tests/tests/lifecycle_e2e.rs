@@ -35,7 +35,6 @@ use relay_sandbox::relay::{
     Pem, RELAY_NAMESPACE, RelayPki, TOKEN, agent_certificate, agent_csr, channel, client_config,
     install_secrets, metric_value, register_cluster, sign_agent,
 };
-use relay_sandbox::simulator::approver::ApproverMode;
 use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -75,10 +74,8 @@ impl World {
         let simulator = Simulator::start(
             &sandbox,
             SimulatorOptions {
-                approver: ApproverMode::ApproveAll,
-                relaxed: true,
-                backoff_scale: 0.001,
                 interval: Duration::from_millis(50),
+                ..SimulatorOptions::fast()
             },
         )?;
         let namespaces: Api<Namespace> = Api::all(client.clone());

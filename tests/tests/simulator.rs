@@ -121,9 +121,7 @@ async fn start_with_signer(
     }
     let options = SimulatorOptions {
         approver: mode,
-        relaxed: true,
-        backoff_scale: 0.001,
-        interval: Duration::from_millis(100),
+        ..SimulatorOptions::fast()
     };
     let simulator = Simulator::start(&sandbox, options).unwrap();
     let client = sandbox.client().unwrap();

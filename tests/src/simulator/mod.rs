@@ -56,6 +56,20 @@ impl Default for SimulatorOptions {
     }
 }
 
+impl SimulatorOptions {
+    /// For tests and the demo, where certificates live for seconds: every request approved,
+    /// durations under cert-manager's minimum allowed, failure backoff scaled down a
+    /// thousandfold, Certificates re-evaluated every 100 ms.
+    pub fn fast() -> Self {
+        Self {
+            approver: approver::ApproverMode::ApproveAll,
+            relaxed: true,
+            backoff_scale: 0.001,
+            interval: std::time::Duration::from_millis(100),
+        }
+    }
+}
+
 /// The running simulator; dropping it stops the approver and the controller.
 pub struct Simulator {
     tasks: Vec<tokio::task::JoinHandle<()>>,
