@@ -14,9 +14,10 @@ use relay_issuer::api::RelayCluster;
 use relay_issuer::pki::generate::{
     GeneratedKeyType, PkiSpec, generate_key, generate_pki, make_csr,
 };
-use relay_issuer::pki::{self, SignRequest, SigningCa, SigningPolicy, load_key_pair};
+use relay_issuer::pki::{self, KeyPair, SignRequest, SigningCa, SigningPolicy, load_key_pair};
 use relay_issuer::server::{self, Settings, metrics::ServerMetrics};
 use rustls::pki_types::ServerName;
+use rustls::sign::CertifiedKey;
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -46,14 +47,33 @@ pub struct Pem {
 impl Pem {
     /// The leaf's serial, colon-separated hex.
     pub fn serial(&self) -> String {
-        load_key_pair(
+        self.key_pair().map(|p| p.serial).unwrap_or_default()
+    }
+
+    /// The chain and key checked as a key pair, as of now.
+    pub fn key_pair(&self) -> Result<KeyPair, BoxError> {
+        Ok(load_key_pair(
             Some(self.chain.as_bytes()),
             Some(self.key.as_bytes()),
             time::OffsetDateTime::now_utc(),
-        )
-        .map(|p| p.serial)
-        .unwrap_or_default()
+        )?)
     }
+
+    /// The rustls signing key and chain.
+    pub fn certified_key(&self) -> Result<Arc<CertifiedKey>, BoxError> {
+        Ok(relay_issuer::tls::certified_key(&self.key_pair()?)?)
+    }
+}
+
+/// A certificate a test CA issued, with the serial and notAfter the CA gave it.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    /// The chain and key.
+    pub pem: Pem,
+    /// The serial, colon-separated hex.
+    pub serial: String,
+    /// The leaf's notAfter.
+    pub not_after: time::OffsetDateTime,
 }
 
 /// A relay PKI: root, signing intermediate, server certificate for localhost/127.0.0.1.
@@ -148,7 +168,7 @@ fn sign_pem(
     key_pem: String,
     usages: &[&str],
     ttl: time::Duration,
-) -> Result<Pem, BoxError> {
+) -> Result<Issued, BoxError> {
     let usages: Vec<String> = usages.iter().map(|u| u.to_string()).collect();
     let issued = pki::sign(
         ca,
@@ -161,9 +181,13 @@ fn sign_pem(
         &SigningPolicy::default(),
         time::OffsetDateTime::now_utc(),
     )?;
-    Ok(Pem {
-        chain: issued.chain_pem,
-        key: key_pem,
+    Ok(Issued {
+        pem: Pem {
+            chain: issued.chain_pem,
+            key: key_pem,
+        },
+        serial: issued.serial,
+        not_after: issued.not_after,
     })
 }
 
@@ -183,6 +207,7 @@ pub fn sign_server(ca: &SigningCa) -> Result<Pem, BoxError> {
         &["server auth", "digital signature"],
         time::Duration::hours(24),
     )
+    .map(|issued| issued.pem)
 }
 
 /// Makes a CSR for `cluster`'s identity: CN = cluster, URI SAN = its SPIFFE ID.
@@ -194,6 +219,12 @@ pub fn agent_csr(cluster: &str) -> Result<(String, String), BoxError> {
 
 /// Signs an agent certificate for `cluster` with `ca`.
 pub fn sign_agent(ca: &SigningCa, cluster: &str, ttl: time::Duration) -> Result<Pem, BoxError> {
+    issue_agent(ca, cluster, ttl).map(|issued| issued.pem)
+}
+
+/// Signs an agent certificate for `cluster` with `ca` (as [`sign_agent`]), returning its serial
+/// and notAfter too.
+pub fn issue_agent(ca: &SigningCa, cluster: &str, ttl: time::Duration) -> Result<Issued, BoxError> {
     let (csr, key) = agent_csr(cluster)?;
     sign_pem(ca, &csr, key, &["client auth", "digital signature"], ttl)
 }
@@ -373,17 +404,7 @@ pub fn client_config(
     client: Option<&Pem>,
 ) -> Result<rustls::ClientConfig, BoxError> {
     let roots = relay_issuer::tls::root_store(root_pem.as_bytes(), "test roots")?;
-    let key = match client {
-        Some(pem) => {
-            let pair = load_key_pair(
-                Some(pem.chain.as_bytes()),
-                Some(pem.key.as_bytes()),
-                time::OffsetDateTime::now_utc(),
-            )?;
-            Some(relay_issuer::tls::certified_key(&pair)?)
-        }
-        None => None,
-    };
+    let key = client.map(Pem::certified_key).transpose()?;
     Ok(relay_issuer::tls::client_config(roots, key))
 }
 
@@ -418,6 +439,11 @@ pub async fn presented_serial(
         .peer_certificates()
         .and_then(|c| c.first())
         .ok_or("the server presented no certificate")?;
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())?;
+    serial_of(leaf)
+}
+
+/// The serial of a DER certificate, colon-separated hex (as the relay and the agent report it).
+pub fn serial_of(der: &[u8]) -> Result<String, BoxError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)?;
     Ok(relay_issuer::pki::sign::colon_hex(cert.raw_serial()))
 }

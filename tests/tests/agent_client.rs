@@ -9,12 +9,11 @@ mod agent_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent_support::{AgentCert, Pki, Seen, TestRelay, eventually, opened};
+use agent_support::{AgentCert, Pki, Seen, TestRelay, eventually, opened, swap_in};
 use relay_agent::backoff::BackoffPolicy;
 use relay_agent::client::{ClientSettings, RelayConnection};
 use relay_agent::connector::Target;
 use relay_agent::{ConnectionStatus, Metrics, Provider};
-use relay_issuer::pki::load_key_pair;
 use tokio::sync::watch;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -44,16 +43,6 @@ impl Running {
     }
 }
 
-fn swap_in(provider: &Provider, cert: &AgentCert) {
-    let pair = load_key_pair(
-        Some(cert.chain_pem.as_bytes()),
-        Some(cert.key_pem.as_bytes()),
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap();
-    provider.swap(&pair).unwrap();
-}
-
 fn start(
     pki: &Pki,
     address: &str,
@@ -63,7 +52,7 @@ fn start(
 ) -> Running {
     relay_agent::install_crypto_provider();
     let provider = Provider::new();
-    provider.set_roots(relay_issuer::tls::root_store(pki.root_pem.as_bytes(), "test").unwrap());
+    provider.set_roots(pki.roots());
     swap_in(&provider, cert);
     let metrics = Metrics::default();
     let (status_tx, status) = watch::channel(ConnectionStatus::Starting);

@@ -7,9 +7,8 @@ mod agent_support;
 
 use std::sync::{Arc, Mutex};
 
-use agent_support::{Pki, serial_of};
+use agent_support::{Pki, serial_of, swap_in};
 use relay_agent::Provider;
-use relay_issuer::pki::load_key_pair;
 use rustls::ClientConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -70,16 +69,6 @@ async fn handshake(config: &Arc<ClientConfig>, addr: std::net::SocketAddr) {
     tls.shutdown().await.unwrap();
 }
 
-fn swap_in(provider: &Provider, cert: &agent_support::AgentCert) {
-    let pair = load_key_pair(
-        Some(cert.chain_pem.as_bytes()),
-        Some(cert.key_pem.as_bytes()),
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap();
-    provider.swap(&pair).unwrap();
-}
-
 async fn seen_after(seen: &Handshakes, count: usize) -> Vec<(String, bool)> {
     agent_support::eventually(
         "the server to record the handshakes",
@@ -99,7 +88,7 @@ async fn the_handshake_after_a_swap_presents_the_new_certificate() {
     let second = pki.agent("cluster-1", time::Duration::hours(1));
 
     let provider = Provider::new();
-    provider.set_roots(relay_issuer::tls::root_store(pki.root_pem.as_bytes(), "test").unwrap());
+    provider.set_roots(pki.roots());
     swap_in(&provider, &first);
     // One configuration for both handshakes, as a long-lived client would keep: were a session
     // cache in it, the second handshake could resume.
@@ -131,7 +120,7 @@ async fn control_with_resumption_enabled_the_old_certificate_would_come_back() {
     let second = pki.agent("cluster-1", time::Duration::hours(1));
 
     let provider = Provider::new();
-    provider.set_roots(relay_issuer::tls::root_store(pki.root_pem.as_bytes(), "test").unwrap());
+    provider.set_roots(pki.roots());
     swap_in(&provider, &first);
     let mut config = provider.client_config(provider.clone()).unwrap();
     // What the provider deliberately does not do.

@@ -45,8 +45,8 @@ async fn put_cert(client: &kube::Client, cert: &AgentCert) {
         NAMESPACE,
         relay_agent::DEFAULT_CLIENT_TLS_SECRET,
         &[
-            ("tls.crt", cert.chain_pem.as_str()),
-            ("tls.key", cert.key_pem.as_str()),
+            ("tls.crt", cert.pem.chain.as_str()),
+            ("tls.key", cert.pem.key.as_str()),
         ],
     )
     .await
@@ -58,7 +58,7 @@ async fn put_root(client: &kube::Client, pki: &Pki) {
         client,
         NAMESPACE,
         relay_agent::DEFAULT_ROOT_TLS_SECRET,
-        &[("ca.crt", pki.root_pem.as_str())],
+        &[("ca.crt", pki.root_pem())],
     )
     .await
     .unwrap();
@@ -122,7 +122,7 @@ async fn the_agent_connects_rotates_through_its_secret_and_serves_admin() {
         &client,
         NAMESPACE,
         relay_agent::DEFAULT_CLIENT_TLS_SECRET,
-        &[("tls.crt", previous.chain_pem.as_str())],
+        &[("tls.crt", previous.pem.chain.as_str())],
     )
     .await
     .unwrap();

@@ -101,8 +101,8 @@ async fn put_cert(client: &kube::Client, cert: &AgentCert) {
         NAMESPACE,
         CLIENT_SECRET,
         &[
-            ("tls.crt", cert.chain_pem.as_str()),
-            ("tls.key", cert.key_pem.as_str()),
+            ("tls.crt", cert.pem.chain.as_str()),
+            ("tls.key", cert.pem.key.as_str()),
             ("ca.crt", "unused by the agent"),
         ],
     )
@@ -184,25 +184,25 @@ async fn good_certificates_reach_the_provider_and_bad_ones_keep_the_last_good() 
     let cases: Vec<Case<'_>> = vec![
         (
             "certificate_invalid",
-            vec![("tls.crt", garbage), ("tls.key", good.key_pem.as_str())],
+            vec![("tls.crt", garbage), ("tls.key", good.pem.key.as_str())],
             "tls.crt",
         ),
         (
             "key_mismatch",
             vec![
-                ("tls.crt", good.chain_pem.as_str()),
-                ("tls.key", other.key_pem.as_str()),
+                ("tls.crt", good.pem.chain.as_str()),
+                ("tls.key", other.pem.key.as_str()),
             ],
             "does not belong",
         ),
         (
             "key_missing",
-            vec![("tls.crt", good.chain_pem.as_str())],
+            vec![("tls.crt", good.pem.chain.as_str())],
             "tls.key is missing",
         ),
         (
             "certificate_missing",
-            vec![("tls.key", good.key_pem.as_str())],
+            vec![("tls.key", good.pem.key.as_str())],
             "tls.crt is missing",
         ),
     ];
@@ -361,7 +361,7 @@ async fn the_trust_bundle_is_followed_with_several_roots_and_bad_versions_are_re
     let mut roots = watching.provider.subscribe_roots();
     let one = Pki::new();
     let two = Pki::new();
-    let bundle = format!("{}{}", one.root_pem, two.root_pem);
+    let bundle = format!("{}{}", one.root_pem(), two.root_pem());
     put_secret_data(
         &client,
         NAMESPACE,
@@ -401,7 +401,7 @@ async fn the_trust_bundle_is_followed_with_several_roots_and_bad_versions_are_re
         &client,
         NAMESPACE,
         ROOT_SECRET,
-        &[("ca.crt", one.root_pem.as_str())],
+        &[("ca.crt", one.root_pem())],
     )
     .await
     .unwrap();

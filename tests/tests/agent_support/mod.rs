@@ -15,14 +15,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
-use relay_issuer::pki::generate::{
-    GeneratedKeyType, PkiSpec, generate_key, generate_pki, make_csr,
-};
-use relay_issuer::pki::{SignRequest, SigningCa, SigningPolicy, sign, spiffe_id};
+use relay_agent::Provider;
+use relay_issuer::pki::{SigningCa, spiffe_id};
 use relay_proto::v1::relay_server::{Relay, RelayServer};
 use relay_proto::{AgentMessage, ServerMessage, Welcome, agent_message};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use relay_sandbox::relay::{self, RelayPki};
+use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::SingleCertAndKey;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -31,122 +31,68 @@ use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The trust domain of the test PKI.
-pub const TRUST_DOMAIN: &str = "relay.local";
+pub use relay_sandbox::relay::TRUST_DOMAIN;
 
-/// A root, an intermediate that signs agents, and a relay server certificate for 127.0.0.1 and
-/// localhost.
+/// An agent certificate: `pem.chain` (leaf then intermediate, `tls.crt`), `pem.key` (PKCS#8,
+/// `tls.key`), its serial (colon-separated hex) and notAfter.
+pub type AgentCert = relay::Issued;
+
+/// The relay test PKI ([`RelayPki`]: a root, an intermediate that signs agents, and a relay
+/// server certificate for 127.0.0.1 and localhost) with its signing CA loaded.
 pub struct Pki {
-    pub root_pem: String,
-    pub ca: SigningCa,
-    pub server_chain_pem: String,
-    pub server_key_pem: String,
-}
-
-/// An agent certificate.
-#[derive(Clone)]
-pub struct AgentCert {
-    /// Leaf then intermediate, PEM (`tls.crt`).
-    pub chain_pem: String,
-    /// PKCS#8 PEM (`tls.key`).
-    pub key_pem: String,
-    /// Colon-separated hex.
-    pub serial: String,
-    pub not_after: time::OffsetDateTime,
+    relay: RelayPki,
+    ca: SigningCa,
 }
 
 impl Pki {
+    /// A fresh PKI.
     pub fn new() -> Self {
-        let now = time::OffsetDateTime::now_utc();
-        let spec = PkiSpec {
-            server_names: vec!["127.0.0.1".into(), "localhost".into()],
-            ..PkiSpec::default()
-        };
-        let pki = generate_pki(&spec, now).unwrap();
-        let ca = SigningCa::load(
-            pki.intermediate.cert_pem.as_bytes(),
-            pki.intermediate.key_pem.as_bytes(),
-            Some(pki.root.cert_pem.as_bytes()),
-            now,
-        )
-        .unwrap();
-        let server = pki.server.unwrap();
-        Self {
-            root_pem: pki.root.cert_pem,
-            ca,
-            server_chain_pem: server.cert_pem,
-            server_key_pem: server.key_pem,
-        }
+        let relay = RelayPki::new().unwrap();
+        let ca = relay.ca().unwrap();
+        Self { relay, ca }
+    }
+
+    /// The root, PEM (`ca.crt`).
+    pub fn root_pem(&self) -> &str {
+        &self.relay.root
+    }
+
+    /// A root store holding the root.
+    pub fn roots(&self) -> Arc<RootCertStore> {
+        relay_issuer::tls::root_store(self.root_pem().as_bytes(), "test root").unwrap()
     }
 
     /// A client certificate for `cluster` valid for `lifetime` from now.
     pub fn agent(&self, cluster: &str, lifetime: time::Duration) -> AgentCert {
-        let key = generate_key(GeneratedKeyType::P256).unwrap();
-        let csr = make_csr(&key, cluster, &[], &[spiffe_id(TRUST_DOMAIN, cluster)]).unwrap();
-        let usages = ["client auth".to_string(), "digital signature".to_string()];
-        let issued = sign(
-            &self.ca,
-            &SignRequest {
-                csr_pem: csr.as_bytes(),
-                duration: Some(lifetime),
-                is_ca: false,
-                usages: &usages,
-            },
-            &SigningPolicy::default(),
-            time::OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-        AgentCert {
-            chain_pem: issued.chain_pem,
-            key_pem: key.serialize_pem(),
-            serial: issued.serial,
-            not_after: issued.not_after,
-        }
+        relay::issue_agent(&self.ca, cluster, lifetime).unwrap()
     }
 
     /// The rustls server configuration of the test relay: client certificates required and
     /// verified against the root (expired ones refused), ALPN h2.
     pub fn server_config(&self) -> rustls::ServerConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = relay_issuer::tls::root_store(self.root_pem.as_bytes(), "test root").unwrap();
-        let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots(), provider.clone())
             .build()
             .unwrap();
-        let chain = pem_certs(&self.server_chain_pem);
-        let key = pem_key(&self.server_key_pem);
+        let key = self.relay.server.certified_key().unwrap();
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_client_cert_verifier(verifier)
-            .with_single_cert(chain, key)
-            .unwrap();
+            .with_cert_resolver(Arc::new(SingleCertAndKey::from(key)));
         config.alpn_protocols = vec![b"h2".to_vec()];
         config
     }
 }
 
-pub fn pem_certs(pem: &str) -> Vec<CertificateDer<'static>> {
-    relay_issuer::pki::pem::parse_pem(pem.as_bytes())
-        .unwrap()
-        .into_iter()
-        .filter(|b| b.label == "CERTIFICATE")
-        .map(|b| CertificateDer::from(b.der))
-        .collect()
-}
-
-pub fn pem_key(pem: &str) -> PrivateKeyDer<'static> {
-    let block = relay_issuer::pki::pem::parse_pem(pem.as_bytes())
-        .unwrap()
-        .into_iter()
-        .find(|b| b.label == "PRIVATE KEY")
-        .unwrap();
-    PrivateKeyDer::Pkcs8(block.der.into())
+/// Puts `cert` in service in `provider`.
+pub fn swap_in(provider: &Provider, cert: &AgentCert) {
+    provider.swap(&cert.pem.key_pair().unwrap()).unwrap();
 }
 
 /// The serial of a DER certificate, colon-separated hex (as the agent reports it).
 pub fn serial_of(der: &[u8]) -> String {
-    use x509_parser::prelude::FromDer;
-    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).unwrap();
-    relay_issuer::pki::sign::colon_hex(cert.raw_serial())
+    relay::serial_of(der).unwrap()
 }
 
 /// What the test relay saw, in order.
@@ -300,7 +246,9 @@ impl Relay for Service {
 
 /// A running test relay server.
 pub struct TestRelay {
+    /// Where it listens.
     pub addr: SocketAddr,
+    /// What it saw, in order (shared with a relay started on the same `seen`).
     pub seen: Arc<Mutex<Vec<Seen>>>,
     kill: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -381,6 +329,7 @@ impl TestRelay {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
     }
 
+    /// A copy of what it saw so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
@@ -391,6 +340,7 @@ impl TestRelay {
     }
 }
 
+/// Serials of the Connect streams opened in `seen`, in order.
 pub fn opened(seen: &[Seen]) -> Vec<String> {
     seen.iter()
         .filter_map(|s| match s {
