@@ -101,18 +101,37 @@ impl Kubectl {
     /// Runs `kubectl ARGS` to completion. On a multi-threaded tokio runtime the wait is marked
     /// blocking, so the sandbox (served from the same runtime) keeps answering.
     pub fn run(&self, args: &[&str]) -> std::process::Output {
-        let run = || {
+        blocking(|| {
             self.command(args)
                 .output()
                 .unwrap_or_else(|e| panic!("cannot run kubectl {args:?}: {e}"))
-        };
-        let multi_threaded = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if multi_threaded {
-            tokio::task::block_in_place(run)
-        } else {
-            run()
+        })
+    }
+
+    /// Starts `kubectl ARGS` (a `get --watch`) and hands out its output lines as they come;
+    /// the process is killed when the result is dropped.
+    pub fn stream(&self, args: &[&str]) -> KubectlStream {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start kubectl {args:?}: {e}"));
+        let (sender, lines) = std::sync::mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
         }
+        KubectlStream { child, lines }
     }
 
     /// `kubectl ARGS`'s standard output; the test fails with kubectl's stderr if it fails.
@@ -136,6 +155,42 @@ impl Kubectl {
     /// The working directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// A running `kubectl ... --watch` and its output lines (see [`Kubectl::stream`]).
+pub struct KubectlStream {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl KubectlStream {
+    /// The next output line; the test fails if none comes within 20 s.
+    pub fn next_line(&self) -> String {
+        blocking(|| {
+            self.lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|e| panic!("no kubectl output line within 20 s: {e}"))
+        })
+    }
+}
+
+impl Drop for KubectlStream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `work`, marked as blocking when on a multi-threaded tokio runtime, so that a sandbox
+/// served from the same runtime keeps answering.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    let multi_threaded = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_threaded {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
     }
 }
 

@@ -6,7 +6,6 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use relay_sandbox::Sandbox;
 use relay_sandbox::processes::Kubectl;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -78,27 +77,15 @@ async fn get_watch_sees_an_update() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: \"1\"\n",
     );
     k.ok(&["create", "-f", &file]);
-    let mut child = k
-        .command(&[
-            "get",
-            "configmap",
-            "watched",
-            "--watch",
-            "-o",
-            "jsonpath={.data.a}{\"\\n\"}",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), "1");
+    let watch = k.stream(&[
+        "get",
+        "configmap",
+        "watched",
+        "--watch",
+        "-o",
+        "jsonpath={.data.a}{\"\\n\"}",
+    ]);
+    assert_eq!(watch.next_line(), "1");
     k.ok(&[
         "patch",
         "configmap",
@@ -108,9 +95,7 @@ async fn get_watch_sees_an_update() {
         "-p",
         r#"{"data":{"a":"2"}}"#,
     ]);
-    assert_eq!(rx.recv_timeout(Duration::from_secs(20)).unwrap(), "2");
-    let _ = child.kill();
-    let _ = child.wait();
+    assert_eq!(watch.next_line(), "2");
 }
 
 fn crds_dir() -> PathBuf {

@@ -14,9 +14,6 @@ use relay_sandbox::processes::Kubectl;
 use relay_sandbox::raw_watch::RawWatch;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::time::Duration;
 
 /// What `kubectl get` sends.
 const KUBECTL_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
@@ -777,20 +774,8 @@ async fn kubectl_get_watch_prints_new_rows() {
     };
     // A list watch: it resumes from the list's resourceVersion, so the update below cannot be
     // missed (a single-object watch starts "now" and drops its first event).
-    let mut child = k
-        .command(&["get", "relayclusters", "-n", "relay-tls", "--watch"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let next = || tokio::task::block_in_place(|| rx.recv_timeout(Duration::from_secs(20)).unwrap());
+    let watch = k.stream(&["get", "relayclusters", "-n", "relay-tls", "--watch"]);
+    let next = || watch.next_line();
     let header = next();
     assert_eq!(
         header
@@ -832,6 +817,4 @@ async fn kubectl_get_watch_prints_new_rows() {
         "{update}"
     );
     assert_near(&json!(fields[4]), -2 * 86400);
-    let _ = child.kill();
-    let _ = child.wait();
 }
