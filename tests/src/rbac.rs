@@ -23,7 +23,8 @@ pub struct Grant {
     pub resource_names: Vec<String>,
 }
 
-fn strings(value: &Value) -> Vec<String> {
+/// The strings of a JSON array (non-strings skipped); empty when `value` is not an array.
+pub fn string_list(value: &Value) -> Vec<String> {
     value
         .as_array()
         .map(|a| {
@@ -41,10 +42,10 @@ fn rules(role: &Value, namespace: Option<String>) -> Vec<Grant> {
         .flatten()
         .map(|rule| Grant {
             namespace: namespace.clone(),
-            api_groups: strings(&rule["apiGroups"]),
-            resources: strings(&rule["resources"]),
-            verbs: strings(&rule["verbs"]),
-            resource_names: strings(&rule["resourceNames"]),
+            api_groups: string_list(&rule["apiGroups"]),
+            resources: string_list(&rule["resources"]),
+            verbs: string_list(&rule["verbs"]),
+            resource_names: string_list(&rule["resourceNames"]),
         })
         .collect()
 }

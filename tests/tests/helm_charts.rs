@@ -31,6 +31,7 @@ use relay_sandbox::charts::{
     of_kind, render, repo_root,
 };
 use relay_sandbox::processes::Kubectl;
+use relay_sandbox::rbac::string_list;
 use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use serde_json::{Value, json};
 
@@ -90,27 +91,16 @@ fn kinds_and_names(objects: &[Value]) -> BTreeSet<String> {
     objects.iter().map(describe).collect()
 }
 
-fn str_list(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// An RBAC rule flattened: (apiGroup, resource, verb, resourceNames).
 type Grant = (String, String, String, Vec<String>);
 
 fn grants(rules: &Value) -> BTreeSet<Grant> {
     let mut out = BTreeSet::new();
     for rule in rules.as_array().expect("rules") {
-        let names = str_list(&rule["resourceNames"]);
-        for group in str_list(&rule["apiGroups"]) {
-            for resource in str_list(&rule["resources"]) {
-                for verb in str_list(&rule["verbs"]) {
+        let names = string_list(&rule["resourceNames"]);
+        for group in string_list(&rule["apiGroups"]) {
+            for resource in string_list(&rule["resources"]) {
+                for verb in string_list(&rule["verbs"]) {
                     out.insert((group.clone(), resource.clone(), verb, names.clone()));
                 }
             }
@@ -273,7 +263,7 @@ fn assert_hardened_pod(objects: &[Value], deployment: &str, admin_port: u64) {
             "{what} {probe}"
         );
     }
-    let args = str_list(&c["args"]);
+    let args = string_list(&c["args"]);
     assert!(
         args.contains(&format!("--admin-address=0.0.0.0:{admin_port}")),
         "{what}: {args:?}"
@@ -329,7 +319,7 @@ fn selects(selector: &Value, labels: &serde_json::Map<String, Value>) -> bool {
 }
 
 fn args_of(objects: &[Value], deployment: &str) -> Vec<String> {
-    str_list(&container(objects, deployment)["args"])
+    string_list(&container(objects, deployment)["args"])
 }
 
 // ----- lint, CRDs, versions, Dockerfiles ---------------------------------------------------
