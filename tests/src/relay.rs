@@ -398,6 +398,18 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The sum of every series of metric `name` in Prometheus text, whatever their labels (0 when
+/// there is none).
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let labels = series.strip_prefix(name)?;
+            (labels.is_empty() || labels.starts_with('{')).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
 /// A rustls client config trusting `root_pem`, presenting `client` when given, no resumption.
 pub fn client_config(
     root_pem: &str,

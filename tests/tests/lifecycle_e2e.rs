@@ -33,7 +33,7 @@ use relay_sandbox::harness::{self, put_secret_data};
 use relay_sandbox::processes::{Process, binary, free_port, http_get};
 use relay_sandbox::relay::{
     Pem, RELAY_NAMESPACE, RelayPki, TOKEN, agent_certificate, agent_csr, channel, client_config,
-    install_secrets, metric_value, register_cluster, sign_agent,
+    install_secrets, metric_sum, metric_value, register_cluster, sign_agent,
 };
 use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use serde_json::json;
@@ -567,16 +567,7 @@ async fn bring_your_own_secret_replaced_by_kubectl_swaps_and_server_reload_leave
     .await?;
 
     // 3. Server certificate reload: new handshakes (openssl s_client) see the new certificate.
-    let reconnects_before = metrics(admin)
-        .lines()
-        .filter(|l| l.starts_with("relay_agent_reconnects_total"))
-        .map(|l| {
-            l.rsplit(' ')
-                .next()
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        })
-        .sum::<f64>();
+    let reconnects_before = metric_sum(&metrics(admin), "relay_agent_reconnects_total");
     let heartbeats_before = metric(admin, "relay_agent_heartbeats_total");
     let new_server = w.pki.new_server_certificate()?;
     put_secret_data(
@@ -610,16 +601,7 @@ async fn bring_your_own_secret_replaced_by_kubectl_swaps_and_server_reload_leave
     )
     .await?;
     let text = metrics(admin);
-    let reconnects_after = text
-        .lines()
-        .filter(|l| l.starts_with("relay_agent_reconnects_total"))
-        .map(|l| {
-            l.rsplit(' ')
-                .next()
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        })
-        .sum::<f64>();
+    let reconnects_after = metric_sum(&text, "relay_agent_reconnects_total");
     assert_eq!(
         reconnects_after, reconnects_before,
         "the stream was not reconnected:\n{text}"
