@@ -159,13 +159,13 @@ fn issue(
     ca: &SigningCa,
     csr: &CertificateRequestInfo,
     usages: &Usages,
-    request: &CertificateTerms<'_>,
+    terms: &CertificateTerms<'_>,
     policy: &SigningPolicy,
     now: OffsetDateTime,
 ) -> Result<IssuedCertificate, Error> {
-    check_request(csr, usages, request.is_ca, policy)?;
+    check_request(csr, usages, terms.is_ca, policy)?;
 
-    let duration = request.duration.unwrap_or(DEFAULT_DURATION);
+    let duration = terms.duration.unwrap_or(DEFAULT_DURATION);
     if duration <= Duration::ZERO {
         return Err(Error::DurationNotPositive {
             requested: format_duration(duration),
@@ -183,7 +183,7 @@ fn issue(
 
     let serial = random_serial()?;
 
-    let tbs = tbs_certificate(ca, csr, usages, request.is_ca, &serial, &validity);
+    let tbs = tbs_certificate(ca, csr, usages, terms.is_ca, &serial, &validity);
     let signature = ca.key.sign(&tbs)?;
     let mut w = DerWriter::with_capacity(tbs.len() + signature.len() + 32);
     w.sequence(|w| {
