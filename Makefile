@@ -17,8 +17,8 @@ all: build
 build: ## build every crate (debug)
 	$(CARGO) build --workspace --all-targets
 
-test: ## run every test (unit, property, integration with openssl and python cryptography)
-	$(CARGO) test --workspace --all-targets
+test: tools ## install the tools, then run every test (unit, property, openssl, python cryptography, kubectl, helm); a missing tool fails
+	RELAY_TLS_REQUIRE_TOOLS=1 $(CARGO) test --workspace --all-targets
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, idempotently: openssl (independent verifier), Python's
-# `cryptography` (independent CSR/certificate maker), rustfmt and clippy.
+# `cryptography` (independent CSR/certificate maker), Go and cert-manager's CRDs of the pinned
+# release (scripts/versions.env), kubectl and helm, rustfmt and clippy.
 # `scripts/tools.sh fuzz` also installs cargo-fuzz (only `make fuzz` needs it).
 set -euo pipefail
 
@@ -22,6 +23,14 @@ if ! python3 -c 'import cryptography' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'cryptography>=42' \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'cryptography>=42'
 fi
+
+# Go: the client of the Go module proxy, through which the tests fetch cert-manager's CRDs from
+# the release pinned in scripts/versions.env (into Go's module cache; nothing is copied here).
+command -v go >/dev/null || apt_install golang-go
+. "$(dirname "$0")/versions.env"
+cert_manager_dir="$(cd "${TMPDIR:-/tmp}" && GOFLAGS=-mod=mod go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" \
+  | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit("go mod download: " + d["Error"]) if "Error" in d else print(d["Dir"])')"
+test -f "$cert_manager_dir/deploy/crds/cert-manager.io_certificaterequests.yaml"
 
 if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
@@ -63,3 +72,4 @@ fi
 
 echo "tools: kubectl $("$TOOLS_BIN/kubectl" version --client -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])'), helm $("$TOOLS_BIN/helm" version --short 2>/dev/null)"
 echo "tools: openssl $(openssl version | cut -d' ' -f2), python cryptography $(python3 -c 'import cryptography; print(cryptography.__version__)')"
+echo "tools: $(go version | cut -d' ' -f3), cert-manager $CERT_MANAGER_VERSION CRDs in $cert_manager_dir/deploy/crds"

@@ -20,6 +20,8 @@
 //! - [`rbac`]: RBAC evaluation over rendered manifests, against the request log.
 //! - [`relay`]: the relay server's test world (PKI, Secrets, RelayClusters, a TLS client).
 //! - [`simulator`]: cert-manager's webhook rules, approver and Certificate controller.
+//! - [`tools`]: cert-manager's CRDs from the pinned release's Go module; what a test does when
+//!   kubectl or helm is missing.
 //! - [`Error`]: the crate's one error type, rendered as Kubernetes `Status` objects.
 
 #![forbid(unsafe_code)]
@@ -46,6 +48,7 @@ mod server;
 pub mod simulator;
 pub mod store;
 pub mod table;
+pub mod tools;
 pub mod validation;
 
 pub use relay_issuer::cert_manager;

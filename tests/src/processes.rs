@@ -62,18 +62,16 @@ pub struct Kubectl {
 
 impl Kubectl {
     /// kubectl for `kubeconfig`, or `None` after printing why `test` is skipped when kubectl is
-    /// not installed.
+    /// not installed (a failure instead under CI and after `make tools`: see
+    /// [`crate::tools::missing_tool`]). Panics when kubectl's directories cannot be made.
     pub fn for_test(test: &str, kubeconfig: &Path) -> Option<Self> {
         let Some(binary) = kubectl() else {
-            eprintln!("SKIPPED {test}: kubectl not found (run `make tools`, or set RELAY_KUBECTL)");
+            crate::tools::missing_tool(test, "kubectl not found (or set RELAY_KUBECTL)");
             return None;
         };
         match Self::new(binary, kubeconfig) {
             Ok(kubectl) => Some(kubectl),
-            Err(e) => {
-                eprintln!("SKIPPED {test}: cannot make kubectl's directories: {e}");
-                None
-            }
+            Err(e) => panic!("{test}: cannot make kubectl's temporary directories: {e}"),
         }
     }
 

@@ -3014,11 +3014,6 @@ mod tests {
 
     // ----- cert-manager's real CRDs --------------------------------------------------------
 
-    const CRDS: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/cert-manager/crds/"
-    );
-
     const CSR_PEM: &str = "-----BEGIN CERTIFICATE REQUEST-----
 MIIBBjCBrQIBADAcMRowGAYDVQQDDBFjbGllbnQucmVsYXkudGVzdDBZMBMGByqG
 SM49AgEGCCqGSM49AwEHA0IABIWewo5hTJy8LgHpOV/JgFjij85rm8XG8WH6egJU
@@ -3031,10 +3026,11 @@ wBjv3j2iop6mEsfjE7DR3+bbZqCdndhxT2w=
 
     /// The v1 schema of one of cert-manager's CRD files.
     fn cert_manager_schema(file: &str) -> StructuralSchema {
-        let path = format!("{CRDS}{file}");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-        let crd: Value =
-            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("parse {path}: {e}"));
+        let path = crate::tools::cert_manager_crd(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let crd: Value = serde_saphyr::from_str(&text)
+            .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
         let versions = crd["spec"]["versions"].as_array().expect("versions");
         let v1 = versions
             .iter()

@@ -1,5 +1,5 @@
-//! Fidelity tests of the sandbox API server through kube-rs, one per behaviour of the sandbox
-//! API spec (`shared/reference/sandbox-api-spec.md`).
+//! Fidelity tests of the sandbox API server through kube-rs, one per behaviour of
+//! kube-apiserver that the sandbox reproduces (README, "The sandbox").
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;

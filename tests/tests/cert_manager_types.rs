@@ -6,8 +6,8 @@
 //! serving either CRD set takes typed objects, merges status conditions from two server-side
 //! apply managers by `type`, and filters CertificateRequests by `spec.issuerRef.*`.
 
+use relay_sandbox::tools::cert_manager_crds;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -32,16 +32,9 @@ use serde_json::{Value, json};
 const CERTIFICATES_YAML: &str = "cert-manager.io_certificates.yaml";
 const CERTIFICATE_REQUESTS_YAML: &str = "cert-manager.io_certificaterequests.yaml";
 
-fn real_crds_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/cert-manager/crds"
-    ))
-}
-
-/// cert-manager's CRD, read from the reference folder (test data, never shipped).
+/// cert-manager's CRD of the pinned release (test data, never shipped).
 fn real_crd(file: &str) -> Value {
-    let text = std::fs::read_to_string(real_crds_dir().join(file)).unwrap();
+    let text = std::fs::read_to_string(cert_manager_crds().join(file)).unwrap();
     serde_saphyr::from_str::<Value>(&text).unwrap()
 }
 
@@ -786,21 +779,30 @@ enum Crds {
 
 async fn sandbox(crds: Crds) -> Sandbox {
     let sandbox = Sandbox::start().await.unwrap();
-    let mut names = match crds {
+    let mut names: Vec<String> = match crds {
         Crds::Ours => cm::crds()
             .into_iter()
             .map(|crd| sandbox.create_crd(crd).unwrap())
             .collect(),
-        Crds::Real => sandbox.load_crds(&real_crds_dir()).await.unwrap(),
+        Crds::Real => sandbox.load_crds(&cert_manager_crds()).await.unwrap(),
     };
     names.sort();
-    assert_eq!(
-        names,
-        [
+    let expected: &[&str] = match crds {
+        Crds::Ours => &[
             "certificaterequests.cert-manager.io",
-            "certificates.cert-manager.io"
-        ]
-    );
+            "certificates.cert-manager.io",
+        ],
+        // Every CRD of the release's deploy/crds/.
+        Crds::Real => &[
+            "certificaterequests.cert-manager.io",
+            "certificates.cert-manager.io",
+            "challenges.acme.cert-manager.io",
+            "clusterissuers.cert-manager.io",
+            "issuers.cert-manager.io",
+            "orders.acme.cert-manager.io",
+        ],
+    };
+    assert_eq!(names, expected);
     sandbox
 }
 

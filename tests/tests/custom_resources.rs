@@ -7,21 +7,14 @@ use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use relay_sandbox::Sandbox;
+use relay_sandbox::tools::cert_manager_crds;
 use serde_json::{Value, json};
-use std::path::PathBuf;
-
-fn crds_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/cert-manager/crds"
-    ))
-}
 
 const CSR_B64: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlJQkRUQ0J0QUlCQURBVU1SSXdFQVlEVlFRRERBbGpiSFZ6ZEdWeUxXRXdXVEFUQmdjcWhrak9QUUlCQmdncQpoa2pPUFFNQkJ3TkNBQVRoaHNQeS93PT0KLS0tLS1FTkQgQ0VSVElGSUNBVEUgUkVRVUVTVC0tLS0tCg==";
 
 async fn sandbox() -> (Sandbox, Api<DynamicObject>) {
     let sandbox = Sandbox::start().await.unwrap();
-    let names = sandbox.load_crds(&crds_dir()).await.unwrap();
+    let names = sandbox.load_crds(&cert_manager_crds()).await.unwrap();
     assert!(
         names.contains(&"certificaterequests.cert-manager.io".to_string()),
         "{names:?}"

@@ -33,6 +33,7 @@ use relay_sandbox::charts::{
 use relay_sandbox::processes::Kubectl;
 use relay_sandbox::rbac::string_list;
 use relay_sandbox::simulator::{Simulator, SimulatorOptions};
+use relay_sandbox::tools::{cert_manager_crds, missing_tool};
 use serde_json::{Value, json};
 
 const ISSUER_NS: &str = "relay-tls";
@@ -45,14 +46,12 @@ const AGENT_REQUIRED: [(&str, &str); 2] = [
     ("glooAgent.relay.serverAddress", "relay.gloo-mesh:9900"),
 ];
 
-/// `true`, or `false` after saying why the test is skipped.
+/// `true`, or `false` after saying why the test is skipped (a failure under CI and after
+/// `make tools`: see [`missing_tool`]).
 fn helm_present(test: &str) -> bool {
     let present = charts::helm().is_some();
     if !present {
-        eprintln!(
-            "SKIPPED {test}: helm not found (run `make tools`, or set RELAY_HELM): {}",
-            ChartError::HelmMissing
-        );
+        missing_tool(test, &ChartError::HelmMissing.to_string());
     }
     present
 }
@@ -1667,16 +1666,13 @@ async fn rendered_manifests_are_created_in_the_sandbox() {
         return;
     }
     if relay_sandbox::processes::kubectl().is_none() {
-        eprintln!("SKIPPED {test}: kubectl not found (run `make tools`, or set RELAY_KUBECTL)");
+        missing_tool(test, "kubectl not found (or set RELAY_KUBECTL)");
         return;
     }
     let sandbox = Sandbox::start().await.unwrap();
-    // cert-manager's own CRDs when the reference copy is here (else the simulator registers
-    // ours), its webhook rules, approver and Certificate controller.
-    let reference = repo_root().join("../shared/reference/cert-manager/crds");
-    if reference.is_dir() {
-        sandbox.load_crds(&reference).await.unwrap();
-    }
+    // cert-manager's own CRDs of the pinned release, its webhook rules, approver and
+    // Certificate controller.
+    sandbox.load_crds(&cert_manager_crds()).await.unwrap();
     let _simulator = Simulator::start(&sandbox, SimulatorOptions::default()).unwrap();
     sandbox.create_crd(service_monitor_crd()).unwrap();
     let client = sandbox.client().unwrap();

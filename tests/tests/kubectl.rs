@@ -5,8 +5,8 @@
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use relay_sandbox::Sandbox;
 use relay_sandbox::processes::Kubectl;
+use relay_sandbox::tools::cert_manager_crds;
 use serde_json::json;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -98,19 +98,12 @@ async fn get_watch_sees_an_update() {
     assert_eq!(watch.next_line(), "2");
 }
 
-fn crds_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/cert-manager/crds"
-    ))
-}
-
 const REQUEST: &str = "apiVersion: cert-manager.io/v1\nkind: CertificateRequest\nmetadata:\n  name: agent-1\n  namespace: default\nspec:\n  request: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlJQkRUQ0J0QUlCQURBVU1SSXdFQVlEVlFRRERBbGpiSFZ6ZEdWeUxXRXdXVEFUQmdjcWhrak9QUUlCQmdncQpoa2pPUFFNQkJ3TkNBQVRoaHNQeS93PT0KLS0tLS1FTkQgQ0VSVElGSUNBVEUgUkVRVUVTVC0tLS0tCg==\n  issuerRef:\n    name: relay\n    kind: RelayIssuer\n    group: relaytls.dev\n  usages: [client auth, digital signature]\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_for_ready_and_describe_shows_conditions_and_events() {
     let sandbox = Sandbox::start().await.unwrap();
-    sandbox.load_crds(&crds_dir()).await.unwrap();
+    sandbox.load_crds(&cert_manager_crds()).await.unwrap();
     let k = kubectl(&sandbox);
     let file = k.write("cr.yaml", REQUEST);
     k.ok(&["create", "-f", &file]);

@@ -15,9 +15,9 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 use relay_sandbox::Sandbox;
 use relay_sandbox::raw_watch::RawWatch;
+use relay_sandbox::tools::cert_manager_crds;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// What kube-rs 5 sends for get and watch (`kube-core/src/request.rs`).
@@ -629,19 +629,12 @@ async fn metadata_watchers_see_changes_in_both_list_modes() {
     }
 }
 
-fn crds_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/cert-manager/crds"
-    ))
-}
-
 const CSR_B64: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlJQkRUQ0J0QUlCQURBVU1SSXdFQVlEVlFRRERBbGpiSFZ6ZEdWeUxXRXdXVEFUQmdjcWhrak9QUUlCQmdncQpoa2pPUFFNQkJ3TkNBQVRoaHNQeS93PT0KLS0tLS1FTkQgQ0VSVElGSUNBVEUgUkVRVUVTVC0tLS0tCg==";
 
 #[tokio::test]
 async fn custom_resources_serve_metadata_only_too() {
     let (sandbox, client) = start().await;
-    sandbox.load_crds(&crds_dir()).await.unwrap();
+    sandbox.load_crds(&cert_manager_crds()).await.unwrap();
     let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "CertificateRequest");
     let resource = ApiResource::from_gvk_with_plural(&gvk, "certificaterequests");
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &resource);

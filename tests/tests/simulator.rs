@@ -9,16 +9,9 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use relay_sandbox::Sandbox;
 use relay_sandbox::simulator::approver::ApproverMode;
 use relay_sandbox::simulator::{Simulator, SimulatorOptions};
+use relay_sandbox::tools::cert_manager_crds;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::Duration;
-
-fn crds_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/cert-manager/crds"
-    ))
-}
 
 fn api(client: &kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
     Api::namespaced_with(
@@ -117,7 +110,7 @@ async fn start_with_signer(
 ) -> (Sandbox, Simulator, kube::Client) {
     let sandbox = Sandbox::start().await.unwrap();
     if real_crds {
-        sandbox.load_crds(&crds_dir()).await.unwrap();
+        sandbox.load_crds(&cert_manager_crds()).await.unwrap();
     }
     let options = SimulatorOptions {
         approver: mode,

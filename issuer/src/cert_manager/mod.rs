@@ -160,7 +160,7 @@ mod tests {
             |crd: &Value| -> Vec<String> { columns(crd).into_iter().map(|(n, _, _)| n).collect() };
         assert_eq!(
             names(&crds[0]),
-            ["Ready", "Secret", "Issuer", "Status", "Expiration", "Age"]
+            ["Ready", "Secret", "Issuer", "Status", "Age"]
         );
         assert_eq!(
             names(&crds[1]),
@@ -179,7 +179,7 @@ mod tests {
             r#".status.conditions[?(@.type == "Approved")].status"#.into(),
             0
         )));
-        assert!(columns(&crds[0]).contains(&("Expiration".into(), ".status.notAfter".into(), 1)));
+        assert!(columns(&crds[0]).contains(&("Secret".into(), ".spec.secretName".into(), 0)));
     }
 
     #[test]

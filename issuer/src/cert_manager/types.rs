@@ -60,12 +60,6 @@ use serde::{Deserialize, Serialize};
         priority = 1
     ),
     printcolumn(
-        name = "Expiration",
-        type_ = "string",
-        json_path = ".status.notAfter",
-        priority = 1
-    ),
-    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
