@@ -23,6 +23,8 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use relay_issuer::tls::RelayAddress;
+
 use crate::Error;
 use crate::provider::{ClientCertificate, Provider};
 
@@ -40,36 +42,17 @@ pub struct Target {
 }
 
 /// The default relay port when `--relay-address` names none.
-pub const DEFAULT_PORT: u16 = 9900;
+pub const DEFAULT_PORT: u16 = relay_issuer::tls::DEFAULT_RELAY_PORT;
 
 impl Target {
-    /// Parses `--relay-address` (`https://host[:port]`) and the optional `--server-name`.
+    /// Parses `--relay-address` (`https://host[:port]`, read by the one parser remote signing
+    /// uses too: [`RelayAddress::parse`]) and the optional `--server-name`.
     pub fn parse(address: &str, server_name: Option<&str>) -> Result<Self, Error> {
-        let invalid = |detail: &str| Error::RelayAddress {
-            address: address.to_string(),
-            detail: detail.to_string(),
-        };
-        let uri: Uri = address
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
-        match uri.scheme_str() {
-            Some("https") => {}
-            Some(other) => {
-                return Err(invalid(&format!(
-                    "the scheme is {other}, but the relay connection is always TLS"
-                )));
-            }
-            None => return Err(invalid("it has no scheme")),
-        }
-        let host = uri
-            .host()
-            .ok_or_else(|| invalid("it names no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        if uri.path() != "/" && !uri.path().is_empty() {
-            return Err(invalid("it has a path; give only https://host:port"));
-        }
+        let RelayAddress { host, port } =
+            RelayAddress::parse(address).map_err(|detail| Error::RelayAddress {
+                address: address.to_string(),
+                detail,
+            })?;
         let server_name = server_name
             .filter(|s| !s.is_empty())
             .map(str::to_string)
@@ -79,7 +62,7 @@ impl Target {
         )))?;
         Ok(Self {
             address: address.trim_end_matches('/').to_string(),
-            port: uri.port_u16().unwrap_or(DEFAULT_PORT),
+            port,
             host,
             server_name,
         })

@@ -113,23 +113,52 @@ pub fn client_config(
     config
 }
 
-/// The host and port of an `https://host:port` address (port 443 when absent).
-pub fn split_address(address: &str) -> Result<(String, u16), Error> {
-    let invalid = |why: &str| {
-        Error::InvalidArgument(format!(
-            "relay address {address:?} {why}; write it as https://host:port, e.g. https://relay.example.com:9900"
-        ))
-    };
-    let uri: Uri = address.parse().map_err(|_| invalid("is not a URI"))?;
-    if uri.scheme_str() != Some("https") {
-        return Err(invalid("does not start with https://"));
+/// The relay server's port when an address names none: the relay-issuer chart's Service port.
+pub const DEFAULT_RELAY_PORT: u16 = 9900;
+
+/// A relay server's `https://host[:port]`: the one reading of the address for the agent
+/// (`--relay-address`) and for remote signing (`spec.relay.address`), which the relay-agent chart
+/// fills from the same value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayAddress {
+    /// The host to dial (an IPv6 literal without its brackets).
+    pub host: String,
+    /// The port to dial: the address's, else [`DEFAULT_RELAY_PORT`].
+    pub port: u16,
+}
+
+impl RelayAddress {
+    /// Parses `https://host[:port]` (a trailing `/` is allowed; a path, query, other scheme or
+    /// missing host is not). The error is what is wrong, as a phrase ("it has a path…"), for the
+    /// caller to put in its own error naming the setting the address came from.
+    pub fn parse(address: &str) -> Result<Self, String> {
+        let uri = address
+            .parse::<Uri>()
+            .map_err(|e| format!("it is not a URL ({e})"))?;
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some(other) => {
+                return Err(format!(
+                    "the scheme is {other}, but the relay connection is always TLS"
+                ));
+            }
+            None => return Err("it has no scheme".into()),
+        }
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or("it names no host")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        if !(uri.path().is_empty() || uri.path() == "/") || uri.query().is_some() {
+            return Err("it has a path; give only https://host:port".into());
+        }
+        Ok(Self {
+            host,
+            port: uri.port_u16().unwrap_or(DEFAULT_RELAY_PORT),
+        })
     }
-    let host = uri.host().ok_or_else(|| invalid("has no host"))?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    Ok((host, uri.port_u16().unwrap_or(443)))
 }
 
 /// Dials `address` (`https://host:port`) and returns a gRPC channel over TLS with `config`;
@@ -141,7 +170,11 @@ pub async fn connect_channel(
     config: rustls::ClientConfig,
     timeout: Duration,
 ) -> Result<Channel, Error> {
-    let (host, port) = split_address(address)?;
+    let RelayAddress { host, port } = RelayAddress::parse(address).map_err(|why| {
+        Error::InvalidArgument(format!(
+            "relay address {address:?} cannot be used: {why}; write it as https://host:port, e.g. https://relay.example.com:9900"
+        ))
+    })?;
     let name = server_name
         .map(str::to_string)
         .unwrap_or_else(|| host.clone());
@@ -198,22 +231,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_split_into_host_and_port() {
+    fn relay_addresses_parse_with_the_relay_port_as_default() {
+        let parse = |a: &str| RelayAddress::parse(a).map(|r| (r.host, r.port));
         assert_eq!(
-            split_address("https://relay.example:9900").unwrap(),
-            ("relay.example".into(), 9900)
+            parse("https://relay.example:9900"),
+            Ok(("relay.example".into(), 9900))
         );
         assert_eq!(
-            split_address("https://relay.example").unwrap(),
-            ("relay.example".into(), 443)
+            parse("https://relay.example"),
+            Ok(("relay.example".into(), DEFAULT_RELAY_PORT))
         );
         assert_eq!(
-            split_address("https://[::1]:9900").unwrap(),
-            ("::1".into(), 9900)
+            parse("https://relay.example/"),
+            Ok(("relay.example".into(), 9900))
         );
-        for bad in ["http://relay:9900", "relay:9900", "", "https://"] {
-            let message = split_address(bad).unwrap_err().to_string();
-            assert!(message.contains("https://host:port"), "{bad}: {message}");
+        assert_eq!(parse("https://[::1]:4443"), Ok(("::1".into(), 4443)));
+        assert_eq!(parse("https://127.0.0.1"), Ok(("127.0.0.1".into(), 9900)));
+        for (bad, words) in [
+            ("http://relay:9900", "always TLS"),
+            ("relay:9900", "scheme"),
+            ("https://relay:9900/api", "path"),
+            ("https://relay:9900/?x=1", "path"),
+            ("https://", "not a URL"),
+            ("", "not a URL"),
+        ] {
+            let why = parse(bad).unwrap_err();
+            assert!(why.contains(words), "{bad}: {why}");
         }
+    }
+
+    #[tokio::test]
+    async fn dialling_a_bad_address_says_how_to_write_it() {
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS 1.2 and 1.3")
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth();
+        let err = connect_channel("relay:9900", None, config, Duration::from_secs(1))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("https://host:port"), "{err}");
+        assert!(err.contains("scheme"), "{err}");
     }
 }

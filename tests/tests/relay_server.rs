@@ -358,12 +358,17 @@ async fn token_callers_need_a_registered_cluster_and_a_matching_csr() -> TestRes
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     assert!(status.message().contains("not registered"));
+    // A request whose cluster and CSR disagree is inconsistent: InvalidArgument.
     let (csr_b, _) = agent_csr("cluster-b")?;
     let status = signer
         .sign_certificate(with_token(sign_request(&csr_b, "cluster-a"), TOKEN))
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("CSR names cluster \"cluster-b\""),
+        "{status:?}"
+    );
     let status = signer
         .sign_certificate(with_token(sign_request("garbage", "cluster-a"), TOKEN))
         .await

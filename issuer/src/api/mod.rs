@@ -173,7 +173,8 @@ fn default_token_key() -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RelaySource {
-    /// The relay server, `https://host:port` (e.g. `https://relay.gloo-mesh.example:9900`).
+    /// The relay server, `https://host[:port]`; the port defaults to 9900, as the agent reads the
+    /// same address (e.g. `https://relay.gloo-mesh.example:9900`).
     #[schemars(length(min = 1), regex(pattern = r"^https://"))]
     pub address: String,
     /// The name the relay server's certificate must carry. Default: the host of `address`.

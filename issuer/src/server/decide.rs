@@ -102,6 +102,11 @@ pub fn check_hello(identity: &ClusterIdentity, hello_cluster: &str) -> Result<()
 
 /// Whether `caller` may have a certificate for `csr_identity` signed, having asked for
 /// `requested_cluster`.
+///
+/// A client certificate of cluster A asking for anything of cluster B (in the request's
+/// `cluster` or in the CSR) is `PermissionDenied`: the caller is known and not allowed. A
+/// request whose `cluster` and CSR disagree is otherwise `InvalidArgument`: it is inconsistent,
+/// whoever sends it.
 pub fn authorize_sign(
     caller: &Caller,
     requested_cluster: &str,
@@ -109,17 +114,19 @@ pub fn authorize_sign(
     registered: bool,
     namespace: &str,
 ) -> Result<(), Refusal> {
-    if let Caller::Certificate(holder) = caller
-        && holder.cluster != requested_cluster
-    {
-        return Err(Refusal::PermissionDenied(format!(
-            "the client certificate is for cluster {:?} and cannot obtain a certificate for cluster {requested_cluster:?}; a renewal must name the caller's own cluster",
-            holder.cluster
-        )));
+    if let Caller::Certificate(holder) = caller {
+        for asked in [requested_cluster, csr_identity.cluster.as_str()] {
+            if holder.cluster != asked {
+                return Err(Refusal::PermissionDenied(format!(
+                    "the client certificate is for cluster {:?} and cannot obtain a certificate for cluster {asked:?}; a renewal must name the caller's own cluster",
+                    holder.cluster
+                )));
+            }
+        }
     }
     if csr_identity.cluster != requested_cluster {
-        return Err(Refusal::PermissionDenied(format!(
-            "the CSR names cluster {:?} but the request is for cluster {requested_cluster:?}; make the CSR's CN and SPIFFE URI name the requested cluster",
+        return Err(Refusal::InvalidArgument(format!(
+            "the CSR names cluster {:?} but the request is for cluster {requested_cluster:?}; make the request's cluster and the CSR's CN and SPIFFE URI name the same cluster",
             csr_identity.cluster
         )));
     }

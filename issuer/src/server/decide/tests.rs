@@ -70,9 +70,30 @@ fn a_renewal_for_the_own_cluster_is_allowed() {
 
 #[test]
 fn the_csr_must_name_the_requested_cluster() {
+    // Inconsistent, not forbidden: a valid token for a registered cluster.
     let refusal = authorize_sign(&Caller::Token, "a", &id("b"), true, "relay").unwrap_err();
-    assert!(matches!(refusal, Refusal::PermissionDenied(_)));
+    assert!(
+        matches!(refusal, Refusal::InvalidArgument(_)),
+        "{refusal:?}"
+    );
+    assert_eq!(refusal.label(), "invalid_argument");
     assert!(refusal.message().contains("CSR names cluster \"b\""));
+}
+
+#[test]
+fn a_certificate_for_a_cannot_slip_a_csr_for_b_into_its_own_renewal() {
+    let refusal =
+        authorize_sign(&Caller::Certificate(id("a")), "a", &id("b"), true, "relay").unwrap_err();
+    assert!(
+        matches!(refusal, Refusal::PermissionDenied(_)),
+        "{refusal:?}"
+    );
+    assert!(
+        refusal
+            .message()
+            .contains("cannot obtain a certificate for cluster \"b\""),
+        "{refusal}"
+    );
 }
 
 #[test]
