@@ -323,38 +323,107 @@ fn args_of(objects: &[Value], deployment: &str) -> Vec<String> {
 
 // ----- lint, CRDs, versions, Dockerfiles ---------------------------------------------------
 
+/// The chart-testing values files of `chart` (`ci/*-values.yaml`), sorted.
+fn ci_values_files(chart: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(chart_dir(chart).join("ci"))
+        .unwrap_or_else(|e| panic!("{chart} has no ci/ folder of chart-testing values: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("-values.yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every mode the charts support has a chart-testing values file, and `helm lint --strict` and
+/// `helm template` pass with each (lint alone lets a `required` value through).
 #[test]
-fn charts_pass_strict_lint_in_every_mode() {
-    if !helm_present("charts_pass_strict_lint_in_every_mode") {
+fn charts_pass_strict_lint_with_each_chart_testing_values_file() {
+    let test = "charts_pass_strict_lint_with_each_chart_testing_values_file";
+    if !helm_present(test) {
         return;
     }
-    let lint = |chart: &str, sets: &[(&str, &str)]| {
-        let mut args = vec![
-            "lint".to_string(),
-            "--strict".into(),
-            chart_dir(chart).display().to_string(),
-        ];
-        for (k, v) in sets {
-            args.push("--set".into());
-            args.push(format!("{k}={v}"));
+    for (chart, modes) in [
+        (
+            ISSUER_CHART,
+            &["controller-only", "default", "monitoring", "server-only"][..],
+        ),
+        (
+            AGENT_CHART,
+            &["bring-your-own", "gloo-managed", "grace-ratio"][..],
+        ),
+    ] {
+        let files = ci_values_files(chart);
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| {
+                let name = f.file_name().unwrap().to_string_lossy();
+                name.trim_end_matches("-values.yaml").to_string()
+            })
+            .collect();
+        assert_eq!(names, modes, "{chart}'s ci/ values files");
+        for file in &files {
+            let file = file.display().to_string();
+            let lint = charts::run_helm(&[
+                "lint".to_string(),
+                "--strict".into(),
+                chart_dir(chart).display().to_string(),
+                "-f".into(),
+                file.clone(),
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                lint.contains("1 chart(s) linted, 0 chart(s) failed"),
+                "{file}: {lint}"
+            );
+            assert!(
+                !lint.contains("[WARNING]") && !lint.contains("[ERROR]"),
+                "{file}: {lint}"
+            );
+            let objects = render(chart, chart, "ns", &[], &["-f", &file])
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(
+                !of_kind(&objects, "Deployment").is_empty(),
+                "{file} renders no Deployment"
+            );
         }
-        let out = charts::run_helm(&args).unwrap_or_else(|e| panic!("{e}"));
-        assert!(out.contains("0 chart(s) failed"), "{out}");
-        assert!(!out.contains("[WARNING]"), "{out}");
+    }
+    // The values files are what they say they are.
+    let agent_mode = |mode: &str| {
+        let file = chart_dir(AGENT_CHART).join(format!("ci/{mode}-values.yaml"));
+        render(
+            AGENT_CHART,
+            "relay-agent",
+            AGENT_NS,
+            &[],
+            &["-f", &file.display().to_string()],
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
     };
-    lint(ISSUER_CHART, &[]);
-    lint(ISSUER_CHART, &[("controller.enabled", "false")]);
-    lint(ISSUER_CHART, &[("server.enabled", "false")]);
-    lint(
-        ISSUER_CHART,
-        &[
-            ("serviceMonitor.enabled", "true"),
-            ("certManager.approver.enabled", "false"),
-        ],
+    assert_eq!(of_kind(&agent_mode("gloo-managed"), "Certificate").len(), 1);
+    assert!(of_kind(&agent_mode("bring-your-own"), "Certificate").is_empty());
+}
+
+/// A required value left out fails the install with a message naming the value and giving an
+/// example.
+#[test]
+fn a_missing_required_value_is_named() {
+    if !helm_present("a_missing_required_value_is_named") {
+        return;
+    }
+    assert_refused(
+        AGENT_CHART,
+        &[("glooAgent.relay.serverAddress", "relay:9900")],
+        &[],
+        &["cluster is required", "--set cluster=cluster-1"],
     );
-    lint(AGENT_CHART, &AGENT_REQUIRED);
-    lint(AGENT_CHART, &agent_sets(&[("certificate.create", "false")]));
-    lint(AGENT_CHART, &agent_sets(&[(RATIO, "0.25")]));
+    assert_refused(
+        AGENT_CHART,
+        &[("cluster", "c1")],
+        &[],
+        &["glooAgent.relay.serverAddress is required", "host:port"],
+    );
+    // With nothing set, the first one met is named.
+    assert_refused(AGENT_CHART, &[], &[], &["is required"]);
 }
 
 #[test]
@@ -381,7 +450,11 @@ fn chart_crds_are_the_generated_ones() {
         );
     }
     // And helm installs them: `--include-crds` renders each one, unchanged.
-    if charts::helm().is_some() {
+    if charts::helm().is_none() {
+        missing_tool("chart_crds_are_the_generated_ones", "helm not found");
+        return;
+    }
+    {
         let objects = render(
             ISSUER_CHART,
             "relay-issuer",
@@ -1310,13 +1383,8 @@ fn schemas_refuse_bad_values_readably() {
             "got 0.00001",
         ],
     );
-    // The cluster name: missing, malformed, too long for a common name.
-    assert_refused(
-        AGENT_CHART,
-        &[("glooAgent.relay.serverAddress", "relay:9900")],
-        &[],
-        &[schema, "at '/cluster': minLength: got 0, want 1"],
-    );
+    // The cluster name: malformed, too long for a common name (missing: see
+    // a_missing_required_value_is_named).
     assert_refused(
         AGENT_CHART,
         &agent_sets(&[("cluster", "Cluster_1")]),
@@ -1331,12 +1399,6 @@ fn schemas_refuse_bad_values_readably() {
         &["at '/cluster': maxLength: got 65, want 64"],
     );
     // The server address.
-    assert_refused(
-        AGENT_CHART,
-        &[("cluster", "c1")],
-        &[],
-        &["at '/glooAgent/relay/serverAddress': minLength: got 0, want 1"],
-    );
     assert_refused(
         AGENT_CHART,
         &agent_sets(&[("glooAgent.relay.serverAddress", "http://relay:9900")]),
