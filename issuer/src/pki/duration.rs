@@ -11,6 +11,10 @@ use time::Duration;
 const MAX_NANOS: i128 = i64::MAX as i128;
 
 /// Parses a Go duration string such as `8760h`, `1h30m` or `-1.5s`.
+///
+/// Values are Go's: the same range (down to `-9223372036854775808ns`, up to one nanosecond
+/// less) and the same rounding of fractions ([`go_fraction`]). One difference on purpose:
+/// surrounding whitespace is ignored (CLI flags), where Go refuses it.
 pub fn parse_duration(input: &str) -> Result<Duration, Error> {
     let invalid = |detail: &str| Error::DurationSyntax {
         input: input.to_string(),
@@ -80,26 +84,44 @@ pub fn parse_duration(input: &str) -> Result<Duration, Error> {
         let mut value = whole
             .checked_mul(unit_nanos)
             .ok_or_else(|| invalid("the value is too large"))?;
-        if !frac_part.is_empty() {
-            let mut scale: i128 = 1;
-            let mut frac: i128 = 0;
-            for digit in frac_part.bytes().take(30) {
-                frac = frac * 10 + i128::from(digit - b'0');
-                scale *= 10;
-            }
-            value += frac * unit_nanos / scale;
-        }
+        value += go_fraction(frac_part, unit_nanos);
         total = total
             .checked_add(value)
             .ok_or_else(|| invalid("the value is too large"))?;
-        if total > MAX_NANOS {
+        // One more than the largest positive value: the most negative one.
+        if total > MAX_NANOS + 1 {
             return Err(invalid("the value is larger than about 292 years"));
         }
         rest = after_unit;
     }
     let nanos = if negative { -total } else { total };
-    let nanos = i64::try_from(nanos).map_err(|_| invalid("the value is too large"))?;
+    let nanos =
+        i64::try_from(nanos).map_err(|_| invalid("the value is larger than about 292 years"))?;
     Ok(Duration::nanoseconds(nanos))
+}
+
+/// The nanoseconds that the fraction digits `digits` of a unit add, rounded as Go rounds them:
+/// only the leading digits that fit in 63 bits count, the fraction is scaled in float64 and
+/// truncated (so `0.3333333333333333333h` is exactly 20 minutes, and a 30-digit fraction
+/// cannot overflow).
+fn go_fraction(digits: &str, unit_nanos: i128) -> i128 {
+    let mut fraction: u64 = 0;
+    let mut scale = 1.0f64;
+    for digit in digits.bytes() {
+        if fraction > i64::MAX as u64 / 10 {
+            break;
+        }
+        let next = fraction * 10 + u64::from(digit - b'0');
+        if next > 1 << 63 {
+            break;
+        }
+        fraction = next;
+        scale *= 10.0;
+    }
+    if fraction == 0 {
+        return 0;
+    }
+    (fraction as f64 * (unit_nanos as f64 / scale)) as i128
 }
 
 /// Formats a duration as Go's `Duration.String()` does: `2160h0m0s`, `1.5s`, `300ms`, `0s`.
@@ -168,6 +190,28 @@ mod tests {
         assert_eq!(parse_duration("-1m").unwrap(), Duration::minutes(-1));
         assert_eq!(parse_duration(".5s").unwrap(), Duration::milliseconds(500));
         assert_eq!(parse_duration("1h1m1s").unwrap(), Duration::seconds(3661));
+        assert_eq!(
+            parse_duration("-9223372036854775808ns").unwrap(),
+            Duration::nanoseconds(i64::MIN)
+        );
+        assert!(parse_duration("9223372036854775808ns").is_err());
+    }
+
+    #[test]
+    fn fractions_round_as_go_rounds_them() {
+        assert_eq!(
+            parse_duration("0.3333333333333333333h").unwrap(),
+            Duration::minutes(20)
+        );
+        assert_eq!(
+            parse_duration("1.9999999999999999999999ns").unwrap(),
+            Duration::nanoseconds(2)
+        );
+        // Long fractions used to overflow the multiplication.
+        assert_eq!(
+            parse_duration(".100000000000000000000000000h").unwrap(),
+            Duration::minutes(6)
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Renewal arithmetic: when cert-manager renews, and when the relay grace ratio says to rotate.
 //!
 //! Pure functions over timestamps and durations. (a) mirrors cert-manager's `RenewalTime`
-//! (renewBefore, else renewBeforePercentage, else a third of the lifetime; truncated to the
-//! second). (b) is the relay's `clientTlsSecretRotationGracePeriodRatio`: rotation starts
-//! `ratio × lifetime` before notAfter.
+//! (v1.21: renewBefore, else renewBeforePercentage in float64, else a third of the lifetime;
+//! truncated to the second). (b) is the relay's `clientTlsSecretRotationGracePeriodRatio`:
+//! rotation starts `ratio × lifetime` before notAfter.
 
 use super::truncate_to_second;
 use crate::Error;
@@ -12,17 +12,19 @@ use time::{Duration, OffsetDateTime};
 /// How long before notAfter cert-manager renews a certificate with this lifetime.
 ///
 /// `renew_before` wins when it is positive and shorter than the lifetime; otherwise
-/// `renew_before_percentage` when it is in (0, 100); otherwise a third of the lifetime. Unlike
-/// cert-manager's Go code, the percentage is computed without 64-bit overflow for lifetimes over
-/// about three years.
+/// `renew_before_percentage` when it is in (0, 100); otherwise a third of the lifetime. As in
+/// cert-manager, the lifetime is a Go duration (nanoseconds in an `i64`, saturating past about
+/// 292 years) and the percentage is computed in float64 and truncated, so for multi-year
+/// lifetimes the result can be a few nanoseconds off the exact value, exactly as cert-manager's.
 pub fn cert_manager_renew_before(
     lifetime: Duration,
     renew_before: Option<Duration>,
     renew_before_percentage: Option<i32>,
 ) -> Duration {
+    let lifetime = go_nanos(lifetime);
     if let Some(rb) = renew_before
         && rb > Duration::ZERO
-        && rb < lifetime
+        && rb.whole_nanoseconds() < i128::from(lifetime)
     {
         return rb;
     }
@@ -30,9 +32,15 @@ pub fn cert_manager_renew_before(
         && pct > 0
         && pct < 100
     {
-        return nanos(lifetime.whole_nanoseconds() * i128::from(pct) / 100);
+        return Duration::nanoseconds((lifetime as f64 * f64::from(pct) / 100.0) as i64);
     }
-    nanos(lifetime.whole_nanoseconds() / 3)
+    Duration::nanoseconds(lifetime / 3)
+}
+
+/// A duration as Go's `time.Duration` holds it: nanoseconds, saturating at the `i64` range.
+fn go_nanos(duration: Duration) -> i64 {
+    let nanos = duration.whole_nanoseconds();
+    nanos.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 /// cert-manager's renewal time for a certificate valid from `not_before` to `not_after`:
@@ -152,6 +160,18 @@ mod tests {
         assert_eq!(
             cert_manager_renewal_time(NB, na, None, None),
             NB + Duration::seconds(6)
+        );
+    }
+
+    #[test]
+    fn percentages_round_in_float64_as_cert_manager_does() {
+        // 37 years at 80 %: float64 puts renewBefore 128 ns past the exact value, so the renewal
+        // time (truncated) falls a second earlier than exact arithmetic says.
+        let na = NB + Duration::seconds(1_172_300_335);
+        let exact = na - Duration::seconds(1_172_300_335 * 80 / 100);
+        assert_eq!(
+            cert_manager_renewal_time(NB, na, None, Some(80)),
+            exact - Duration::seconds(1)
         );
     }
 

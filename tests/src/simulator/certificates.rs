@@ -8,11 +8,12 @@
 
 use super::condition;
 use super::csr::{certificate_signing_request, generate_private_key, usages_of};
+use super::go_duration;
+use super::renewal::{leaf_validity, metav1_time, renewal_time};
 use crate::Error;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use relay_issuer::pki::{format_time, parse_duration};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};
@@ -281,8 +282,8 @@ fn request_matches_spec(request: &Value, cert: &Value) -> bool {
     let requested = request
         .pointer("/spec/duration")
         .and_then(Value::as_str)
-        .and_then(|d| parse_duration(d).ok());
-    let wanted = parse_duration(
+        .and_then(|d| go_duration::parse_nanos(d).ok());
+    let wanted = go_duration::parse_nanos(
         spec.get("duration")
             .and_then(Value::as_str)
             .unwrap_or("2160h"),
@@ -461,9 +462,8 @@ impl Controller {
         let duration = spec
             .get("duration")
             .and_then(Value::as_str)
-            .map(|d| parse_duration(d).map(relay_issuer::pki::format_duration))
-            .transpose()
-            .map_err(|e| Error::BadRequest(e.to_string()))?
+            .map(|d| go_duration::parse_nanos(d).map(go_duration::format_nanos))
+            .transpose()?
             .unwrap_or_else(|| "2160h0m0s".into());
         let mut labels = cert
             .pointer("/metadata/labels")
@@ -531,34 +531,23 @@ impl Controller {
             .and_then(Value::as_str)
             .and_then(|c| STANDARD.decode(c).ok())
             .unwrap_or_default();
-        let report = relay_issuer::pki::inspect::inspect(
-            &chain,
-            None,
-            relay_issuer::pki::inspect::RenewalRule::CertManagerDefault,
-            OffsetDateTime::now_utc(),
-        )
-        .map_err(|e| Error::BadRequest(format!("the issued certificate does not parse: {e}")))?;
-        let leaf = report
-            .certificates
-            .first()
-            .ok_or_else(|| Error::BadRequest("the issued chain is empty".into()))?;
-        let not_before = parse_time(Some(&leaf.not_before)).unwrap_or_else(OffsetDateTime::now_utc);
-        let not_after = parse_time(Some(&leaf.not_after)).unwrap_or_else(OffsetDateTime::now_utc);
+        let (not_before, not_after) = leaf_validity(&chain)?;
         let spec = cert.get("spec").cloned().unwrap_or(Value::Null);
         let renew_before = spec
             .get("renewBefore")
             .and_then(Value::as_str)
-            .and_then(|d| parse_duration(d).ok());
+            .map(go_duration::parse)
+            .transpose()?;
         let percentage = spec
             .get("renewBeforePercentage")
             .and_then(Value::as_i64)
-            .map(|p| p as i32);
-        let renewal = relay_issuer::pki::renewal::cert_manager_renewal_time(
-            not_before,
-            not_after,
-            renew_before,
-            percentage,
-        );
+            .map(|p| i32::try_from(p).map_err(|_| Error::BadRequest(format!("spec.renewBeforePercentage {p} does not fit cert-manager's int32; use a value between 1 and 99"))))
+            .transpose()?;
+        let renewal = renewal_time(not_before, not_after, renew_before, percentage).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "the renewal time of a certificate valid from {not_before} to {not_after} is out of range"
+            ))
+        })?;
         let secret_name = spec
             .get("secretName")
             .and_then(Value::as_str)
@@ -626,8 +615,8 @@ impl Controller {
             list.retain(|c| c.get("type").and_then(Value::as_str) != Some("Issuing"));
         }
         self.set_status(ns, &name, json!({
-            "conditions": conditions, "revision": revision, "notBefore": format_time(not_before), "notAfter": format_time(not_after),
-            "renewalTime": format_time(renewal), "lastFailureTime": null, "failedIssuanceAttempts": null,
+            "conditions": conditions, "revision": revision, "notBefore": metav1_time(not_before)?, "notAfter": metav1_time(not_after)?,
+            "renewalTime": metav1_time(renewal)?, "lastFailureTime": null, "failedIssuanceAttempts": null,
         }))
         .await?;
         // Prune old requests to revisionHistoryLimit (default 1).

@@ -5,10 +5,16 @@
 //! - [`approver`]: the default approver (approve all, approve listed groups, deny all).
 //! - [`csr`]: private keys and CSRs as the Certificate controller makes them.
 //! - [`certificates`]: the Certificate controller (issue, complete, fail and back off, renew).
+//! - [`renewal`], [`go_duration`]: cert-manager's renewal time and Go's durations, written
+//!   independently of relay-issuer so that the simulator can judge the product;
+//!   [`upstream_cases`]: cert-manager's and Go's test vectors for both, as data.
 
 pub mod approver;
 pub mod certificates;
 pub mod csr;
+pub mod go_duration;
+pub mod renewal;
+pub mod upstream_cases;
 pub mod webhook;
 
 use crate::{Error, Sandbox};

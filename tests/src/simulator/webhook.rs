@@ -7,10 +7,10 @@
 //! is `Sandbox::add_admission`'s job.
 
 use super::condition;
+use super::go_duration::{format, parse};
 use crate::error::Cause;
 use crate::registry::ResourceType;
 use crate::{Admission, Error};
-use relay_issuer::pki::parse_duration;
 use serde_json::Value;
 use time::Duration;
 
@@ -111,7 +111,7 @@ pub fn certificate_spec_causes(spec: &Value, relaxed: bool) -> Vec<Cause> {
     let read = |field: &str| -> Result<Option<Duration>, Cause> {
         match spec.get(field).and_then(Value::as_str) {
             None => Ok(None),
-            Some(text) => parse_duration(text).map(Some).map_err(|e| {
+            Some(text) => parse(text).map(Some).map_err(|e| {
                 cause(
                     &format!("spec.{field}"),
                     "FieldValueInvalid",
@@ -138,8 +138,8 @@ pub fn certificate_spec_causes(spec: &Value, relaxed: bool) -> Vec<Cause> {
             "FieldValueInvalid",
             format!(
                 "Invalid value: \"{}\": certificate duration must be greater than {}",
-                relay_issuer::pki::format_duration(duration),
-                relay_issuer::pki::format_duration(min_duration)
+                format(duration),
+                format(min_duration)
             ),
         ));
     }
@@ -156,13 +156,13 @@ pub fn certificate_spec_causes(spec: &Value, relaxed: bool) -> Vec<Cause> {
                     "FieldValueInvalid",
                     format!(
                         "Invalid value: \"{}\": certificate renewBefore must be greater than {}",
-                        relay_issuer::pki::format_duration(rb),
-                        relay_issuer::pki::format_duration(min_rb)
+                        format(rb),
+                        format(min_rb)
                     ),
                 ));
             }
             if rb >= duration {
-                causes.push(cause("spec.renewBefore", "FieldValueInvalid", format!("Invalid value: \"{}\": certificate duration {} must be greater than renewBefore {}", relay_issuer::pki::format_duration(rb), relay_issuer::pki::format_duration(duration), relay_issuer::pki::format_duration(rb))));
+                causes.push(cause("spec.renewBefore", "FieldValueInvalid", format!("Invalid value: \"{}\": certificate duration {} must be greater than renewBefore {}", format(rb), format(duration), format(rb))));
             }
             if spec.get("renewBeforePercentage").is_some() {
                 causes.push(cause("spec.renewBefore", "FieldValueInvalid", "Invalid value: renewBefore and renewBeforePercentage are mutually exclusive and cannot both be set"));
