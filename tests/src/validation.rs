@@ -151,8 +151,204 @@ pub fn builtin_rules(
             Ok(())
         }
         ("events.k8s.io", "Event") => event_rules(rt, &name, object),
+        ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => {
+            causes_to_error(rt, &name, role_rules(rt, object))
+        }
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            causes_to_error(rt, &name, binding_rules(rt, object, old))
+        }
         _ => Ok(()),
     }
+}
+
+fn causes_to_error(rt: &ResourceType, name: &str, causes: Vec<Cause>) -> Result<(), Error> {
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid {
+        kind: rt.kind.clone(),
+        name: name.to_string(),
+        causes,
+    })
+}
+
+fn cause(field: String, reason: &str, message: String) -> Cause {
+    Cause {
+        reason: reason.into(),
+        message,
+        field,
+    }
+}
+
+/// Go's `%q` list of supported values, as `field.NotSupported` prints it.
+fn supported(values: &[&str]) -> String {
+    values
+        .iter()
+        .map(|v| crate::error::go_quote(v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn not_supported(field: String, value: &str, values: &[&str]) -> Cause {
+    cause(
+        field,
+        "FieldValueNotSupported",
+        format!(
+            "Unsupported value: {}: supported values: {}",
+            crate::error::go_quote(value),
+            supported(values)
+        ),
+    )
+}
+
+fn strings_at<'a>(object: &'a Value, key: &str) -> Vec<&'a str> {
+    object
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// kube-apiserver's `ValidatePolicyRule` over `rules` (Role and ClusterRole). A ClusterRole
+/// with an aggregationRule may have no rules (the aggregation controller, which the sandbox
+/// does not run, would fill them).
+fn role_rules(rt: &ResourceType, object: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let rules: &[Value] = object
+        .get("rules")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (i, rule) in rules.iter().enumerate() {
+        let at = |child: &str| format!("rules[{i}].{child}");
+        if strings_at(rule, "verbs").is_empty() {
+            causes.push(cause(
+                at("verbs"),
+                "FieldValueRequired",
+                "Required value: verbs must contain at least one value".into(),
+            ));
+        }
+        let urls = strings_at(rule, "nonResourceURLs");
+        if !urls.is_empty() {
+            // field.Invalid shows a list as JSON.
+            let shown = Value::from(urls.clone()).to_string();
+            if rt.namespaced {
+                causes.push(cause(
+                    at("nonResourceURLs"),
+                    "FieldValueInvalid",
+                    format!("Invalid value: {shown}: namespaced rules cannot apply to non-resource URLs"),
+                ));
+            }
+            if ["apiGroups", "resources", "resourceNames"]
+                .iter()
+                .any(|k| !strings_at(rule, k).is_empty())
+            {
+                causes.push(cause(
+                    at("nonResourceURLs"),
+                    "FieldValueInvalid",
+                    format!("Invalid value: {shown}: rules cannot apply to both regular resources and non-resource URLs"),
+                ));
+            }
+            continue;
+        }
+        if rule.get("apiGroups").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+            causes.push(cause(
+                at("apiGroups"),
+                "FieldValueRequired",
+                "Required value: resource rules must supply at least one api group".into(),
+            ));
+        }
+        if strings_at(rule, "resources").is_empty() {
+            causes.push(cause(
+                at("resources"),
+                "FieldValueRequired",
+                "Required value: resource rules must supply at least one resource".into(),
+            ));
+        }
+    }
+    causes
+}
+
+/// kube-apiserver's RoleBinding/ClusterRoleBinding validation: the roleRef (immutable once
+/// set) and each subject.
+fn binding_rules(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause> {
+    const RBAC: &str = "rbac.authorization.k8s.io";
+    let mut causes = Vec::new();
+    let role_ref = object.get("roleRef").unwrap_or(&Value::Null);
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let api_group = text(role_ref, "apiGroup");
+    if api_group != RBAC {
+        causes.push(not_supported("roleRef.apiGroup".into(), &api_group, &[RBAC]));
+    }
+    let kinds: &[&str] = if rt.namespaced {
+        &["Role", "ClusterRole"]
+    } else {
+        &["ClusterRole"]
+    };
+    let kind = text(role_ref, "kind");
+    if !kinds.contains(&kind.as_str()) {
+        causes.push(not_supported("roleRef.kind".into(), &kind, kinds));
+    }
+    if text(role_ref, "name").is_empty() {
+        causes.push(cause(
+            "roleRef.name".into(),
+            "FieldValueRequired",
+            "Required value".into(),
+        ));
+    }
+    let subjects: &[Value] = object
+        .get("subjects")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (i, subject) in subjects.iter().enumerate() {
+        let at = |child: &str| format!("subjects[{i}].{child}");
+        let name = text(subject, "name");
+        if name.is_empty() {
+            causes.push(cause(at("name"), "FieldValueRequired", "Required value".into()));
+        }
+        let group = text(subject, "apiGroup");
+        match text(subject, "kind").as_str() {
+            "ServiceAccount" => {
+                if !group.is_empty() {
+                    causes.push(not_supported(at("apiGroup"), &group, &[""]));
+                }
+                if !rt.namespaced && text(subject, "namespace").is_empty() {
+                    causes.push(cause(
+                        at("namespace"),
+                        "FieldValueRequired",
+                        "Required value".into(),
+                    ));
+                }
+            }
+            "User" | "Group" => {
+                if group != RBAC {
+                    causes.push(not_supported(at("apiGroup"), &group, &[RBAC]));
+                }
+            }
+            other => causes.push(not_supported(
+                at("kind"),
+                other,
+                &["ServiceAccount", "User", "Group"],
+            )),
+        }
+    }
+    if let Some(old) = old
+        && old.get("roleRef") != object.get("roleRef")
+    {
+        // field.Invalid shows the (internal, untagged) RoleRef struct as JSON.
+        let shown = serde_json::json!({
+            "APIGroup": text(role_ref, "apiGroup"),
+            "Kind": text(role_ref, "kind"),
+            "Name": text(role_ref, "name"),
+        });
+        causes.push(cause(
+            "roleRef".into(),
+            "FieldValueInvalid",
+            format!("Invalid value: {shown}: cannot change roleRef"),
+        ));
+    }
+    causes
 }
 
 fn secret_rules(
