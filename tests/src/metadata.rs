@@ -154,9 +154,7 @@ impl<'a> MediaRange<'a> {
     /// first media type).
     fn is_protobuf(&self) -> bool {
         self.kind.eq_ignore_ascii_case("application")
-            && self
-                .subtype
-                .eq_ignore_ascii_case("vnd.kubernetes.protobuf")
+            && self.subtype.eq_ignore_ascii_case("vnd.kubernetes.protobuf")
     }
 
     /// What the sandbox serves for this range, if it can serve it at all.
@@ -436,6 +434,102 @@ mod tests {
             Representation::negotiate(Some(&format!("*/*,{KUBE_RS_GET}"))),
             Partial(MetaVersion::V1)
         );
+    }
+
+    #[test]
+    fn protobuf_is_chosen_in_order_where_the_resource_offers_it() {
+        use Encoding::{Json, Protobuf};
+        use Representation::*;
+        // kubectl's typed clients (`kubectl create secret ...`).
+        const KUBECTL: &str = "application/vnd.kubernetes.protobuf,application/json";
+        let builtin = Offer::for_request(true, false);
+        let custom = Offer::for_request(false, false);
+        let watch = Offer::for_request(true, true);
+        assert_eq!(
+            Representation::negotiate_for(Some(KUBECTL), builtin),
+            (Full, Protobuf)
+        );
+        // A kind without a protobuf form (a custom resource): the next range, JSON.
+        assert_eq!(
+            Representation::negotiate_for(Some(KUBECTL), custom),
+            (Full, Json)
+        );
+        assert_eq!(
+            Representation::negotiate_for(Some("application/vnd.kubernetes.protobuf"), custom),
+            (Full, Json)
+        );
+        // Order and q decide; wildcards mean JSON (the server's first media type).
+        assert_eq!(
+            Representation::negotiate_for(
+                Some("application/json,application/vnd.kubernetes.protobuf"),
+                builtin
+            ),
+            (Full, Json)
+        );
+        assert_eq!(
+            Representation::negotiate_for(
+                Some("application/json;q=0.5,application/vnd.kubernetes.protobuf"),
+                builtin
+            ),
+            (Full, Protobuf)
+        );
+        assert_eq!(
+            Representation::negotiate_for(Some("*/*"), builtin),
+            (Full, Json)
+        );
+        // Metadata in protobuf for any resource; Tables never.
+        let metadata_client = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+        assert_eq!(
+            Representation::negotiate_for(Some(metadata_client), custom),
+            (PartialList(MetaVersion::V1), Protobuf)
+        );
+        assert_eq!(
+            Representation::negotiate_for(
+                Some(
+                    "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json"
+                ),
+                builtin
+            ),
+            (Full, Json)
+        );
+        // Watches are JSON here.
+        assert_eq!(
+            Representation::negotiate_for(Some(KUBECTL), watch),
+            (Full, Json)
+        );
+        assert_eq!(
+            Representation::negotiate_for(Some(metadata_client), watch),
+            (PartialList(MetaVersion::V1), Json)
+        );
+        // JSON only: as before protobuf was spoken.
+        assert_eq!(Representation::negotiate(Some(KUBECTL)), Full);
+    }
+
+    #[test]
+    fn errors_follow_the_first_plain_json_or_protobuf_range() {
+        assert_eq!(
+            error_encoding(Some("application/vnd.kubernetes.protobuf,application/json")),
+            Encoding::Protobuf
+        );
+        assert_eq!(
+            error_encoding(Some("application/json,application/vnd.kubernetes.protobuf")),
+            Encoding::Json
+        );
+        // Conversions (`as=`) do not apply to Status: the next range decides.
+        assert_eq!(
+            error_encoding(Some(
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+            )),
+            Encoding::Json
+        );
+        assert_eq!(
+            error_encoding(Some(
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/vnd.kubernetes.protobuf"
+            )),
+            Encoding::Protobuf
+        );
+        assert_eq!(error_encoding(None), Encoding::Json);
+        assert_eq!(error_encoding(Some("text/plain")), Encoding::Json);
     }
 
     #[test]

@@ -200,10 +200,16 @@ impl Registry {
         let rbac = "rbac.authorization.k8s.io";
         let role = ResourceType::builtin(rbac, "v1", "Role", "roles", true);
         let cluster_role = ResourceType::builtin(rbac, "v1", "ClusterRole", "clusterroles", false);
-        let mut role_binding = ResourceType::builtin(rbac, "v1", "RoleBinding", "rolebindings", true);
+        let mut role_binding =
+            ResourceType::builtin(rbac, "v1", "RoleBinding", "rolebindings", true);
         role_binding.printer = Printer::RoleBinding;
-        let mut cluster_role_binding =
-            ResourceType::builtin(rbac, "v1", "ClusterRoleBinding", "clusterrolebindings", false);
+        let mut cluster_role_binding = ResourceType::builtin(
+            rbac,
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+        );
         cluster_role_binding.printer = Printer::RoleBinding;
         Self {
             types: vec![

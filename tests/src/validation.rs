@@ -236,7 +236,9 @@ fn role_rules(rt: &ResourceType, object: &Value) -> Vec<Cause> {
                 causes.push(cause(
                     at("nonResourceURLs"),
                     "FieldValueInvalid",
-                    format!("Invalid value: {shown}: namespaced rules cannot apply to non-resource URLs"),
+                    format!(
+                        "Invalid value: {shown}: namespaced rules cannot apply to non-resource URLs"
+                    ),
                 ));
             }
             if ["apiGroups", "resources", "resourceNames"]
@@ -251,7 +253,11 @@ fn role_rules(rt: &ResourceType, object: &Value) -> Vec<Cause> {
             }
             continue;
         }
-        if rule.get("apiGroups").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+        if rule
+            .get("apiGroups")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+        {
             causes.push(cause(
                 at("apiGroups"),
                 "FieldValueRequired",
@@ -275,10 +281,19 @@ fn binding_rules(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<
     const RBAC: &str = "rbac.authorization.k8s.io";
     let mut causes = Vec::new();
     let role_ref = object.get("roleRef").unwrap_or(&Value::Null);
-    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let api_group = text(role_ref, "apiGroup");
     if api_group != RBAC {
-        causes.push(not_supported("roleRef.apiGroup".into(), &api_group, &[RBAC]));
+        causes.push(not_supported(
+            "roleRef.apiGroup".into(),
+            &api_group,
+            &[RBAC],
+        ));
     }
     let kinds: &[&str] = if rt.namespaced {
         &["Role", "ClusterRole"]
@@ -305,7 +320,11 @@ fn binding_rules(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<
         let at = |child: &str| format!("subjects[{i}].{child}");
         let name = text(subject, "name");
         if name.is_empty() {
-            causes.push(cause(at("name"), "FieldValueRequired", "Required value".into()));
+            causes.push(cause(
+                at("name"),
+                "FieldValueRequired",
+                "Required value".into(),
+            ));
         }
         let group = text(subject, "apiGroup");
         match text(subject, "kind").as_str() {
