@@ -1111,6 +1111,24 @@ mod tests {
             Printer::Lease.cells(&lease, NOW),
             vec![json!("l"), json!("pod-1"), json!("5s")]
         );
+        let binding = json!({"metadata": {"name": "rb", "creationTimestamp": ago(5)},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": "a"}, {"kind": "User", "name": "b"}, {"kind": "ServiceAccount", "name": "sa", "namespace": "ns"}]});
+        assert_eq!(
+            Printer::RoleBinding.cells(&binding, NOW),
+            vec![
+                json!("rb"),
+                json!("ClusterRole/view"),
+                json!("5s"),
+                json!("a, b"),
+                json!(""),
+                json!("ns:sa")
+            ]
+        );
+        assert_eq!(
+            names(&Printer::RoleBinding),
+            ["Name", "Role", "Age", "Users", "Groups", "ServiceAccounts"]
+        );
         let sa = json!({"metadata": {"name": "default"}, "secrets": [{"name": "x"}]});
         assert_eq!(Printer::ServiceAccount.cells(&sa, NOW)[1], json!(1));
         // CRDs: the default table, RFC 3339 creation time.

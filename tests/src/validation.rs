@@ -609,6 +609,118 @@ mod tests {
             .unwrap()
     }
 
+    fn rbac_type(plural: &str) -> ResourceType {
+        Registry::with_builtins()
+            .find("rbac.authorization.k8s.io", "v1", plural)
+            .cloned()
+            .unwrap()
+    }
+
+    fn causes(result: Result<(), Error>) -> Vec<(String, String)> {
+        match result {
+            Err(Error::Invalid { causes, .. }) => {
+                causes.into_iter().map(|c| (c.field, c.message)).collect()
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn policy_rules_follow_kube_apiservers_validation() {
+        let role = rbac_type("roles");
+        let cluster_role = rbac_type("clusterroles");
+        let mut ok = json!({"metadata": {"name": "r"}, "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"]}]});
+        builtin_rules(&role, &mut ok, None).unwrap();
+        // An aggregated ClusterRole has no rules of its own.
+        let mut aggregated = json!({"metadata": {"name": "a"}, "rules": null, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"a": "b"}}]}});
+        builtin_rules(&cluster_role, &mut aggregated, None).unwrap();
+        let mut urls = json!({"metadata": {"name": "h"}, "rules": [{"verbs": ["get"], "nonResourceURLs": ["/healthz"]}]});
+        builtin_rules(&cluster_role, &mut urls, None).unwrap();
+        assert_eq!(
+            causes(builtin_rules(&role, &mut urls, None)),
+            [(
+                "rules[0].nonResourceURLs".to_string(),
+                r#"Invalid value: ["/healthz"]: namespaced rules cannot apply to non-resource URLs"#
+                    .to_string()
+            )]
+        );
+        let mut empty = json!({"metadata": {"name": "e"}, "rules": [{}]});
+        assert_eq!(
+            causes(builtin_rules(&role, &mut empty, None)),
+            [
+                (
+                    "rules[0].verbs".to_string(),
+                    "Required value: verbs must contain at least one value".to_string()
+                ),
+                (
+                    "rules[0].apiGroups".to_string(),
+                    "Required value: resource rules must supply at least one api group".to_string()
+                ),
+                (
+                    "rules[0].resources".to_string(),
+                    "Required value: resource rules must supply at least one resource".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn bindings_check_their_role_ref_and_subjects_and_keep_the_role_ref() {
+        let binding_type = rbac_type("rolebindings");
+        let cluster_binding_type = rbac_type("clusterrolebindings");
+        let role_ref =
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"});
+        let mut binding = json!({"metadata": {"name": "b"}, "roleRef": role_ref, "subjects": [
+            {"kind": "ServiceAccount", "name": "sa"},
+            {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}
+        ]});
+        builtin_rules(&binding_type, &mut binding, None).unwrap();
+        // A ClusterRoleBinding binds ClusterRoles only, and its ServiceAccounts need a namespace.
+        assert_eq!(
+            causes(builtin_rules(
+                &cluster_binding_type,
+                &mut binding.clone(),
+                None
+            )),
+            [
+                (
+                    "roleRef.kind".to_string(),
+                    r#"Unsupported value: "Role": supported values: "ClusterRole""#.to_string()
+                ),
+                (
+                    "subjects[0].namespace".to_string(),
+                    "Required value".to_string()
+                ),
+            ]
+        );
+        let mut bad = json!({"metadata": {"name": "b"}, "roleRef": {"kind": "Role"}, "subjects": [
+            {"kind": "Robot", "name": "x"}, {"kind": "User", "name": "u"}
+        ]});
+        let fields: Vec<String> = causes(builtin_rules(&binding_type, &mut bad, None))
+            .into_iter()
+            .map(|(field, _)| field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "roleRef.apiGroup",
+                "roleRef.name",
+                "subjects[0].kind",
+                "subjects[1].apiGroup"
+            ]
+        );
+        let mut changed = binding.clone();
+        changed["roleRef"]["name"] = json!("other");
+        assert_eq!(
+            causes(builtin_rules(&binding_type, &mut changed, Some(&binding))),
+            [(
+                "roleRef".to_string(),
+                r#"Invalid value: {"APIGroup":"rbac.authorization.k8s.io","Kind":"Role","Name":"other"}: cannot change roleRef"#
+                    .to_string()
+            )]
+        );
+    }
+
     #[test]
     fn string_data_is_merged_into_data_and_never_kept() {
         let rt = secret_type();
