@@ -253,7 +253,7 @@ async fn main() -> Result<(), BoxError> {
         "spec": {}}).to_string()))?;
     n.say(format!(
         "charts rendered and created (RBAC, CRDs, Certificate for {CLUSTER}); RelayCluster {CLUSTER} and RelayIssuer relay created{}",
-        if skipped.is_empty() { String::new() } else { format!("; not served by the sandbox (no RBAC or kubelet here): {} — the Deployments' binaries run below as local processes with their rendered arguments", skipped.join(", ")) }
+        if skipped.is_empty() { String::new() } else { format!("; not served by the sandbox (no kubelet here; RBAC objects are stored, not enforced): {} — the Deployments' binaries run below as local processes with their rendered arguments", skipped.join(", ")) }
     ));
 
     // 4. The processes, with the rendered arguments.

@@ -1,6 +1,7 @@
-//! HTTP plumbing: query strings, request bodies, JSON and Status responses.
+//! HTTP plumbing: query strings, request bodies, JSON (or protobuf) and Status responses.
 
 use crate::Error;
+use crate::metadata::Encoding;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -92,7 +93,10 @@ pub async fn read_body(mut body: Incoming) -> Result<Bytes, Error> {
 /// Parses a JSON or YAML request body into a JSON value.
 pub fn parse_body(bytes: &[u8], content_type: &str) -> Result<serde_json::Value, Error> {
     if content_type.contains("protobuf") || content_type.contains("cbor") {
-        return Err(Error::UnsupportedMediaType("application/json, application/yaml (the sandbox speaks JSON only; use `kubectl create -f` / `apply -f` with YAML or JSON)".into()));
+        return Err(Error::UnsupportedMediaType(format!(
+            "application/json, application/yaml (the sandbox speaks protobuf only for {}; use `kubectl create -f` / `apply -f` with YAML or JSON)",
+            crate::protobuf::kind_names()
+        )));
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|_| Error::BadRequest("the request body is not UTF-8".into()))?;
@@ -121,11 +125,31 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
 }
 
-/// The Status response for an error.
-pub fn error_response(error: &Error) -> Response<Body> {
+/// A response in the negotiated encoding: JSON, or Kubernetes protobuf (when the object has
+/// no protobuf form after all, the encoding failure's own Status, in JSON).
+pub fn encoded_response(
+    status: StatusCode,
+    value: &serde_json::Value,
+    encoding: Encoding,
+) -> Response<Body> {
+    match encoding {
+        Encoding::Json => json_response(status, value),
+        Encoding::Protobuf => match crate::protobuf::encode(value) {
+            Ok(body) => Response::builder()
+                .status(status)
+                .header("content-type", crate::protobuf::MEDIA_TYPE)
+                .body(Full::new(Bytes::from(body)).boxed())
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed())),
+            Err(error) => error_response(&error, Encoding::Json),
+        },
+    }
+}
+
+/// The Status response for an error, in the encoding the request's Accept header chose.
+pub fn error_response(error: &Error, encoding: Encoding) -> Response<Body> {
     let (code, _) = error.code_and_reason();
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = json_response(status, &error.to_status());
+    let mut response = encoded_response(status, &error.to_status(), encoding);
     if matches!(error, Error::TooManyRequests)
         && let Ok(v) = http::HeaderValue::from_str("1")
     {

@@ -6,6 +6,8 @@
 //! - [`schema`]: CRD structural-schema validation and pruning (pure).
 //! - [`selectors`]: label and field selectors (pure).
 //! - [`metadata`]: metadata-only responses (`PartialObjectMetadata`) and Accept negotiation.
+//! - [`protobuf`]: Kubernetes' protobuf encoding for the built-in kinds kubectl's imperative
+//!   commands write (`kubectl create secret|configmap|namespace|...`).
 //! - [`table`]: server-side `Table` responses (`kubectl get` columns), per resource printers.
 //! - [`jsonpath`]: the JSONPath dialect of CRD printer columns (pure).
 //! - [`apply`]: server-side apply merging with managed fields (pure).
@@ -37,6 +39,7 @@ mod http;
 pub mod jsonpath;
 pub mod metadata;
 pub mod processes;
+pub mod protobuf;
 pub mod raw_watch;
 pub mod rbac;
 pub mod registry;

@@ -9,9 +9,18 @@
 //! `kubectl get` asks for) is negotiated here too and rendered by [`crate::table`]. As in
 //! kube-apiserver:
 //! - the first media range the sandbox can serve wins (ranges sorted by `q`, stably); ranges it
-//!   cannot serve (protobuf, CBOR, YAML, unknown `as`, `g` or `v`) are skipped, and when none
-//!   is servable the full JSON object is returned, as before this module existed;
-//! - the response Content-Type stays `application/json` (kube-apiserver's
+//!   cannot serve (CBOR, YAML, unknown `as`, `g` or `v`) are skipped, and when none is
+//!   servable the full JSON object is returned, as before this module existed;
+//! - protobuf ([`Encoding::Protobuf`], see [`crate::protobuf`]) is servable for objects and
+//!   lists of the kinds that have a protobuf form ([`Offer::protobuf`]; never custom resources),
+//!   and for `PartialObjectMetadata(List)` of any resource; never for `Table`s. So a client
+//!   that lists protobuf first (kubectl's typed clients: `application/vnd.kubernetes.protobuf,
+//!   application/json`) gets protobuf, as from kube-apiserver. Known limit: watches are always
+//!   JSON here (kube-apiserver streams protobuf watch events), so protobuf ranges are skipped
+//!   for them ([`Offer::for_request`]);
+//! - errors ([`error_encoding`]) follow the first range without `as` that is JSON or protobuf,
+//!   whatever the resource, as kube-apiserver's `ErrorNegotiated` does;
+//! - the response Content-Type of a conversion stays `application/json` (kube-apiserver's
 //!   `transformResponseObject` does not list the conversion in it);
 //! - asking for `PartialObjectMetadata` on a list (or `PartialObjectMetadataList` on a single
 //!   object) is 406 `NotAcceptable`. kube-apiserver finds this out only while encoding, so a
@@ -53,6 +62,37 @@ pub enum Representation {
     PartialList(MetaVersion),
     /// `as=Table`: objects, lists and watch events as `Table`s ([`crate::table`]).
     Table(MetaVersion),
+}
+
+/// How a response body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// `application/json`.
+    #[default]
+    Json,
+    /// `application/vnd.kubernetes.protobuf` ([`crate::protobuf`]).
+    Protobuf,
+}
+
+/// What a response can be encoded in besides JSON (the default offers JSON only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Offer {
+    /// Objects and lists in protobuf: the resource's kind has a protobuf form
+    /// ([`crate::protobuf::speaks`]) and the request is not a watch.
+    pub protobuf: bool,
+    /// `PartialObjectMetadata(List)` in protobuf: any resource, unless the request is a watch.
+    pub protobuf_metadata: bool,
+}
+
+impl Offer {
+    /// What a request to a resource whose kind does (or does not) have a protobuf form is
+    /// offered; watches are JSON only (see the module doc).
+    pub fn for_request(kind_has_protobuf: bool, watch: bool) -> Self {
+        Offer {
+            protobuf: kind_has_protobuf && !watch,
+            protobuf_metadata: !watch,
+        }
+    }
 }
 
 /// The form of watch event objects.
@@ -110,11 +150,35 @@ impl<'a> MediaRange<'a> {
         kind && subtype
     }
 
+    /// Whether this range is Kubernetes' protobuf (no wildcards: they mean JSON, the server's
+    /// first media type).
+    fn is_protobuf(&self) -> bool {
+        self.kind.eq_ignore_ascii_case("application")
+            && self.subtype.eq_ignore_ascii_case("vnd.kubernetes.protobuf")
+    }
+
     /// What the sandbox serves for this range, if it can serve it at all.
-    fn representation(&self) -> Option<Representation> {
-        if !self.accepts_json() {
+    fn choice(&self, offer: Offer) -> Option<(Representation, Encoding)> {
+        if self.accepts_json() {
+            return self.representation().map(|r| (r, Encoding::Json));
+        }
+        if !self.is_protobuf() {
             return None;
         }
+        match self.representation()? {
+            Representation::Full => offer
+                .protobuf
+                .then_some((Representation::Full, Encoding::Protobuf)),
+            // kube-apiserver allows Tables in JSON and YAML only.
+            Representation::Table(_) => None,
+            metadata => offer
+                .protobuf_metadata
+                .then_some((metadata, Encoding::Protobuf)),
+        }
+    }
+
+    /// The representation this range's `as`, `g` and `v` ask for, if the sandbox has it.
+    fn representation(&self) -> Option<Representation> {
         let Some(target) = self.param("as") else {
             return Some(Representation::Full);
         };
@@ -133,24 +197,19 @@ impl<'a> MediaRange<'a> {
 }
 
 impl Representation {
-    /// The representation an Accept header asks for: its first servable media range, by
-    /// descending `q` and then header order; [`Representation::Full`] when none is servable.
+    /// The representation an Accept header asks for when only JSON is offered (protobuf
+    /// ranges skipped): see [`Representation::negotiate_for`].
     pub fn negotiate(accept: Option<&str>) -> Self {
-        let mut ranges: Vec<MediaRange<'_>> = accept
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(MediaRange::parse)
-            .filter(|r| r.q > 0.0)
-            .collect();
-        // Stable: equal preferences keep the client's order; wildcards after concrete types.
-        ranges.sort_by(|a, b| {
-            b.q.total_cmp(&a.q)
-                .then((a.kind == "*").cmp(&(b.kind == "*")))
-                .then((a.subtype == "*").cmp(&(b.subtype == "*")))
-        });
-        ranges
+        Self::negotiate_for(accept, Offer::default()).0
+    }
+
+    /// The representation and encoding an Accept header asks for from a resource that offers
+    /// `offer`: its first servable media range, by descending `q` and then header order;
+    /// [`Representation::Full`] in JSON when none is servable.
+    pub fn negotiate_for(accept: Option<&str>, offer: Offer) -> (Self, Encoding) {
+        ranges(accept)
             .iter()
-            .find_map(MediaRange::representation)
+            .find_map(|range| range.choice(offer))
             .unwrap_or_default()
     }
 
@@ -202,6 +261,39 @@ impl Representation {
             )),
         }
     }
+}
+
+/// An Accept header's media ranges with `q` > 0, most preferred first.
+fn ranges(accept: Option<&str>) -> Vec<MediaRange<'_>> {
+    let mut ranges: Vec<MediaRange<'_>> = accept
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(MediaRange::parse)
+        .filter(|r| r.q > 0.0)
+        .collect();
+    // Stable: equal preferences keep the client's order; wildcards after concrete types.
+    ranges.sort_by(|a, b| {
+        b.q.total_cmp(&a.q)
+            .then((a.kind == "*").cmp(&(b.kind == "*")))
+            .then((a.subtype == "*").cmp(&(b.subtype == "*")))
+    });
+    ranges
+}
+
+/// The encoding of an error's `Status`: the first range without `as` that is JSON (or a
+/// wildcard) or protobuf, whatever the resource; JSON when there is none.
+pub fn error_encoding(accept: Option<&str>) -> Encoding {
+    ranges(accept)
+        .iter()
+        .filter(|range| range.param("as").is_none())
+        .find_map(|range| {
+            if range.accepts_json() {
+                Some(Encoding::Json)
+            } else {
+                range.is_protobuf().then_some(Encoding::Protobuf)
+            }
+        })
+        .unwrap_or_default()
 }
 
 fn is_status(object: &Value) -> bool {
@@ -264,7 +356,7 @@ mod tests {
             Representation::negotiate(Some(KUBE_RS_LIST)),
             PartialList(MetaVersion::V1)
         );
-        // client-go's metadata client: protobuf first, which the sandbox does not speak.
+        // client-go's metadata client: protobuf first; when only JSON is offered, the next.
         assert_eq!(
             Representation::negotiate(Some(
                 "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
@@ -342,6 +434,102 @@ mod tests {
             Representation::negotiate(Some(&format!("*/*,{KUBE_RS_GET}"))),
             Partial(MetaVersion::V1)
         );
+    }
+
+    #[test]
+    fn protobuf_is_chosen_in_order_where_the_resource_offers_it() {
+        use Encoding::{Json, Protobuf};
+        use Representation::*;
+        // kubectl's typed clients (`kubectl create secret ...`).
+        const KUBECTL: &str = "application/vnd.kubernetes.protobuf,application/json";
+        let builtin = Offer::for_request(true, false);
+        let custom = Offer::for_request(false, false);
+        let watch = Offer::for_request(true, true);
+        assert_eq!(
+            Representation::negotiate_for(Some(KUBECTL), builtin),
+            (Full, Protobuf)
+        );
+        // A kind without a protobuf form (a custom resource): the next range, JSON.
+        assert_eq!(
+            Representation::negotiate_for(Some(KUBECTL), custom),
+            (Full, Json)
+        );
+        assert_eq!(
+            Representation::negotiate_for(Some("application/vnd.kubernetes.protobuf"), custom),
+            (Full, Json)
+        );
+        // Order and q decide; wildcards mean JSON (the server's first media type).
+        assert_eq!(
+            Representation::negotiate_for(
+                Some("application/json,application/vnd.kubernetes.protobuf"),
+                builtin
+            ),
+            (Full, Json)
+        );
+        assert_eq!(
+            Representation::negotiate_for(
+                Some("application/json;q=0.5,application/vnd.kubernetes.protobuf"),
+                builtin
+            ),
+            (Full, Protobuf)
+        );
+        assert_eq!(
+            Representation::negotiate_for(Some("*/*"), builtin),
+            (Full, Json)
+        );
+        // Metadata in protobuf for any resource; Tables never.
+        let metadata_client = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+        assert_eq!(
+            Representation::negotiate_for(Some(metadata_client), custom),
+            (PartialList(MetaVersion::V1), Protobuf)
+        );
+        assert_eq!(
+            Representation::negotiate_for(
+                Some(
+                    "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json"
+                ),
+                builtin
+            ),
+            (Full, Json)
+        );
+        // Watches are JSON here.
+        assert_eq!(
+            Representation::negotiate_for(Some(KUBECTL), watch),
+            (Full, Json)
+        );
+        assert_eq!(
+            Representation::negotiate_for(Some(metadata_client), watch),
+            (PartialList(MetaVersion::V1), Json)
+        );
+        // JSON only: as before protobuf was spoken.
+        assert_eq!(Representation::negotiate(Some(KUBECTL)), Full);
+    }
+
+    #[test]
+    fn errors_follow_the_first_plain_json_or_protobuf_range() {
+        assert_eq!(
+            error_encoding(Some("application/vnd.kubernetes.protobuf,application/json")),
+            Encoding::Protobuf
+        );
+        assert_eq!(
+            error_encoding(Some("application/json,application/vnd.kubernetes.protobuf")),
+            Encoding::Json
+        );
+        // Conversions (`as=`) do not apply to Status: the next range decides.
+        assert_eq!(
+            error_encoding(Some(
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+            )),
+            Encoding::Json
+        );
+        assert_eq!(
+            error_encoding(Some(
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/vnd.kubernetes.protobuf"
+            )),
+            Encoding::Protobuf
+        );
+        assert_eq!(error_encoding(None), Encoding::Json);
+        assert_eq!(error_encoding(Some("text/plain")), Encoding::Json);
     }
 
     #[test]

@@ -125,7 +125,8 @@ pub struct Registry {
 
 impl Registry {
     /// The built-in types: Namespace, Secret, ConfigMap, ServiceAccount, Lease, Event (core/v1
-    /// and events.k8s.io/v1 over one store) and CustomResourceDefinition.
+    /// and events.k8s.io/v1 over one store), CustomResourceDefinition, and RBAC's Role,
+    /// ClusterRole, RoleBinding and ClusterRoleBinding (stored and validated, not enforced).
     pub fn with_builtins() -> Self {
         use crate::table::Printer;
         let mut namespace = ResourceType::builtin("", "v1", "Namespace", "namespaces", false);
@@ -196,6 +197,20 @@ impl Registry {
         );
         crd.short_names = vec!["crd".into(), "crds".into()];
         crd.status_subresource = true;
+        let rbac = "rbac.authorization.k8s.io";
+        let role = ResourceType::builtin(rbac, "v1", "Role", "roles", true);
+        let cluster_role = ResourceType::builtin(rbac, "v1", "ClusterRole", "clusterroles", false);
+        let mut role_binding =
+            ResourceType::builtin(rbac, "v1", "RoleBinding", "rolebindings", true);
+        role_binding.printer = Printer::RoleBinding;
+        let mut cluster_role_binding = ResourceType::builtin(
+            rbac,
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+        );
+        cluster_role_binding.printer = Printer::RoleBinding;
         Self {
             types: vec![
                 namespace,
@@ -206,6 +221,10 @@ impl Registry {
                 core_event,
                 events_event,
                 crd,
+                role,
+                cluster_role,
+                role_binding,
+                cluster_role_binding,
             ],
         }
     }

@@ -1,20 +1,25 @@
 //! Request handling: routing URLs to resources, the verbs, and the watch stream.
 //!
-//! Each handler parses the request, asks `store` to do the write or read, applies `validation`,
-//! `schema` and admission hooks, and renders JSON (in the representation the Accept header
-//! negotiated, see `metadata` and `table`) or a Status error. No semantics of storage live here.
+//! Each handler parses the request (JSON or YAML; protobuf for the kinds `protobuf` speaks),
+//! asks `store` to do the write or read, applies `validation`, `schema` and admission hooks, and
+//! renders JSON or protobuf (in the representation and encoding the Accept header negotiated,
+//! see `metadata` and `table`) or a Status error. No semantics of storage live here.
 
 use crate::Error;
 use crate::faults::{FaultKind, RequestRecord};
-use crate::http::{Body, error_response, json_response, parse_body, parse_query, read_body};
-use crate::metadata::{MetaVersion, Representation, WatchForm, partial_object};
+use crate::http::{
+    Body, encoded_response, error_response, json_response, parse_body, parse_query, read_body,
+};
+use crate::metadata::{
+    MetaVersion, Offer, Representation, WatchForm, error_encoding, partial_object,
+};
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{
     Change, Deleted, EventType, Preconditions, WriteOptions, metadata_mut, name_of,
 };
 use crate::table::{self, IncludeObject, TableOptions};
-use crate::{Inner, discovery, events, validation};
+use crate::{Inner, discovery, events, protobuf, validation};
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -40,10 +45,22 @@ struct Target {
 
 /// Handles one HTTP request.
 pub async fn handle(inner: Arc<Inner>, request: Request<Incoming>) -> Response<Body> {
+    let errors = error_encoding(Some(&accept_header(&request)));
     match route(inner, request).await {
         Ok(response) => response,
-        Err(error) => error_response(&error),
+        Err(error) => error_response(&error, errors),
     }
+}
+
+/// The request's Accept header (all of its lines, joined).
+fn accept_header(request: &Request<Incoming>) -> String {
+    request
+        .headers()
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn not_found_path() -> Error {
@@ -166,13 +183,9 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
-    let accept: Vec<&str> = request
-        .headers()
-        .get_all(hyper::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let representation = Representation::negotiate(Some(&accept.join(",")));
+    let offer = Offer::for_request(protobuf::speaks(&rt), verb == "watch");
+    let (representation, encoding) =
+        Representation::negotiate_for(Some(&accept_header(&request)), offer);
     let (status, body) = match verb {
         "watch" => return watch(inner, &rt, &target, &query, representation),
         "list" => list(&inner, &rt, &target, &query)?,
@@ -184,11 +197,13 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
             (StatusCode::OK, view(&rt, &object))
         }
         "create" => {
-            let body = parse_body(&read_body(request.into_body()).await?, &content_type)?;
+            let bytes = read_body(request.into_body()).await?;
+            let body = object_body(&inner, &rt, &bytes, &content_type)?;
             create(&inner, &rt, &target, body, &query, Some(&manager))?
         }
         "update" => {
-            let body = parse_body(&read_body(request.into_body()).await?, &content_type)?;
+            let bytes = read_body(request.into_body()).await?;
+            let body = object_body(&inner, &rt, &bytes, &content_type)?;
             update(&inner, &rt, &target, body, &query, &manager)?
         }
         "patch" => {
@@ -205,7 +220,7 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
         }
         "delete" => {
             let bytes = read_body(request.into_body()).await?;
-            delete(&inner, &rt, &target, &bytes, &query)?
+            delete(&inner, &rt, &target, &bytes, &content_type, &query)?
         }
         "deletecollection" => delete_collection(&inner, &rt, &target, &query)?,
         _ => return Err(Error::MethodNotAllowed),
@@ -232,7 +247,30 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
     } else {
         representation.object(body, table)?
     };
-    Ok(json_response(status, &body))
+    Ok(encoded_response(status, &body, encoding))
+}
+
+/// The object a create or update sends, as JSON: JSON or YAML as sent, or decoded from
+/// protobuf. As kube-apiserver: protobuf only for built-in kinds (a custom resource's endpoint
+/// lists JSON and YAML in its 415); here only for the kinds `protobuf` speaks.
+fn object_body(
+    inner: &Inner,
+    rt: &ResourceType,
+    bytes: &[u8],
+    content_type: &str,
+) -> Result<Value, Error> {
+    if !protobuf::is_protobuf(content_type) {
+        return parse_body(bytes, content_type);
+    }
+    if rt.custom {
+        return Err(Error::UnsupportedMediaType(
+            "application/json, application/yaml".into(),
+        ));
+    }
+    if !protobuf::speaks(rt) {
+        return parse_body(bytes, content_type);
+    }
+    protobuf::decode(rt, bytes, &inner.registry_snapshot())
 }
 
 fn text_response(text: &'static str) -> Response<Body> {
@@ -636,6 +674,7 @@ fn delete(
     rt: &ResourceType,
     target: &Target,
     bytes: &[u8],
+    content_type: &str,
     query: &HashMap<String, String>,
 ) -> Result<Reply, Error> {
     let ns = target.namespace.clone().unwrap_or_default();
@@ -643,6 +682,8 @@ fn delete(
     let srt = storage_type(inner, rt);
     let options: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         json!({})
+    } else if protobuf::is_protobuf(content_type) {
+        protobuf::decode_delete_options(bytes)?
     } else {
         parse_body(bytes, "application/json")?
     };

@@ -253,9 +253,27 @@ impl Store {
         {
             map.remove("status");
             // kube-apiserver's namespace strategy starts every namespace Active (what the
-            // STATUS column of `kubectl get namespaces` shows).
+            // STATUS column of `kubectl get namespaces` shows) with the `kubernetes` finalizer
+            // in its spec.
             if rt.group.is_empty() && rt.kind == "Namespace" {
                 map.insert("status".into(), json!({"phase": "Active"}));
+                let spec = map.entry("spec").or_insert_with(|| json!({}));
+                if !spec.is_object() {
+                    *spec = json!({});
+                }
+                let finalizers = spec
+                    .as_object_mut()
+                    .map(|spec| spec.entry("finalizers").or_insert_with(|| json!([])));
+                if let Some(finalizers) = finalizers {
+                    if !finalizers.is_array() {
+                        *finalizers = json!([]);
+                    }
+                    if let Some(list) = finalizers.as_array_mut()
+                        && !list.iter().any(|f| f == "kubernetes")
+                    {
+                        list.push(json!("kubernetes"));
+                    }
+                }
             }
         }
         if opts.dry_run {

@@ -151,6 +151,9 @@ pub enum Printer {
     ServiceAccount,
     /// Leases: Name, Holder, Age.
     Lease,
+    /// RoleBindings and ClusterRoleBindings: Name, Role, Age; wide: Users, Groups,
+    /// ServiceAccounts.
+    RoleBinding,
     /// Events (either view): Last Seen, Type, Reason, Object, Subobject, Source, Message,
     /// First Seen, Count, Name.
     Event,
@@ -309,6 +312,23 @@ impl Printer {
                     .wide(),
                 Column::name_column().wide(),
             ],
+            Printer::RoleBinding => vec![
+                Column::name_column(),
+                Column::new(
+                    "Role",
+                    "string",
+                    "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error. This field is immutable.",
+                ),
+                Column::age_column(),
+                Column::new("Users", "string", "Users in the roleBinding").wide(),
+                Column::new("Groups", "string", "Groups in the roleBinding").wide(),
+                Column::new(
+                    "ServiceAccounts",
+                    "string",
+                    "ServiceAccounts in the roleBinding",
+                )
+                .wide(),
+            ],
             Printer::Default => vec![
                 Column::name_column(),
                 Column::new("Created At", "date", CREATED_DESCRIPTION),
@@ -349,6 +369,39 @@ impl Printer {
             }
             Printer::ServiceAccount => vec![name, count("/secrets"), age()],
             Printer::Lease => vec![name, json!(text(object, "/spec/holderIdentity")), age()],
+            Printer::RoleBinding => {
+                let role = format!(
+                    "{}/{}",
+                    text(object, "/roleRef/kind"),
+                    text(object, "/roleRef/name")
+                );
+                let subjects: &[Value] = object
+                    .get("subjects")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let of_kind = |kind: &str| {
+                    let names: Vec<String> = subjects
+                        .iter()
+                        .filter(|s| text(s, "/kind") == kind)
+                        .map(|s| match kind {
+                            "ServiceAccount" => {
+                                format!("{}:{}", text(s, "/namespace"), text(s, "/name"))
+                            }
+                            _ => text(s, "/name").to_string(),
+                        })
+                        .collect();
+                    json!(names.join(", "))
+                };
+                vec![
+                    name,
+                    json!(role),
+                    age(),
+                    of_kind("User"),
+                    of_kind("Group"),
+                    of_kind("ServiceAccount"),
+                ]
+            }
             Printer::Event => event_cells(object, now),
             Printer::Default => vec![name, json!(created_at(object))],
         }
@@ -1057,6 +1110,24 @@ mod tests {
         assert_eq!(
             Printer::Lease.cells(&lease, NOW),
             vec![json!("l"), json!("pod-1"), json!("5s")]
+        );
+        let binding = json!({"metadata": {"name": "rb", "creationTimestamp": ago(5)},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": "a"}, {"kind": "User", "name": "b"}, {"kind": "ServiceAccount", "name": "sa", "namespace": "ns"}]});
+        assert_eq!(
+            Printer::RoleBinding.cells(&binding, NOW),
+            vec![
+                json!("rb"),
+                json!("ClusterRole/view"),
+                json!("5s"),
+                json!("a, b"),
+                json!(""),
+                json!("ns:sa")
+            ]
+        );
+        assert_eq!(
+            names(&Printer::RoleBinding),
+            ["Name", "Role", "Age", "Users", "Groups", "ServiceAccounts"]
         );
         let sa = json!({"metadata": {"name": "default"}, "secrets": [{"name": "x"}]});
         assert_eq!(Printer::ServiceAccount.cells(&sa, NOW)[1], json!(1));

@@ -151,8 +151,223 @@ pub fn builtin_rules(
             Ok(())
         }
         ("events.k8s.io", "Event") => event_rules(rt, &name, object),
+        ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => {
+            causes_to_error(rt, &name, role_rules(rt, object))
+        }
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            causes_to_error(rt, &name, binding_rules(rt, object, old))
+        }
         _ => Ok(()),
     }
+}
+
+fn causes_to_error(rt: &ResourceType, name: &str, causes: Vec<Cause>) -> Result<(), Error> {
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid {
+        kind: rt.kind.clone(),
+        name: name.to_string(),
+        causes,
+    })
+}
+
+fn cause(field: String, reason: &str, message: String) -> Cause {
+    Cause {
+        reason: reason.into(),
+        message,
+        field,
+    }
+}
+
+/// Go's `%q` list of supported values, as `field.NotSupported` prints it.
+fn supported(values: &[&str]) -> String {
+    values
+        .iter()
+        .map(|v| crate::error::go_quote(v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn not_supported(field: String, value: &str, values: &[&str]) -> Cause {
+    cause(
+        field,
+        "FieldValueNotSupported",
+        format!(
+            "Unsupported value: {}: supported values: {}",
+            crate::error::go_quote(value),
+            supported(values)
+        ),
+    )
+}
+
+fn strings_at<'a>(object: &'a Value, key: &str) -> Vec<&'a str> {
+    object
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// kube-apiserver's `ValidatePolicyRule` over `rules` (Role and ClusterRole). A ClusterRole
+/// with an aggregationRule may have no rules (the aggregation controller, which the sandbox
+/// does not run, would fill them).
+fn role_rules(rt: &ResourceType, object: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let rules: &[Value] = object
+        .get("rules")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (i, rule) in rules.iter().enumerate() {
+        let at = |child: &str| format!("rules[{i}].{child}");
+        if strings_at(rule, "verbs").is_empty() {
+            causes.push(cause(
+                at("verbs"),
+                "FieldValueRequired",
+                "Required value: verbs must contain at least one value".into(),
+            ));
+        }
+        let urls = strings_at(rule, "nonResourceURLs");
+        if !urls.is_empty() {
+            // field.Invalid shows a list as JSON.
+            let shown = Value::from(urls.clone()).to_string();
+            if rt.namespaced {
+                causes.push(cause(
+                    at("nonResourceURLs"),
+                    "FieldValueInvalid",
+                    format!(
+                        "Invalid value: {shown}: namespaced rules cannot apply to non-resource URLs"
+                    ),
+                ));
+            }
+            if ["apiGroups", "resources", "resourceNames"]
+                .iter()
+                .any(|k| !strings_at(rule, k).is_empty())
+            {
+                causes.push(cause(
+                    at("nonResourceURLs"),
+                    "FieldValueInvalid",
+                    format!("Invalid value: {shown}: rules cannot apply to both regular resources and non-resource URLs"),
+                ));
+            }
+            continue;
+        }
+        if rule
+            .get("apiGroups")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+        {
+            causes.push(cause(
+                at("apiGroups"),
+                "FieldValueRequired",
+                "Required value: resource rules must supply at least one api group".into(),
+            ));
+        }
+        if strings_at(rule, "resources").is_empty() {
+            causes.push(cause(
+                at("resources"),
+                "FieldValueRequired",
+                "Required value: resource rules must supply at least one resource".into(),
+            ));
+        }
+    }
+    causes
+}
+
+/// kube-apiserver's RoleBinding/ClusterRoleBinding validation: the roleRef (immutable once
+/// set) and each subject.
+fn binding_rules(rt: &ResourceType, object: &Value, old: Option<&Value>) -> Vec<Cause> {
+    const RBAC: &str = "rbac.authorization.k8s.io";
+    let mut causes = Vec::new();
+    let role_ref = object.get("roleRef").unwrap_or(&Value::Null);
+    let text = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let api_group = text(role_ref, "apiGroup");
+    if api_group != RBAC {
+        causes.push(not_supported(
+            "roleRef.apiGroup".into(),
+            &api_group,
+            &[RBAC],
+        ));
+    }
+    let kinds: &[&str] = if rt.namespaced {
+        &["Role", "ClusterRole"]
+    } else {
+        &["ClusterRole"]
+    };
+    let kind = text(role_ref, "kind");
+    if !kinds.contains(&kind.as_str()) {
+        causes.push(not_supported("roleRef.kind".into(), &kind, kinds));
+    }
+    if text(role_ref, "name").is_empty() {
+        causes.push(cause(
+            "roleRef.name".into(),
+            "FieldValueRequired",
+            "Required value".into(),
+        ));
+    }
+    let subjects: &[Value] = object
+        .get("subjects")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (i, subject) in subjects.iter().enumerate() {
+        let at = |child: &str| format!("subjects[{i}].{child}");
+        let name = text(subject, "name");
+        if name.is_empty() {
+            causes.push(cause(
+                at("name"),
+                "FieldValueRequired",
+                "Required value".into(),
+            ));
+        }
+        let group = text(subject, "apiGroup");
+        match text(subject, "kind").as_str() {
+            "ServiceAccount" => {
+                if !group.is_empty() {
+                    causes.push(not_supported(at("apiGroup"), &group, &[""]));
+                }
+                if !rt.namespaced && text(subject, "namespace").is_empty() {
+                    causes.push(cause(
+                        at("namespace"),
+                        "FieldValueRequired",
+                        "Required value".into(),
+                    ));
+                }
+            }
+            "User" | "Group" => {
+                if group != RBAC {
+                    causes.push(not_supported(at("apiGroup"), &group, &[RBAC]));
+                }
+            }
+            other => causes.push(not_supported(
+                at("kind"),
+                other,
+                &["ServiceAccount", "User", "Group"],
+            )),
+        }
+    }
+    if let Some(old) = old
+        && old.get("roleRef") != object.get("roleRef")
+    {
+        // field.Invalid shows the (internal, untagged) RoleRef struct as JSON.
+        let shown = serde_json::json!({
+            "APIGroup": text(role_ref, "apiGroup"),
+            "Kind": text(role_ref, "kind"),
+            "Name": text(role_ref, "name"),
+        });
+        causes.push(cause(
+            "roleRef".into(),
+            "FieldValueInvalid",
+            format!("Invalid value: {shown}: cannot change roleRef"),
+        ));
+    }
+    causes
 }
 
 fn secret_rules(
@@ -392,6 +607,118 @@ mod tests {
             .find("", "v1", "secrets")
             .cloned()
             .unwrap()
+    }
+
+    fn rbac_type(plural: &str) -> ResourceType {
+        Registry::with_builtins()
+            .find("rbac.authorization.k8s.io", "v1", plural)
+            .cloned()
+            .unwrap()
+    }
+
+    fn causes(result: Result<(), Error>) -> Vec<(String, String)> {
+        match result {
+            Err(Error::Invalid { causes, .. }) => {
+                causes.into_iter().map(|c| (c.field, c.message)).collect()
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn policy_rules_follow_kube_apiservers_validation() {
+        let role = rbac_type("roles");
+        let cluster_role = rbac_type("clusterroles");
+        let mut ok = json!({"metadata": {"name": "r"}, "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"]}]});
+        builtin_rules(&role, &mut ok, None).unwrap();
+        // An aggregated ClusterRole has no rules of its own.
+        let mut aggregated = json!({"metadata": {"name": "a"}, "rules": null, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"a": "b"}}]}});
+        builtin_rules(&cluster_role, &mut aggregated, None).unwrap();
+        let mut urls = json!({"metadata": {"name": "h"}, "rules": [{"verbs": ["get"], "nonResourceURLs": ["/healthz"]}]});
+        builtin_rules(&cluster_role, &mut urls, None).unwrap();
+        assert_eq!(
+            causes(builtin_rules(&role, &mut urls, None)),
+            [(
+                "rules[0].nonResourceURLs".to_string(),
+                r#"Invalid value: ["/healthz"]: namespaced rules cannot apply to non-resource URLs"#
+                    .to_string()
+            )]
+        );
+        let mut empty = json!({"metadata": {"name": "e"}, "rules": [{}]});
+        assert_eq!(
+            causes(builtin_rules(&role, &mut empty, None)),
+            [
+                (
+                    "rules[0].verbs".to_string(),
+                    "Required value: verbs must contain at least one value".to_string()
+                ),
+                (
+                    "rules[0].apiGroups".to_string(),
+                    "Required value: resource rules must supply at least one api group".to_string()
+                ),
+                (
+                    "rules[0].resources".to_string(),
+                    "Required value: resource rules must supply at least one resource".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn bindings_check_their_role_ref_and_subjects_and_keep_the_role_ref() {
+        let binding_type = rbac_type("rolebindings");
+        let cluster_binding_type = rbac_type("clusterrolebindings");
+        let role_ref =
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"});
+        let mut binding = json!({"metadata": {"name": "b"}, "roleRef": role_ref, "subjects": [
+            {"kind": "ServiceAccount", "name": "sa"},
+            {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}
+        ]});
+        builtin_rules(&binding_type, &mut binding, None).unwrap();
+        // A ClusterRoleBinding binds ClusterRoles only, and its ServiceAccounts need a namespace.
+        assert_eq!(
+            causes(builtin_rules(
+                &cluster_binding_type,
+                &mut binding.clone(),
+                None
+            )),
+            [
+                (
+                    "roleRef.kind".to_string(),
+                    r#"Unsupported value: "Role": supported values: "ClusterRole""#.to_string()
+                ),
+                (
+                    "subjects[0].namespace".to_string(),
+                    "Required value".to_string()
+                ),
+            ]
+        );
+        let mut bad = json!({"metadata": {"name": "b"}, "roleRef": {"kind": "Role"}, "subjects": [
+            {"kind": "Robot", "name": "x"}, {"kind": "User", "name": "u"}
+        ]});
+        let fields: Vec<String> = causes(builtin_rules(&binding_type, &mut bad, None))
+            .into_iter()
+            .map(|(field, _)| field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "roleRef.apiGroup",
+                "roleRef.name",
+                "subjects[0].kind",
+                "subjects[1].apiGroup"
+            ]
+        );
+        let mut changed = binding.clone();
+        changed["roleRef"]["name"] = json!("other");
+        assert_eq!(
+            causes(builtin_rules(&binding_type, &mut changed, Some(&binding))),
+            [(
+                "roleRef".to_string(),
+                r#"Invalid value: {"APIGroup":"rbac.authorization.k8s.io","Kind":"Role","Name":"other"}: cannot change roleRef"#
+                    .to_string()
+            )]
+        );
     }
 
     #[test]

@@ -57,18 +57,6 @@ async fn create_get_replace_conflict_and_delete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn protobuf_bodies_are_refused_with_a_clear_415() {
-    // kubectl's imperative generators (`create configmap`) send protobuf, which the sandbox does
-    // not decode; the refusal says what to use instead.
-    let sandbox = Sandbox::start().await.unwrap();
-    let k = kubectl(&sandbox);
-    let out = k.run(&["create", "configmap", "x", "--from-literal=a=1"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("kubectl create -f"), "{err}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_sees_an_update() {
     let sandbox = Sandbox::start().await.unwrap();
     let k = kubectl(&sandbox);

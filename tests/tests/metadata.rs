@@ -79,6 +79,18 @@ fn assert_metadata_only(object: &Value) {
 
 /// A raw GET with the given Accept header (none when `None`): status, Content-Type, body.
 async fn raw_get(client: &kube::Client, path: &str, accept: Option<&str>) -> (u16, String, Value) {
+    let (status, content_type, bytes) = raw_get_bytes(client, path, accept).await;
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)));
+    (status, content_type, body)
+}
+
+/// A raw GET with the given Accept header: status, Content-Type and the body's bytes.
+async fn raw_get_bytes(
+    client: &kube::Client,
+    path: &str,
+    accept: Option<&str>,
+) -> (u16, String, Vec<u8>) {
     let mut request = http::Request::get(path);
     if let Some(accept) = accept {
         request = request.header(http::header::ACCEPT, accept);
@@ -95,9 +107,7 @@ async fn raw_get(client: &kube::Client, path: &str, accept: Option<&str>) -> (u1
         .unwrap_or_default()
         .to_string();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)));
-    (status, content_type, body)
+    (status, content_type, bytes.to_vec())
 }
 
 #[tokio::test]
@@ -199,8 +209,8 @@ async fn accept_negotiation_honours_the_first_supported_media_type() {
         full_secret(&body);
     }
 
-    // client-go's metadata client: protobuf first (not served), then metadata, then JSON.
-    let (code, _, body) = raw_get(
+    // client-go's metadata client: protobuf first, which kube-apiserver serves for metadata.
+    let (code, content_type, bytes) = raw_get_bytes(
         &client,
         path,
         Some(&format!(
@@ -209,8 +219,23 @@ async fn accept_negotiation_honours_the_first_supported_media_type() {
     )
     .await;
     assert_eq!(code, 200);
-    assert_metadata_only(&body);
-    assert_eq!(body["metadata"]["labels"]["app"], "web");
+    assert_eq!(content_type, "application/vnd.kubernetes.protobuf");
+    let unknown = {
+        use prost::Message;
+        let body = bytes.strip_prefix(b"k8s\0").expect("the protobuf magic");
+        k8s_pb::apimachinery::pkg::runtime::Unknown::decode(body).unwrap()
+    };
+    let type_meta = unknown.type_meta.unwrap();
+    assert_eq!(type_meta.api_version.as_deref(), Some("meta.k8s.io/v1"));
+    assert_eq!(type_meta.kind.as_deref(), Some("PartialObjectMetadata"));
+    let partial = {
+        use prost::Message;
+        k8s_pb::apimachinery::pkg::apis::meta::v1::PartialObjectMetadata::decode(
+            unknown.raw.unwrap().as_slice(),
+        )
+        .unwrap()
+    };
+    assert_eq!(partial.metadata.unwrap().labels["app"], "web");
 
     // meta.k8s.io/v1beta1 is served too.
     let (code, _, body) = raw_get(
