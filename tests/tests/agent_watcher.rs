@@ -345,9 +345,8 @@ async fn the_resync_catches_an_update_without_a_watch() {
     );
     // Re-reading an unchanged Secret does not count or swap anything. The resync reads one
     // after the other: once two more reads have arrived, the first of them was handled.
-    let is_secret_get = |r: &relay_sandbox::faults::RequestRecord| {
-        r.verb == "get" && r.resource == "secrets"
-    };
+    let is_secret_get =
+        |r: &relay_sandbox::faults::RequestRecord| r.verb == "get" && r.resource == "secrets";
     let reads = sandbox.count_requests(is_secret_get);
     sandbox
         .wait_for_requests(reads + 2, WAIT, is_secret_get)
