@@ -508,7 +508,7 @@ impl Sandbox {
     /// paused clock whenever no task can run, and with a socket in between it cannot tell "the
     /// answer is on its way through the kernel" from "idle", so timeouts would fire early. With
     /// a pipe, every step of a request wakes its task directly; the clock moves only when every
-    /// task waits on a timer.
+    /// task waits on a timer. Call it inside a tokio runtime (the client spawns its worker).
     pub fn in_memory_client(&self) -> kube::Client {
         let inner = self.inner.clone();
         let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
