@@ -777,7 +777,7 @@ mod tests {
         })
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn service_admits_25_requests_in_order_and_20_of_them_wait() {
         let layer = RateLimitLayer::with_clock(20.0, 5, frozen()).unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
@@ -799,6 +799,35 @@ mod tests {
                 refused: 0
             }
         );
+    }
+
+    /// On tokio's paused clock, the layer's clock (tokio's by default) and its sleeps agree
+    /// exactly: the burst passes at once, then one request every interval (1/qps).
+    #[tokio::test(start_paused = true)]
+    async fn service_admits_the_burst_at_once_then_one_per_interval_on_tokio_time() {
+        let t0 = tokio::time::Instant::now();
+        let layer = RateLimitLayer::new(20.0, 5).unwrap();
+        let admitted = Arc::new(Mutex::new(Vec::new()));
+        let record = admitted.clone();
+        let service = layer.layer(tower::service_fn(move |index: usize| {
+            record
+                .lock()
+                .unwrap()
+                .push((index, tokio::time::Instant::now() - t0));
+            std::future::ready(Ok::<_, std::convert::Infallible>(index))
+        }));
+        let calls = (0..25).map(|index| {
+            let service = service.clone();
+            async move { service.oneshot(index).await }
+        });
+        let results = futures::future::join_all(calls).await;
+        assert!(results.iter().all(Result::is_ok));
+        // The clock is paused at the runtime's start, which is also where tokio's 1 ms timer
+        // ticks start, so every wait ends exactly on its deadline.
+        let expected: Vec<(usize, Duration)> = (0..25)
+            .map(|index: usize| (index, ms(50 * index.saturating_sub(4) as u64)))
+            .collect();
+        assert_eq!(*admitted.lock().unwrap(), expected);
     }
 
     #[tokio::test]

@@ -574,7 +574,17 @@ fn inspect_describes_certificates_secrets_and_keys() {
         text.contains("state:       valid"),
         "99% of a year is still ahead: {text}"
     );
-    // Renewal one second after issuance: wait past it.
+    // Renewal one second after issuance (99% of 100 s before expiry). The hidden test-only
+    // --now fixes the time of both commands instead of waiting: issued at T, the certificate
+    // is valid a millisecond before T + 1 s and due for renewal at T + 1 s.
+    let issued = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let at = |offset: time::Duration| {
+        (issued + offset)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
     let short = ok(s.relay_issuer(&[
         "sign",
         "--signing-secret",
@@ -583,11 +593,38 @@ fn inspect_describes_certificates_secrets_and_keys() {
         &csr,
         "--duration",
         "100s",
+        "--now",
+        &at(time::Duration::ZERO),
     ]));
     s.write("short.pem", &short);
-    std::thread::sleep(std::time::Duration::from_millis(2100));
-    let text = ok(s.relay_issuer(&["inspect", "short.pem", "--renew-before-percentage", "99"]));
+    let inspect_at = |offset: time::Duration| {
+        ok(s.relay_issuer(&[
+            "inspect",
+            "short.pem",
+            "--renew-before-percentage",
+            "99",
+            "--now",
+            &at(offset),
+        ]))
+    };
+    let text = inspect_at(time::Duration::milliseconds(999));
+    assert!(text.contains("state:       valid"), "{text}");
+    let text = inspect_at(time::Duration::seconds(1));
     assert!(text.contains("EXPIRING"), "{text}");
+}
+
+#[test]
+fn now_is_hidden_checked_and_refused_outside_the_offline_commands() {
+    let s = Scratch::new();
+    let help = ok(s.relay_issuer(&["inspect", "--help"]));
+    assert!(!help.contains("--now"), "--now is hidden: {help}");
+    let err = refused(s.relay_issuer(&["inspect", "x.pem", "--now", "yesterday"]));
+    assert!(err.contains("RFC 3339"), "{err}");
+    let err = refused(s.relay_issuer(&["crds", "--now", "2030-01-02T03:04:05Z"]));
+    assert!(
+        err.contains("--now") && err.contains("system clock"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Fault injection and the request log: what tests use to make the sandbox misbehave on purpose
-//! and to see what clients actually did.
+//! and to see what clients actually did (and when the sandbox received it).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +64,16 @@ impl Faults {
     pub(crate) fn watch_epoch(&self) -> u64 {
         self.watch_epoch.load(Ordering::SeqCst)
     }
+}
+
+/// One entry of the request log: a request and when the sandbox received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedRequest {
+    /// When the sandbox received it, on tokio's clock (the paused clock under
+    /// `tokio::time::pause`, the monotonic clock otherwise).
+    pub received: tokio::time::Instant,
+    /// The request.
+    pub request: RequestRecord,
 }
 
 /// One request as the sandbox saw it.

@@ -3,7 +3,7 @@
 //! request log).
 
 use crate::Error;
-use crate::faults::{Faults, RequestRecord};
+use crate::faults::{Faults, RequestRecord, TimedRequest};
 use crate::registry::{Registry, ResourceType};
 use crate::store::{Snapshot, Store, WriteOptions, metadata_mut};
 use hyper::server::conn::http1;
@@ -32,7 +32,7 @@ pub struct Inner {
     pub(crate) store: Store,
     registry: RwLock<Arc<Registry>>,
     pub(crate) faults: Faults,
-    requests: Mutex<Vec<RequestRecord>>,
+    requests: Mutex<Vec<TimedRequest>>,
     snapshots: Mutex<HashMap<u64, Arc<Snapshot>>>,
     next_token: AtomicU64,
     admission: RwLock<Vec<Arc<dyn Admission>>>,
@@ -67,8 +67,12 @@ impl Inner {
     }
 
     pub(crate) fn record(&self, record: RequestRecord) {
+        let received = tokio::time::Instant::now();
         if let Ok(mut requests) = self.requests.lock() {
-            requests.push(record);
+            requests.push(TimedRequest {
+                received,
+                request: record,
+            });
         }
     }
 
@@ -446,14 +450,7 @@ impl Sandbox {
                     _ = &mut stop => return,
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
-                        let inner = served.clone();
-                        tokio::spawn(async move {
-                            let service = service_fn(move |request| {
-                                let inner = inner.clone();
-                                async move { Ok::<_, std::convert::Infallible>(crate::server::handle(inner, request).await) }
-                            });
-                            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                        });
+                        tokio::spawn(serve_connection(served.clone(), stream));
                     }
                 }
             }
@@ -505,6 +502,29 @@ impl Sandbox {
         kube::Client::try_from(config).map_err(|e| Error::Internal(e.to_string()))
     }
 
+    /// A kube-rs client that reaches this sandbox through memory instead of TCP: each request
+    /// gets its own HTTP/1 connection over a `tokio::io::duplex` pipe, served by the same
+    /// handler as the listener. For tests under tokio's paused clock: the runtime advances a
+    /// paused clock whenever no task can run, and with a socket in between it cannot tell "the
+    /// answer is on its way through the kernel" from "idle", so timeouts would fire early. With
+    /// a pipe, every step of a request wakes its task directly; the clock moves only when every
+    /// task waits on a timer. Call it inside a tokio runtime (the client spawns its worker).
+    pub fn in_memory_client(&self) -> kube::Client {
+        let inner = self.inner.clone();
+        let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+            let inner = inner.clone();
+            async move {
+                let (client_end, server_end) = tokio::io::duplex(PIPE_BUFFER);
+                tokio::spawn(serve_connection(inner, server_end));
+                let (mut sender, connection) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(client_end)).await?;
+                tokio::spawn(connection);
+                sender.send_request(request).await
+            }
+        });
+        kube::Client::new(service, "default")
+    }
+
     /// Fault injection.
     pub fn faults(&self) -> &Faults {
         &self.inner.faults
@@ -517,11 +537,53 @@ impl Sandbox {
 
     /// Every API request so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
+        self.timed_requests()
+            .into_iter()
+            .map(|timed| timed.request)
+            .collect()
+    }
+
+    /// Every API request so far, with when the sandbox received it, in order of arrival.
+    pub fn timed_requests(&self) -> Vec<TimedRequest> {
         self.inner
             .requests
             .lock()
             .map(|r| r.clone())
             .unwrap_or_default()
+    }
+
+    /// How many requests of the log `matches` accepts.
+    pub fn count_requests(&self, matches: impl Fn(&RequestRecord) -> bool) -> usize {
+        self.inner
+            .requests
+            .lock()
+            .map(|r| r.iter().filter(|t| matches(&t.request)).count())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the request log holds at least `count` requests that `matches` accepts
+    /// (polling every 10 ms of tokio's clock); returns how many it holds then. A barrier for
+    /// tests: "the client has made its next request", e.g. re-opened a watch or started the
+    /// next pass of a loop, so whatever it had to do before that is done.
+    pub async fn wait_for_requests(
+        &self,
+        count: usize,
+        within: std::time::Duration,
+        matches: impl Fn(&RequestRecord) -> bool,
+    ) -> Result<usize, Error> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let seen = self.count_requests(&matches);
+            if seen >= count {
+                return Ok(seen);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::Internal(format!(
+                    "the request log holds {seen} matching requests after {within:?}, expected at least {count}"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// Adds an admission hook (webhook rules).
@@ -632,6 +694,23 @@ impl Inner {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Bytes buffered each way in an in-memory connection (a watch that nobody reads waits here).
+const PIPE_BUFFER: usize = 256 * 1024;
+
+/// Serves one HTTP/1 connection (a TCP stream or an in-memory pipe) until it closes.
+async fn serve_connection<IO>(inner: Arc<Inner>, io: IO)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let inner = inner.clone();
+        async move { Ok::<_, std::convert::Infallible>(crate::server::handle(inner, request).await) }
+    });
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 fn write_kubeconfig(path: &Path, addr: SocketAddr) -> std::io::Result<()> {

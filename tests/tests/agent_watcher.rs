@@ -343,8 +343,15 @@ async fn the_resync_catches_an_update_without_a_watch() {
             .count()
             >= 2
     );
-    // Re-reading an unchanged Secret does not count or swap anything.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Re-reading an unchanged Secret does not count or swap anything. The resync reads one
+    // after the other: once two more reads have arrived, the first of them was handled.
+    let is_secret_get =
+        |r: &relay_sandbox::faults::RequestRecord| r.verb == "get" && r.resource == "secrets";
+    let reads = sandbox.count_requests(is_secret_get);
+    sandbox
+        .wait_for_requests(reads + 2, WAIT, is_secret_get)
+        .await
+        .unwrap();
     assert_eq!(watching.metrics.certificate_swaps.get(), 1);
     watching.stop().await;
 }

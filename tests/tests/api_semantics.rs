@@ -549,10 +549,18 @@ async fn events_written_through_events_api_are_listed_as_core_events() {
     assert_eq!(e.reporting_component.as_deref(), Some("relay-issuer"));
 }
 
+/// The next item a watch forwarded, within 10 s.
+async fn next_event<T>(received: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Option<T> {
+    tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("a watch event within 10 s")
+}
+
 #[tokio::test]
 async fn injected_faults_fail_requests_and_dropped_watches_are_resumed() {
     let (s, client) = start().await;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cms_for_watch = cms.clone();
     s.faults()
         .fail_fraction(1.0, &[relay_sandbox::faults::FaultKind::Internal]);
     let (code, reason, _) = api_err(cms.list(&ListParams::default()).await.unwrap_err());
@@ -577,13 +585,32 @@ async fn injected_faults_fail_requests_and_dropped_watches_are_resumed() {
     .await;
     assert_eq!(code, 409, "{response}");
     s.faults().fail_fraction(0.0, &[]);
-    let mut stream = watcher(cms.clone(), watcher::Config::default()).boxed();
+    let is_watch =
+        |r: &relay_sandbox::faults::RequestRecord| r.verb == "watch" && r.resource == "configmaps";
+    let watches_before = s.count_requests(is_watch);
+    // The watcher runs on its own task, so it re-opens the dropped watch by itself.
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let watching = tokio::spawn(async move {
+        let mut stream = watcher(cms_for_watch, watcher::Config::default()).boxed();
+        while let Some(event) = stream.next().await {
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+    });
     while !matches!(
-        stream.try_next().await.unwrap(),
-        Some(watcher::Event::InitDone)
+        next_event(&mut received).await,
+        Some(Ok(watcher::Event::InitDone))
     ) {}
+    // The first watch is open (after the list that ended in InitDone) ...
+    s.wait_for_requests(watches_before + 1, Duration::from_secs(10), is_watch)
+        .await
+        .unwrap();
     s.faults().drop_watches();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // ... and once the sandbox closed it, the watcher opened the next one.
+    s.wait_for_requests(watches_before + 2, Duration::from_secs(10), is_watch)
+        .await
+        .unwrap();
     cms.create(
         &PostParams::default(),
         &serde_json::from_value(json!({"metadata": {"name": "after-drop"}})).unwrap(),
@@ -591,25 +618,18 @@ async fn injected_faults_fail_requests_and_dropped_watches_are_resumed() {
     .await
     .unwrap();
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), stream.try_next())
-            .await
-            .unwrap()
-        {
-            Ok(Some(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)))
+        match next_event(&mut received).await {
+            Some(Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)))
                 if cm.metadata.name.as_deref() == Some("after-drop") =>
             {
                 break;
             }
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("stream ended"),
-            Err(_) => {} // the watcher reports the dropped watch and carries on
+            Some(Ok(_)) => {}
+            None => panic!("stream ended"),
+            Some(Err(_)) => {} // the watcher reports the dropped watch and carries on
         }
     }
-    assert!(
-        s.requests()
-            .iter()
-            .any(|r| r.verb == "watch" && r.resource == "configmaps")
-    );
+    watching.abort();
 }
 
 #[tokio::test]

@@ -79,6 +79,20 @@ async fn eventually_events(
     panic!("no {reason} event for {namespace}/{name}");
 }
 
+/// The sentinel of "nothing else happened": creates and approves request `name` and waits until
+/// it is Issued. Watch events reach the controller in order, so once a request created after
+/// some change is Issued, the controller has seen that change (and a reconcile it caused, which
+/// makes no API call, has long finished).
+async fn sentinel_issued(client: &kube::Client, name: &str) {
+    harness::create_request(client, "team-a", name, "RelayIssuer", "relay")
+        .await
+        .unwrap();
+    harness::decide_request(client, "team-a", name, true)
+        .await
+        .unwrap();
+    wait_for_reason(&harness::requests(client, "team-a"), name, "Issued", WAIT).await;
+}
+
 #[tokio::test]
 async fn approved_request_is_issued_with_chain_root_condition_and_event() {
     let sandbox = harness::sandbox().await.unwrap();
@@ -171,8 +185,13 @@ async fn unapproved_request_waits_with_one_event_and_is_signed_once_approved() {
             )
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Sentinel: another unapproved request, created after the touches, gets its own event; by
+    // then the touches were handled.
+    harness::create_request(&client, "team-a", "sentinel", "", "relay")
+        .await
+        .unwrap();
+    eventually_events(&client, "team-a", "sentinel", "WaitingForApproval").await;
     let events = eventually_events(&client, "team-a", "waiting", "WaitingForApproval").await;
     assert_eq!(events.len(), 1);
     assert!(
@@ -208,8 +227,12 @@ async fn denied_request_is_never_signed() {
     assert!(denied.data["status"]["certificate"].is_null());
     assert!(conditions(&denied).iter().any(|c| c["type"] == "Denied"));
     eventually_events(&client, "team-a", "denied", "Denied").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(replica.signatures(), 0);
+    // Sentinel: a request created after the denial was written is signed; by then the
+    // reconcile our own Denied write caused has run too.
+    sentinel_issued(&client, "sentinel").await;
+    assert_eq!(replica.signatures(), 1, "only the sentinel was signed");
+    let denied = requests.get("denied").await.unwrap();
+    assert!(denied.data["status"]["certificate"].is_null());
     replica.stop().await;
 }
 
@@ -250,11 +273,12 @@ async fn bad_request_fails_once_and_is_not_retried() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Sentinel: a request created after the touch is signed, so the touch was seen.
+    sentinel_issued(&client, "sentinel").await;
     let after = requests.get("mismatch").await.unwrap();
     assert_eq!(after.data["status"]["failureTime"], failure_time);
     assert_eq!(status_writes(&sandbox, "mismatch"), writes_before);
-    assert_eq!(replica.signatures(), 0);
+    assert_eq!(replica.signatures(), 1, "only the sentinel was signed");
     replica.stop().await;
 }
 
@@ -529,15 +553,29 @@ async fn a_request_deleted_mid_flight_is_not_an_error() {
     harness::decide_request(&client, "team-a", "gone", true)
         .await
         .unwrap();
+    // A second request waits on the same issuer: it is the sentinel below.
+    harness::create_request(&client, "team-a", "kept", "RelayIssuer", "relay")
+        .await
+        .unwrap();
+    harness::decide_request(&client, "team-a", "kept", true)
+        .await
+        .unwrap();
     let requests = harness::requests(&client, "team-a");
     wait_for_reason(&requests, "gone", "Pending", WAIT).await;
+    wait_for_reason(&requests, "kept", "Pending", WAIT).await;
     requests.delete("gone", &Default::default()).await.unwrap();
     // The Secret appearing re-queues whatever waited on the issuer; the deleted request is
     // simply gone.
     harness::put_signing_secret(&client, "team-a", "relay-tls-signing-secret", &ca())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Sentinel: the request that waited with it is signed once the Secret change was handled.
+    wait_for_reason(&requests, "kept", "Issued", WAIT).await;
+    assert_eq!(
+        replica.signatures(),
+        1,
+        "only the request that still exists"
+    );
     let errors: u64 = ["kube_api"]
         .iter()
         .map(|e| {

@@ -528,8 +528,28 @@ async fn end_to_end(kind: Kind) {
             "{context}: not a CA:\n{leaf_text}"
         );
     }
-    // Settled: nothing is re-issued, one signature per Certificate.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Settled: nothing is re-issued, one signature per Certificate. Sentinel: one more
+    // Certificate, created now, is issued; the simulator's passes over every Certificate that
+    // created and completed its request came after the checks above, and so did the
+    // controller's handling of those requests.
+    let sentinel = "agent-sentinel";
+    certificates
+        .create(
+            &PostParams::default(),
+            &certificate(sentinel, kind, "relay-p256", &cases[0].private_key),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        &format!("{}: the sentinel Certificate Ready", kind.name()),
+        async || {
+            let c = serde_json::to_value(certificates.get(sentinel).await.ok()?).ok()?;
+            condition(&c, "Ready")
+                .is_some_and(|r| r["status"] == "True")
+                .then_some(())
+        },
+    )
+    .await;
     for case in &cases {
         let c = certificates
             .get(&format!("agent-{}", case.suffix))
@@ -545,8 +565,27 @@ async fn end_to_end(kind: Kind) {
     }
     assert_eq!(
         replica.signatures(),
-        cases.len() as u64,
-        "one signature per Certificate"
+        cases.len() as u64 + 1,
+        "one signature per Certificate, the sentinel's included"
+    );
+    let mut requested: Vec<String> = requests
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|r| r.metadata.name)
+        .collect();
+    requested.sort();
+    let mut expected: Vec<String> = cases
+        .iter()
+        .map(|case| format!("agent-{}-1", case.suffix))
+        .chain([format!("{sentinel}-1")])
+        .collect();
+    expected.sort();
+    assert_eq!(
+        requested, expected,
+        "one request per Certificate, revision 1"
     );
     replica.stop().await;
 }

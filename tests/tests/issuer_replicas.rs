@@ -73,6 +73,20 @@ async fn create_approved(client: &kube::Client, names: &[String]) {
     }
 }
 
+/// The sentinel of "nothing else was signed": one more request, created after every earlier
+/// request was seen Issued, is Issued too; the controller's watch delivered every earlier
+/// change (and our own status writes) before it.
+async fn sentinel_issued(client: &kube::Client, name: &str) {
+    create_approved(client, &[name.to_string()]).await;
+    harness::wait_for_reason(
+        &harness::requests(client, "team-a"),
+        name,
+        "Issued",
+        Duration::from_secs(60),
+    )
+    .await;
+}
+
 /// Waits until every request in team-a is Issued; returns how many are.
 async fn wait_all_issued(client: &kube::Client, expected: usize, timeout: Duration) -> usize {
     let api = harness::requests(client, "team-a");
@@ -158,10 +172,11 @@ async fn two_replicas_sign_each_request_once_and_the_standby_takes_over() {
         wait_all_issued(&client, requests_count(), Duration::from_secs(120)).await,
         requests_count()
     );
+    sentinel_issued(&client, "phase1-sentinel").await;
     assert_eq!(
         leader.replica.signatures() + standby.replica.signatures(),
-        requests_count() as u64,
-        "each request signed exactly once (leader {}, standby {})",
+        requests_count() as u64 + 1,
+        "each request signed exactly once, the sentinel included (leader {}, standby {})",
         leader.replica.signatures(),
         standby.replica.signatures()
     );
@@ -190,16 +205,17 @@ async fn two_replicas_sign_each_request_once_and_the_standby_takes_over() {
     assert_eq!(
         wait_all_issued(
             &client,
-            requests_count() + more.len(),
+            requests_count() + 1 + more.len(),
             Duration::from_secs(120)
         )
         .await,
-        requests_count() + more.len()
+        requests_count() + 1 + more.len()
     );
+    sentinel_issued(&client, "sentinel").await;
     assert_eq!(
         standby.replica.signatures(),
-        more.len() as u64,
-        "the new leader signed exactly the requests that arrived after the kill"
+        more.len() as u64 + 1,
+        "the new leader signed exactly the requests that arrived after the kill, and the sentinel"
     );
     standby.replica.stop().await;
 }
@@ -243,10 +259,11 @@ async fn with_api_faults_and_dropped_watches_every_request_is_issued_once() {
         issued
     };
     assert_eq!(issued, requests_count());
+    sentinel_issued(&client, "sentinel").await;
     assert_eq!(
         replica.signatures(),
-        requests_count() as u64,
-        "none signed twice"
+        requests_count() as u64 + 1,
+        "none signed twice (the sentinel included)"
     );
     replica.stop().await;
 }

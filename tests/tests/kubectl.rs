@@ -106,7 +106,14 @@ async fn wait_for_ready_and_describe_shows_conditions_and_events() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Change the request only once kubectl wait watches it: its watch reached the sandbox
+    // (the list before it fixed the resourceVersion the watch starts from).
+    sandbox
+        .wait_for_requests(1, Duration::from_secs(30), |r| {
+            r.verb == "watch" && r.resource == "certificaterequests"
+        })
+        .await
+        .unwrap();
 
     let client = sandbox.client().unwrap();
     let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "CertificateRequest");

@@ -3,9 +3,17 @@
 //! after a kill and after a graceful release, safety under injected API faults, and a leader cut
 //! off from the API stepping down within its renew deadline.
 //!
-//! A sampler thread reads every elector's `is_leader()` every 2ms for the whole test; each
+//! Every test runs on tokio's paused clock, which the election reads for all its deadlines, and
+//! reaches the sandbox through memory (`Sandbox::in_memory_client`), so no socket can make the
+//! clock jump while a request is in flight. Time then moves only when every task waits on a
+//! timer: a request takes no time, and each bound below is the algorithm's own, with no slack
+//! for scheduling.
+//!
+//! A sampler task reads every elector's `is_leader()` every millisecond (tokio's timer
+//! resolution, so every instant at which the paused clock can stop) for the whole test; each
 //! test ends by asserting that no sample ever saw two leaders.
 
+use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use relay_issuer::Error;
@@ -14,20 +22,15 @@ use relay_sandbox::Sandbox;
 use relay_sandbox::faults::FaultKind;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 const LEASE: &str = "relay-issuer-leader";
 const LEASE_DURATION: Duration = Duration::from_secs(2);
 const RENEW_DEADLINE: Duration = Duration::from_millis(1500);
 const RETRY_PERIOD: Duration = Duration::from_millis(200);
-/// Scheduling and request latency allowed on top of the algorithm's own bounds (2 cores,
-/// debug build).
-const SLACK: Duration = Duration::from_millis(300);
-
-/// The tests measure timings; run them one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn config(identity: &str) -> LeaderElectionConfig {
     LeaderElectionConfig {
@@ -38,6 +41,13 @@ fn config(identity: &str) -> LeaderElectionConfig {
         renew_deadline: RENEW_DEADLINE,
         retry_period: RETRY_PERIOD,
     }
+}
+
+/// A sandbox and a client that reaches it through memory.
+async fn world() -> (Sandbox, kube::Client) {
+    let sandbox = Sandbox::start().await.unwrap();
+    let client = sandbox.in_memory_client();
+    (sandbox, client)
 }
 
 /// One elector, as a controller replica runs it.
@@ -74,10 +84,12 @@ impl Replica {
     }
 }
 
-/// Reads every handle's `is_leader()` every 2ms on its own thread.
+type Samples = Vec<(Instant, Vec<bool>)>;
+
+/// Reads every handle's `is_leader()` every millisecond of the paused clock.
 struct Sampler {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<(Instant, Vec<bool>)>>,
+    task: JoinHandle<Samples>,
 }
 
 impl Sampler {
@@ -85,22 +97,22 @@ impl Sampler {
         let handles: Vec<Leadership> = replicas.iter().map(|r| r.leadership.clone()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
+        let task = tokio::spawn(async move {
             let mut samples = Vec::new();
             while !flag.load(Ordering::SeqCst) {
                 let leaders = handles.iter().map(Leadership::is_leader).collect();
                 samples.push((Instant::now(), leaders));
-                std::thread::sleep(Duration::from_millis(2));
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
             samples
         });
-        Self { stop, thread }
+        Self { stop, task }
     }
 
     /// Stops sampling; asserts no sample saw two leaders; returns the samples.
-    fn finish(self) -> Vec<(Instant, Vec<bool>)> {
+    async fn finish(self) -> Samples {
         self.stop.store(true, Ordering::SeqCst);
-        let samples = self.thread.join().expect("the sampler does not panic");
+        let samples = self.task.await.expect("the sampler does not panic");
         assert!(
             samples.len() > 100,
             "the sampler ran ({} samples)",
@@ -117,7 +129,7 @@ impl Sampler {
     }
 }
 
-fn leader_count(samples: &[(Instant, Vec<bool>)], from: Instant, to: Instant) -> (usize, usize) {
+fn leader_count(samples: &Samples, from: Instant, to: Instant) -> (usize, usize) {
     let window: Vec<_> = samples
         .iter()
         .filter(|(at, _)| *at >= from && *at < to)
@@ -138,28 +150,25 @@ fn leaders<'a>(replicas: &[&'a Replica]) -> Vec<&'a Replica> {
         .collect()
 }
 
-/// Polls `condition` every 5ms until it holds; returns how long that took, or `None` after
-/// `limit`.
-async fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if condition() {
-            return Some(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    None
+/// Resolves when the first of `replicas` leads (at once if one does): its index and when.
+async fn first_to_lead(replicas: &[&Replica], limit: Duration) -> Option<(usize, Instant)> {
+    let waits = replicas
+        .iter()
+        .map(|r| r.leadership.leading().boxed())
+        .collect::<Vec<_>>();
+    tokio::time::timeout(limit, futures::future::select_all(waits))
+        .await
+        .ok()
+        .map(|((), index, _)| (index, Instant::now()))
 }
 
-/// Waits until exactly one replica leads and returns its index.
+/// Waits until a replica leads and returns its index; asserts it is the only one.
 async fn elected(replicas: &[&Replica], limit: Duration) -> usize {
-    wait_for(limit, || leaders(replicas).len() == 1)
+    let (index, _) = first_to_lead(replicas, limit)
         .await
         .unwrap_or_else(|| panic!("a leader is elected within {limit:?}"));
-    replicas
-        .iter()
-        .position(|r| r.leadership.is_leader())
-        .expect("a leader")
+    assert_eq!(leaders(replicas).len(), 1, "exactly one leader");
+    index
 }
 
 async fn lease(client: &kube::Client) -> Lease {
@@ -185,11 +194,20 @@ fn transitions(lease: &Lease) -> i32 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// When the sandbox received each Lease update (`replace`) since `from`.
+fn lease_updates(sandbox: &Sandbox, from: Instant) -> Vec<Instant> {
+    sandbox
+        .timed_requests()
+        .into_iter()
+        .filter(|t| t.request.resource == "leases" && t.request.verb == "update")
+        .map(|t| t.received)
+        .filter(|at| *at >= from)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
 async fn only_one_of_three_electors_leads_at_any_moment() {
-    let _serial = SERIAL.lock().await;
-    let sandbox = Sandbox::start().await.unwrap();
-    let client = sandbox.client().unwrap();
+    let (sandbox, client) = world().await;
     let replicas = [
         Replica::start(&client, "replica-a"),
         Replica::start(&client, "replica-b"),
@@ -197,12 +215,9 @@ async fn only_one_of_three_electors_leads_at_any_moment() {
     ];
     let all: Vec<&Replica> = replicas.iter().collect();
     let sampler = Sampler::start(&all);
-    let first = elected(&all, Duration::from_secs(2)).await;
+    let first = elected(&all, RETRY_PERIOD).await;
     let elected_at = Instant::now();
     let leader = all[first];
-    tokio::time::timeout(Duration::from_millis(100), leader.leadership.leading())
-        .await
-        .expect("leading() resolves for the leader");
     for (i, standby) in all.iter().enumerate().filter(|(i, _)| *i != first) {
         assert!(
             tokio::time::timeout(Duration::from_millis(300), standby.leadership.leading())
@@ -211,8 +226,8 @@ async fn only_one_of_three_electors_leads_at_any_moment() {
             "standby {i} must not resolve leading()"
         );
     }
-    // Hold for several lease durations: the leader keeps renewing, nobody takes over.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Hold for two lease durations: the leader keeps renewing, nobody takes over.
+    tokio::time::sleep(LEASE_DURATION * 2).await;
     assert!(
         leader.leadership.is_leader(),
         "the first leader still leads"
@@ -232,19 +247,32 @@ async fn only_one_of_three_electors_leads_at_any_moment() {
         spec.renew_time > spec.acquire_time,
         "the leader renewed since it acquired"
     );
-    let renewals = sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.resource == "leases" && r.verb == "update")
-        .count();
+    // As the API server saw them: one renewal every retry period, to the millisecond.
+    let renewals = lease_updates(&sandbox, elected_at);
     assert!(
-        renewals >= 15,
-        "the leader renews about every retry period ({renewals} updates in 4s)"
+        renewals.len() >= 20,
+        "renewals over 4 s: {}",
+        renewals.len()
     );
+    for pair in renewals.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            RETRY_PERIOD,
+            "renewals arrive one retry period apart"
+        );
+    }
 
-    let samples = sampler.finish();
-    let (led, total) = leader_count(&samples, elected_at, Instant::now());
-    assert_eq!(led, total, "someone led in every sample after the election");
+    let samples = sampler.finish().await;
+    // (A sample taken at the very instant of the election may come before it, in that instant.)
+    let unled: Vec<Duration> = samples
+        .iter()
+        .filter(|(at, leaders)| *at > elected_at && !leaders.iter().any(|l| *l))
+        .map(|(at, _)| *at - elected_at)
+        .collect();
+    assert!(
+        unled.is_empty(),
+        "samples after the election without a leader: {unled:?}"
+    );
     let mut shut = Vec::new();
     for replica in replicas {
         shut.push(replica.shut_down().await);
@@ -252,11 +280,9 @@ async fn only_one_of_three_electors_leads_at_any_moment() {
     assert!(shut.iter().all(Result::is_ok), "{shut:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_killed_leader_is_replaced_within_lease_duration_plus_retry_period() {
-    let _serial = SERIAL.lock().await;
-    let sandbox = Sandbox::start().await.unwrap();
-    let client = sandbox.client().unwrap();
+    let (_sandbox, client) = world().await;
     let replicas = [
         Replica::start(&client, "replica-a"),
         Replica::start(&client, "replica-b"),
@@ -264,8 +290,9 @@ async fn a_killed_leader_is_replaced_within_lease_duration_plus_retry_period() {
     ];
     let all: Vec<&Replica> = replicas.iter().collect();
     let sampler = Sampler::start(&all);
-    let first = elected(&all, Duration::from_secs(2)).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let first = elected(&all, RETRY_PERIOD).await;
+    // Kill it between two renewals.
+    tokio::time::sleep(Duration::from_millis(650)).await;
     let old = all[first];
     assert!(old.leadership.is_leader());
 
@@ -283,16 +310,19 @@ async fn a_killed_leader_is_replaced_within_lease_duration_plus_retry_period() {
         .filter(|(i, _)| *i != first)
         .map(|(_, r)| *r)
         .collect();
-    let took_over = wait_for(Duration::from_secs(5), || !leaders(&standbys).is_empty())
+    let (new, took_over_at) = first_to_lead(&standbys, LEASE_DURATION * 2)
         .await
         .expect("a standby takes over");
-    let new = leaders(&standbys)[0];
+    let new = standbys[new];
+    let took_over = took_over_at - killed_at;
+    // A standby may write once the lease duration has passed since it saw the last renewal;
+    // it saw it within one retry period of the renewal, which came before the kill.
     assert!(
-        took_over <= LEASE_DURATION + RETRY_PERIOD + SLACK,
+        took_over <= LEASE_DURATION + RETRY_PERIOD,
         "takeover after {took_over:?}, expected within lease duration + retry period"
     );
     assert!(
-        took_over >= RENEW_DEADLINE,
+        took_over > LEASE_DURATION - RETRY_PERIOD,
         "a standby waited out the lease ({took_over:?})"
     );
     let lost_at = tokio::time::timeout(Duration::from_secs(1), lost)
@@ -300,10 +330,11 @@ async fn a_killed_leader_is_replaced_within_lease_duration_plus_retry_period() {
         .expect("the killed leader's lost() resolved")
         .unwrap();
     assert!(
-        lost_at - killed_at <= RENEW_DEADLINE + SLACK,
+        lost_at - killed_at <= RENEW_DEADLINE,
         "the killed leader stopped counting within the renew deadline ({:?})",
         lost_at - killed_at
     );
+    assert!(lost_at < took_over_at, "the old leader stopped first");
     assert!(!old.leadership.is_leader());
     assert!(old.task.is_finished());
 
@@ -311,8 +342,9 @@ async fn a_killed_leader_is_replaced_within_lease_duration_plus_retry_period() {
     assert_eq!(holder(&stored).as_deref(), Some(new.identity.as_str()));
     assert_eq!(transitions(&stored), 1, "one takeover: {:?}", stored.spec);
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    sampler.finish();
+    tokio::time::sleep(LEASE_DURATION).await;
+    assert!(new.leadership.is_leader(), "the new leader keeps leading");
+    sampler.finish().await;
     for (i, replica) in replicas.into_iter().enumerate() {
         if i != first {
             replica.shut_down().await.unwrap();
@@ -320,15 +352,13 @@ async fn a_killed_leader_is_replaced_within_lease_duration_plus_retry_period() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn graceful_shutdown_releases_and_a_standby_takes_over_at_once() {
-    let _serial = SERIAL.lock().await;
-    let sandbox = Sandbox::start().await.unwrap();
-    let client = sandbox.client().unwrap();
+    let (_sandbox, client) = world().await;
     let a = Replica::start(&client, "replica-a");
     let b = Replica::start(&client, "replica-b");
     let sampler = Sampler::start(&[&a, &b]);
-    let first = elected(&[&a, &b], Duration::from_secs(2)).await;
+    let first = elected(&[&a, &b], RETRY_PERIOD).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let (old, standby) = if first == 0 { (a, b) } else { (b, a) };
     let old_handle = old.leadership.clone();
@@ -338,23 +368,19 @@ async fn graceful_shutdown_releases_and_a_standby_takes_over_at_once() {
     old.shut_down()
         .await
         .expect("the release succeeds and the task ends Ok");
-    let stopped = stopping.elapsed();
-    assert!(
-        stopped < Duration::from_secs(1),
-        "shutdown is prompt ({stopped:?})"
-    );
     assert!(!old_handle.is_leader());
-    tokio::time::timeout(Duration::from_millis(10), old_handle.lost())
-        .await
-        .expect("lost() resolves once stepped down");
-
-    let took_over = wait_for(Duration::from_secs(5), || standby.leadership.is_leader())
-        .await
-        .expect("the standby takes over")
-        + stopped;
     assert!(
-        took_over < LEASE_DURATION / 2,
-        "after a release the standby takes over well within the lease duration ({took_over:?})"
+        old_handle.lost().now_or_never().is_some(),
+        "lost() resolves once stepped down"
+    );
+
+    let (_, took_over_at) = first_to_lead(&[&standby], LEASE_DURATION)
+        .await
+        .expect("the standby takes over");
+    let took_over = took_over_at - stopping;
+    assert!(
+        took_over <= RETRY_PERIOD,
+        "after a release the standby takes over at its next attempt ({took_over:?})"
     );
     let stored = lease(&client).await;
     assert_eq!(holder(&stored).as_deref(), Some(standby.identity.as_str()));
@@ -365,17 +391,15 @@ async fn graceful_shutdown_releases_and_a_standby_takes_over_at_once() {
         "release keeps the count, takeover adds one"
     );
 
-    sampler.finish();
+    sampler.finish().await;
     standby.shut_down().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn release_on_shutdown_clears_the_holder_and_shortens_the_lease() {
-    let _serial = SERIAL.lock().await;
-    let sandbox = Sandbox::start().await.unwrap();
-    let client = sandbox.client().unwrap();
+    let (sandbox, client) = world().await;
     let only = Replica::start(&client, "replica-a");
-    elected(&[&only], Duration::from_secs(2)).await;
+    elected(&[&only], RETRY_PERIOD).await;
     let held = lease(&client).await;
     assert_eq!(holder(&held).as_deref(), Some("replica-a"));
     assert_eq!(held.spec.as_ref().unwrap().lease_duration_seconds, Some(2));
@@ -389,12 +413,19 @@ async fn release_on_shutdown_clears_the_holder_and_shortens_the_lease() {
 
     // A replica that never led releases nothing: the Lease stays as the leader left it.
     let a = Replica::start(&client, "replica-a");
-    elected(&[&a], Duration::from_secs(2)).await;
+    elected(&[&a], RETRY_PERIOD).await;
+    let is_read =
+        |r: &relay_sandbox::faults::RequestRecord| r.resource == "leases" && r.verb == "get";
+    // The leader renews without reading; every read from now on is b's. Two of them: b saw
+    // the Lease held by a, and decided to wait, at least twice.
+    let reads = sandbox.count_requests(is_read);
     let b = Replica::start(&client, "replica-b");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    sandbox
+        .wait_for_requests(reads + 2, Duration::from_secs(5), is_read)
+        .await
+        .unwrap();
     let before = lease(&client).await;
     b.shut_down().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let after = lease(&client).await;
     assert_eq!(holder(&after).as_deref(), Some("replica-a"));
     assert_eq!(transitions(&after), transitions(&before));
@@ -406,11 +437,9 @@ async fn release_on_shutdown_clears_the_holder_and_shortens_the_lease() {
     a.shut_down().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn injected_api_faults_never_yield_two_leaders() {
-    let _serial = SERIAL.lock().await;
-    let sandbox = Sandbox::start().await.unwrap();
-    let client = sandbox.client().unwrap();
+    let (sandbox, client) = world().await;
     let replicas = [
         Replica::start(&client, "replica-a"),
         Replica::start(&client, "replica-b"),
@@ -422,7 +451,7 @@ async fn injected_api_faults_never_yield_two_leaders() {
     sandbox
         .faults()
         .fail_fraction(0.2, &[FaultKind::Internal, FaultKind::Conflict]);
-    elected(&all, Duration::from_secs(4)).await;
+    elected(&all, LEASE_DURATION * 2).await;
     let mild_from = Instant::now();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mild_to = Instant::now();
@@ -432,21 +461,19 @@ async fn injected_api_faults_never_yield_two_leaders() {
         .fail_fraction(0.6, &[FaultKind::Internal, FaultKind::Conflict]);
     tokio::time::sleep(Duration::from_secs(4)).await;
     sandbox.faults().fail_fraction(0.0, &[]);
-    let calm = elected(&all, LEASE_DURATION + RETRY_PERIOD + SLACK * 2).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Whoever holds the Lease (or nobody, if it lapsed) leads again within a lease duration
+    // and a retry period.
+    let calm = elected(&all, LEASE_DURATION + RETRY_PERIOD).await;
+    tokio::time::sleep(LEASE_DURATION).await;
     assert!(all[calm].leadership.is_leader());
 
-    let samples = sampler.finish();
+    let samples = sampler.finish().await;
     let (led, total) = leader_count(&samples, mild_from, mild_to);
     assert!(
         led * 100 >= total * 95,
         "with 20% of requests failing, the leader keeps renewing ({led} of {total} samples led)"
     );
-    let lease_requests = sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.resource == "leases")
-        .count();
+    let lease_requests = sandbox.count_requests(|r| r.resource == "leases");
     assert!(
         lease_requests > 100,
         "the electors kept trying through the faults ({lease_requests} Lease requests)"
@@ -461,17 +488,15 @@ async fn injected_api_faults_never_yield_two_leaders() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_leader_cut_off_from_the_api_stops_leading_within_the_renew_deadline() {
-    let _serial = SERIAL.lock().await;
-    let sandbox = Sandbox::start().await.unwrap();
-    let client = sandbox.client().unwrap();
+    let (sandbox, client) = world().await;
     let a = Replica::start(&client, "replica-a");
     let b = Replica::start(&client, "replica-b");
     let both = [&a, &b];
     let sampler = Sampler::start(&both);
-    let first = elected(&both, Duration::from_secs(2)).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let first = elected(&both, RETRY_PERIOD).await;
+    tokio::time::sleep(Duration::from_millis(650)).await;
     let leader = both[first];
     let handle = leader.leadership.clone();
     let lost = tokio::spawn(async move {
@@ -483,34 +508,33 @@ async fn a_leader_cut_off_from_the_api_stops_leading_within_the_renew_deadline()
     sandbox.faults().fail_fraction(1.0, &[FaultKind::Internal]);
     let cut_at = Instant::now();
     assert!(leader.leadership.is_leader());
-    let lost_at = tokio::time::timeout(RENEW_DEADLINE + SLACK, lost)
+    let lost_at = tokio::time::timeout(RENEW_DEADLINE * 2, lost)
         .await
-        .expect("the leader reports the loss within the renew deadline")
+        .expect("the leader reports the loss")
         .unwrap();
     let after = lost_at - cut_at;
+    // Its last successful renewal began at most one retry period before the cut.
     assert!(
-        after <= RENEW_DEADLINE + Duration::from_millis(50),
+        after <= RENEW_DEADLINE,
         "lost() resolved {after:?} after the cut, expected within the renew deadline"
     );
     assert!(
-        after >= RENEW_DEADLINE - RETRY_PERIOD - SLACK,
+        after >= RENEW_DEADLINE - RETRY_PERIOD,
         "a leader rides out outages shorter than its renew deadline ({after:?})"
     );
     assert!(!leader.leadership.is_leader());
     // Nobody can write the Lease, so nobody leads while the API is down.
-    let nobody = wait_for(LEASE_DURATION + Duration::from_millis(500), || {
-        a.leadership.is_leader() || b.leadership.is_leader()
-    })
-    .await;
     assert_eq!(
-        nobody, None,
+        first_to_lead(&both, LEASE_DURATION + RETRY_PERIOD).await,
+        None,
         "no replica leads while the API is unreachable"
     );
 
-    // The API comes back: exactly one replica leads again.
+    // The API comes back: exactly one replica leads again within a lease duration and a retry
+    // period.
     sandbox.faults().fail_fraction(0.0, &[]);
-    let again = elected(&both, LEASE_DURATION + RETRY_PERIOD + SLACK).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = elected(&both, LEASE_DURATION + RETRY_PERIOD).await;
+    tokio::time::sleep(LEASE_DURATION).await;
     assert!(both[again].leadership.is_leader());
     let stored = lease(&client).await;
     assert_eq!(
@@ -518,17 +542,17 @@ async fn a_leader_cut_off_from_the_api_stops_leading_within_the_renew_deadline()
         Some(both[again].identity.as_str())
     );
 
-    let samples = sampler.finish();
-    // is_leader() itself, as the sampler saw it: true up to the cut, false within the renew
+    let samples = sampler.finish().await;
+    // is_leader() itself, as the sampler saw it: true up to the cut, false from the renew
     // deadline after it.
     let last_led = samples
         .iter()
-        .filter(|(at, leaders)| *at < lost_at + SLACK && leaders[first])
+        .filter(|(at, leaders)| *at <= lost_at && leaders[first])
         .map(|(at, _)| *at)
         .max()
         .expect("the leader was sampled leading");
     assert!(
-        last_led >= cut_at && last_led - cut_at <= RENEW_DEADLINE,
+        last_led >= cut_at && last_led < cut_at + RENEW_DEADLINE,
         "is_leader() turned false {:?} after the cut",
         last_led.saturating_duration_since(cut_at)
     );
@@ -536,10 +560,9 @@ async fn a_leader_cut_off_from_the_api_stops_leading_within_the_renew_deadline()
     b.shut_down().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_invalid_config_ends_the_task_with_a_clear_error() {
-    let sandbox = Sandbox::start().await.unwrap();
-    let client = sandbox.client().unwrap();
+    let (_sandbox, client) = world().await;
     let mut bad = config("replica-a");
     bad.renew_deadline = LEASE_DURATION;
     let (leadership, task) = leader::spawn(client.clone(), bad, std::future::pending());

@@ -278,6 +278,27 @@ async fn wait_ready(port: u16, ready: bool, within: Duration) -> Result<(), BoxE
     }
 }
 
+/// Waits until `/ready` answers 503 with a reason containing `words`; returns the reason.
+async fn wait_not_ready_because(
+    port: u16,
+    words: &str,
+    within: Duration,
+) -> Result<String, BoxError> {
+    let deadline = Instant::now() + within;
+    loop {
+        let answer = http_get(port, "/ready");
+        if let Some((503, body)) = &answer
+            && body.contains(words)
+        {
+            return Ok(body.clone());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("/ready never said {words:?}: {answer:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Writes `relay-client-tls-secret` (type `kubernetes.io/tls`, as cert-manager writes it) in
 /// `namespace` through the API.
 async fn put_client_secret(
@@ -643,8 +664,8 @@ async fn a_live_session_outlives_its_certificate_and_a_reconnect_waits_for_a_new
     w.wait_cluster("cluster-b", Duration::from_secs(10), |s| s.connected)
         .await?;
 
-    // Past notAfter: the session goes on (heartbeats acked), but the agent is not ready.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Past notAfter: the agent says so on /ready, and the session goes on (heartbeats acked).
+    wait_not_ready_because(admin, "expired", Duration::from_secs(10)).await?;
     let beats = metric(admin, "relay_agent_heartbeats_total");
     wait_metric(
         admin,
@@ -664,15 +685,15 @@ async fn a_live_session_outlives_its_certificate_and_a_reconnect_waits_for_a_new
     // Force a reconnect: restart the relay server. The expired certificate is refused.
     w.server.terminate(Duration::from_secs(15)).await?;
     w.server = start_server(&w.sandbox, w.logs.path(), w.relay_port, w.server_admin).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        metric(
-            w.server_admin,
-            "relay_server_handshake_failures_total{reason=\"expired_client_certificate\"}"
-        ) >= 1.0,
-        "{}",
-        metrics(w.server_admin)
-    );
+    // Two refused attempts: the second, later one is the sentinel that no attempt in between
+    // got through.
+    wait_metric(
+        w.server_admin,
+        "relay_server_handshake_failures_total{reason=\"expired_client_certificate\"}",
+        Duration::from_secs(10),
+        |v| v >= 2.0,
+    )
+    .await?;
     assert_eq!(metric(w.server_admin, "relay_server_connected_agents"), 0.0);
     wait_ready(admin, false, Duration::from_secs(1)).await?;
 
@@ -962,8 +983,12 @@ async fn swap_latency_over_100_swaps() -> TestResult {
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         latencies.push((connected - written).as_seconds_f64() * 1000.0);
-        // Let the old connection close before the next swap.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The old connection closes before the next swap: the server's book holds one stream,
+        // the new certificate's.
+        w.wait_cluster("cluster-b", Duration::from_secs(10), |s| {
+            s.streams == 1 && s.certificate_serial.as_deref() == Some(serial.as_str())
+        })
+        .await?;
     }
     latencies.sort_by(f64::total_cmp);
     let p = |q: f64| {

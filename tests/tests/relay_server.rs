@@ -37,9 +37,8 @@ async fn world() -> Result<World, Box<dyn std::error::Error + Send + Sync>> {
     install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
     register_cluster(&client, RELAY_NAMESPACE, "cluster-a").await?;
     register_cluster(&client, RELAY_NAMESPACE, "cluster-b").await?;
+    // Ready only after the RelayCluster reflector's first list, which holds both clusters.
     let server = RelayServer::start(client.clone(), relay_settings()).await?;
-    // The RelayCluster reflector fills in the background; give it a moment.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(World {
         _sandbox: sandbox,
         client,
@@ -185,15 +184,17 @@ async fn connect_refuses_unregistered_untrusted_anonymous_and_lying_agents() -> 
     let other = RelayPki::new()?;
     let foreign = other.agent("cluster-a", time::Duration::hours(1))?;
     assert!(connect(&w, &foreign, "cluster-a").await.is_err());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let text = w.server.metrics_text();
-    assert!(
-        metric_value(
-            &text,
-            "relay_server_handshake_failures_total{reason=\"untrusted_client_certificate\"}"
-        ) >= 1.0,
-        "{text}"
-    );
+    // The server counts the failed handshake on its side, after the client gave up.
+    let series = "relay_server_handshake_failures_total{reason=\"untrusted_client_certificate\"}";
+    let mut text = w.server.metrics_text();
+    for _ in 0..200 {
+        if metric_value(&text, series) >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        text = w.server.metrics_text();
+    }
+    assert!(metric_value(&text, series) >= 1.0, "{text}");
     assert!(
         metric_value(
             &text,

@@ -298,9 +298,13 @@ async fn a_renewal_waits_pending_while_the_relay_server_is_down() -> TestResult 
         "{message}"
     );
 
-    // The server returns on the same address; the request recovers by itself.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The controller retries by itself while the server is down: hold the port, hang up on
+    // the next attempt, then serve on it again. The request recovers by itself.
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", clusters.port)).await?;
+    let (retry, _) = tokio::time::timeout(Duration::from_secs(20), listener.accept())
+        .await
+        .map_err(|_| "the controller made no further attempt within 20 s")??;
+    drop(retry);
     clusters.server = Some(
         RelayServer::start_on(clusters.management.client()?, relay_settings(), listener).await?,
     );

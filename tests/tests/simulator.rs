@@ -321,7 +321,27 @@ async fn the_webhook_refuses_illegal_updates() {
         requests.get_opt("agent-1").await.ok().flatten()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Sentinel: a request of the approved group, created after agent-1 was seen, is approved;
+    // the approver's watch delivered agent-1 before it.
+    let usages = ["digital signature", "key encipherment", "client auth"];
+    let csr = relay_sandbox::harness::csr_pem(&json!({"commonName": "sentinel", "usages": usages}))
+        .unwrap();
+    let sentinel: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
+        "metadata": {"name": "sentinel", "namespace": "default"},
+        "spec": {"request": STANDARD.encode(csr), "usages": usages, "duration": "1h",
+                 "issuerRef": {"group": "cert-manager.io", "kind": "Issuer", "name": "sentinel"}}
+    }))
+    .unwrap();
+    requests
+        .create(&PostParams::default(), &sentinel)
+        .await
+        .unwrap();
+    wait_for("the sentinel's approval", async || {
+        let v = serde_json::to_value(requests.get("sentinel").await.ok()?).ok()?;
+        relay_sandbox::simulator::condition(&v, "Approved").map(|_| ())
+    })
+    .await;
     let v = serde_json::to_value(requests.get("agent-1").await.unwrap()).unwrap();
     assert!(
         v.pointer("/status/conditions")

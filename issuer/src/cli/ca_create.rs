@@ -72,8 +72,8 @@ struct OutputFile {
     private: bool,
 }
 
-/// Runs `ca create`.
-pub fn run(args: &CaCreateArgs) -> Result<(), Error> {
+/// Runs `ca create`, issuing the certificates as of `now`.
+pub fn run(args: &CaCreateArgs, now: time::OffsetDateTime) -> Result<(), Error> {
     if args.trust_domain.trim().is_empty() || args.trust_domain.contains('/') {
         return Err(Error::InvalidArgument(format!(
             "--trust-domain {:?} is not a trust domain; use a DNS-like name such as relay.example.com",
@@ -88,7 +88,7 @@ pub fn run(args: &CaCreateArgs) -> Result<(), Error> {
         server_names: args.server_names.clone(),
         server_ttl: duration_arg(&args.server_ttl)?,
     };
-    let files = planned_files(args, &spec)?;
+    let files = planned_files(args, &spec, now)?;
     refuse_existing(&args.out, &files, args.force)?;
     std::fs::create_dir_all(&args.out).map_err(|source| Error::Io {
         action: "create",
@@ -115,8 +115,12 @@ pub fn run(args: &CaCreateArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn planned_files(args: &CaCreateArgs, spec: &PkiSpec) -> Result<Vec<OutputFile>, Error> {
-    let pki = generate_pki(spec, time::OffsetDateTime::now_utc())?;
+fn planned_files(
+    args: &CaCreateArgs,
+    spec: &PkiSpec,
+    now: time::OffsetDateTime,
+) -> Result<Vec<OutputFile>, Error> {
+    let pki = generate_pki(spec, now)?;
     let ns = &args.namespace;
     let mut files = vec![
         OutputFile {

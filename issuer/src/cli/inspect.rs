@@ -45,8 +45,8 @@ pub struct InspectArgs {
     pub output: OutputFormat,
 }
 
-/// Runs `inspect`.
-pub fn run(args: &InspectArgs) -> Result<(), Error> {
+/// Runs `inspect` as of `now`.
+pub fn run(args: &InspectArgs, now: time::OffsetDateTime) -> Result<(), Error> {
     let rule = match (args.ratio, &args.renew_before, args.renew_before_percentage) {
         (Some(ratio), _, _) => RenewalRule::GraceRatio(validate_grace_ratio(ratio)?),
         (_, Some(rb), _) => RenewalRule::RenewBefore(super::duration_arg(rb)?),
@@ -90,7 +90,6 @@ pub fn run(args: &InspectArgs) -> Result<(), Error> {
                     .into(),
         });
     }
-    let now = time::OffsetDateTime::now_utc();
     let report = inspect(&cert_pem, key_pem.as_deref(), rule, now)?;
     let ca_report = ca_pem.map(|ca| inspect(&ca, None, rule, now)).transpose()?;
     match args.output {

@@ -1,7 +1,11 @@
 //! The `relay-issuer` command line: argument definitions and dispatch.
 //!
 //! Each command lives in its own module: the offline ones call the PKI core, `controller` runs
-//! the external issuer, `server` the relay server, `crds` writes the CRDs; nothing here decides signing policy. Errors go back to `main`, which prints them and picks the exit code.
+//! the external issuer, `server` the relay server, `crds` writes the CRDs; nothing here decides
+//! signing policy. Errors go back to `main`, which prints them and picks the exit code.
+//!
+//! The offline commands get "now" from [`run`], the one place that reads the clock: the system
+//! clock, or the hidden test-only `--now RFC3339`.
 
 pub mod ca_create;
 pub mod controller;
@@ -18,6 +22,12 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "relay-issuer", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// For tests only, and hidden from `--help`: the time `ca create`, `sign` and `inspect` take
+    /// as now, RFC 3339 (e.g. `2030-01-02T03:04:05Z`), so a test can look at a certificate
+    /// after its renewal time without waiting for it. The controller and the server refuse it:
+    /// they always run on the system clock.
+    #[arg(long, global = true, hide = true, value_name = "RFC3339", value_parser = parse_now)]
+    pub now: Option<time::OffsetDateTime>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -54,14 +64,30 @@ pub enum CaCommand {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), Error> {
-    match cli.command {
-        Command::Ca(CaCommand::Create(args)) => ca_create::run(&args),
-        Command::Sign(args) => sign::run(&args),
-        Command::Inspect(args) => inspect::run(&args),
-        Command::Controller(args) => controller::run(&args),
-        Command::Server(args) => server::run(&args),
-        Command::Crds(args) => crds::run(&args),
+    // The one place the command line reads the time.
+    let now = || cli.now.unwrap_or_else(time::OffsetDateTime::now_utc);
+    let offline_only = |command: &str| {
+        Error::InvalidArgument(format!(
+            "--now is a test aid for ca create, sign and inspect; {command} always runs on the system clock, so drop --now"
+        ))
+    };
+    match &cli.command {
+        Command::Ca(CaCommand::Create(args)) => ca_create::run(args, now()),
+        Command::Sign(args) => sign::run(args, now()),
+        Command::Inspect(args) => inspect::run(args, now()),
+        Command::Controller(_) if cli.now.is_some() => Err(offline_only("the controller")),
+        Command::Server(_) if cli.now.is_some() => Err(offline_only("the server")),
+        Command::Crds(_) if cli.now.is_some() => Err(offline_only("crds")),
+        Command::Controller(args) => controller::run(args),
+        Command::Server(args) => server::run(args),
+        Command::Crds(args) => crds::run(args),
     }
+}
+
+/// Parses `--now`: an RFC 3339 timestamp.
+fn parse_now(text: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2030-01-02T03:04:05Z ({e})"))
 }
 
 /// The process exit code for an error: 2 for refusals and bad input, 1 for internal failures.

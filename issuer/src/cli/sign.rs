@@ -58,8 +58,8 @@ pub struct SignArgs {
     pub ca_out: Option<PathBuf>,
 }
 
-/// Runs `sign`.
-pub fn run(args: &SignArgs) -> Result<(), Error> {
+/// Runs `sign` as of `now`.
+pub fn run(args: &SignArgs, now: time::OffsetDateTime) -> Result<(), Error> {
     let (tls_crt, tls_key, ca_crt) = match (&args.signing_secret, &args.ca_cert, &args.ca_key) {
         (Some(path), _, _) => {
             let secret = parse_secret_manifest(&read_file(path)?, path)?;
@@ -89,7 +89,6 @@ pub fn run(args: &SignArgs) -> Result<(), Error> {
     let duration = duration_arg(&args.duration)?;
     let usages = split_usage_list(&args.usages);
     let csr_pem = read_file(&args.csr)?;
-    let now = time::OffsetDateTime::now_utc();
 
     let ca = SigningCa::load(&tls_crt, &tls_key, ca_crt.as_deref(), now)?;
     let issued = sign(

@@ -69,7 +69,7 @@ impl Now {
     /// Reads both clocks.
     pub fn current() -> Self {
         Self {
-            monotonic: Instant::now(),
+            monotonic: super::monotonic_now(),
             wall: SystemTime::now(),
         }
     }

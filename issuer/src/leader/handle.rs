@@ -72,7 +72,7 @@ impl Leadership {
             Kind::Always => true,
             Kind::Elected(receiver) => {
                 let deadline = *receiver.borrow();
-                deadline.is_some_and(|deadline| Instant::now() < deadline)
+                deadline.is_some_and(|deadline| super::monotonic_now() < deadline)
             }
         }
     }
@@ -86,7 +86,7 @@ impl Leadership {
             Kind::Elected(receiver) => {
                 let deadline = *receiver.borrow();
                 deadline.is_some_and(|deadline| {
-                    deadline.saturating_duration_since(Instant::now()) >= margin
+                    deadline.saturating_duration_since(super::monotonic_now()) >= margin
                 })
             }
         }
@@ -98,7 +98,7 @@ impl Leadership {
             Kind::Always => None,
             Kind::Elected(receiver) => {
                 let deadline = *receiver.borrow();
-                deadline.filter(|deadline| Instant::now() < *deadline)
+                deadline.filter(|deadline| super::monotonic_now() < *deadline)
             }
         }
     }
@@ -135,7 +135,7 @@ impl Leadership {
             let Some(deadline) = *receiver.borrow_and_update() else {
                 return;
             };
-            if Instant::now() >= deadline {
+            if super::monotonic_now() >= deadline {
                 return;
             }
             let expiry = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
@@ -157,9 +157,14 @@ impl Leadership {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::leader::monotonic_now;
     use std::time::Duration;
 
-    #[tokio::test]
+    // Every test runs on tokio's paused clock, which the handle reads: a deadline passes
+    // exactly when the test's sleeps say so, and a sleep returns only once every other task
+    // has done what it could (so "still waiting" after a sleep is a real observation).
+
+    #[tokio::test(start_paused = true)]
     async fn always_leads_and_never_loses() {
         let leadership = Leadership::always();
         assert!(leadership.is_leader());
@@ -174,14 +179,14 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn leads_only_before_the_published_deadline() {
         let (leadership, publisher) = Leadership::elected();
         assert!(!leadership.is_leader());
-        publisher.set(Some(Instant::now() + Duration::from_secs(60)));
+        publisher.set(Some(monotonic_now() + Duration::from_secs(60)));
         assert!(leadership.is_leader());
         assert!(leadership.deadline().is_some());
-        publisher.set(Some(Instant::now()));
+        publisher.set(Some(monotonic_now()));
         assert!(!leadership.is_leader(), "at the deadline we no longer lead");
         assert_eq!(leadership.deadline(), None);
         publisher.set(None);
@@ -189,7 +194,7 @@ mod tests {
         assert_eq!(publisher.deadline(), None);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn leading_waits_for_a_future_deadline() {
         let (leadership, publisher) = Leadership::elected();
         let clone = leadership.clone();
@@ -197,25 +202,25 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished());
         // A deadline already in the past is not leadership.
-        publisher.set(Some(Instant::now() - Duration::from_millis(1)));
+        publisher.set(Some(monotonic_now() - Duration::from_millis(1)));
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished());
-        publisher.set(Some(Instant::now() + Duration::from_secs(60)));
+        publisher.set(Some(monotonic_now() + Duration::from_secs(60)));
         tokio::time::timeout(Duration::from_secs(1), waiter)
             .await
             .unwrap()
             .unwrap();
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn lost_resolves_at_the_deadline_unless_renewed() {
         let (leadership, publisher) = Leadership::elected();
-        let start = Instant::now();
+        let start = monotonic_now();
         publisher.set(Some(start + Duration::from_millis(200)));
         let clone = leadership.clone();
         let waiter = tokio::spawn(async move {
             clone.lost().await;
-            Instant::now()
+            monotonic_now()
         });
         // Renewed before the first deadline: keeps leading past it.
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -224,21 +229,17 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let elapsed = lost_at - start;
-        assert!(
-            elapsed >= Duration::from_millis(400) && elapsed < Duration::from_millis(600),
-            "{elapsed:?}"
-        );
+        assert_eq!(lost_at - start, Duration::from_millis(400));
         assert!(!leadership.is_leader());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn lost_resolves_when_withdrawn_or_not_leading() {
         let (leadership, publisher) = Leadership::elected();
         tokio::time::timeout(Duration::from_millis(100), leadership.lost())
             .await
             .unwrap();
-        publisher.set(Some(Instant::now() + Duration::from_secs(60)));
+        publisher.set(Some(monotonic_now() + Duration::from_secs(60)));
         let clone = leadership.clone();
         let waiter = tokio::spawn(async move { clone.lost().await });
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -250,17 +251,17 @@ mod tests {
             .unwrap();
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_dropped_publisher_lets_leadership_fade_at_the_deadline() {
         let (leadership, publisher) = Leadership::elected();
-        let start = Instant::now();
+        let start = monotonic_now();
         publisher.set(Some(start + Duration::from_millis(150)));
         drop(publisher);
         assert!(leadership.is_leader());
         tokio::time::timeout(Duration::from_secs(1), leadership.lost())
             .await
             .unwrap();
-        assert!(Instant::now() - start >= Duration::from_millis(150));
+        assert_eq!(monotonic_now() - start, Duration::from_millis(150));
         assert!(!leadership.is_leader());
         assert!(
             tokio::time::timeout(Duration::from_millis(100), leadership.leading())

@@ -109,7 +109,7 @@ impl Elector {
             "leader election started"
         );
         loop {
-            let started = Instant::now();
+            let started = super::monotonic_now();
             let round = tokio::time::timeout(
                 self.config.renew_deadline,
                 attempt(&self.api, &self.config, &mut self.state),
@@ -193,7 +193,7 @@ impl Elector {
             self.config.renew_deadline,
         );
         self.publisher.set(deadline);
-        let leading = deadline.is_some_and(|deadline| Instant::now() < deadline);
+        let leading = deadline.is_some_and(|deadline| super::monotonic_now() < deadline);
         let record = self.state.observed.as_ref().map(|o| &o.record);
         let holder = record.and_then(LeaseRecord::holder).map(str::to_string);
         if leading && !self.leading {
@@ -315,7 +315,7 @@ async fn attempt(
         state.observed.as_ref(),
         identity,
         state.last_write_started,
-        Instant::now(),
+        super::monotonic_now(),
         config.renew_deadline,
     );
     if leading
@@ -402,7 +402,7 @@ async fn write(
     });
     lease.metadata.managed_fields = None;
     set_record(&mut lease, record);
-    let started = Instant::now();
+    let started = super::monotonic_now();
     state.write_in_doubt = true;
     let result = if creating {
         api.create(&params, &lease).await
@@ -423,7 +423,7 @@ async fn write(
     state.observed = Some(Observation {
         record: record_of(&written),
         version: written.metadata.resource_version.clone(),
-        observed_at: Instant::now(),
+        observed_at: super::monotonic_now(),
     });
     state.lease = Some(written);
     state.last_write_started = Some(started);

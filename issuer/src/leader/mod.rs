@@ -8,6 +8,7 @@
 //!   conditional writes and releases it on shutdown. The only code here that holds a client.
 //! - `handle`: [`Leadership`], what the controller asks before signing and waits on to start
 //!   and stop its work (also the source of the leader metric).
+//! - [`monotonic_now`] (here): the one clock all of them read.
 //!
 //! What does not live here: starting and stopping the controllers as leadership comes and goes
 //! (`controller`), the command-line flags (`cli`), and the leader metric itself.
@@ -22,3 +23,10 @@ pub use config::{
 };
 pub use handle::Leadership;
 pub use lease::spawn;
+
+/// The monotonic clock every leadership deadline is measured on: tokio's. Outside a paused test
+/// runtime that is the system's monotonic clock; under `tokio::time::pause` tests drive it, so
+/// the election's timing is tested exactly rather than against the wall clock.
+pub(crate) fn monotonic_now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
