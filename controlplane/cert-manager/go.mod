@@ -4,7 +4,8 @@
 // version required here is the same) into a cache outside the work tree.
 //
 // Why this module's path sits under cert-manager's: since v1.12 cert-manager keeps each binary's
-// main in a module of its own (cmd/controller/go.mod declares .../controller-binary) that a module
+// main in a module of its own (cmd/controller/go.mod declares
+// github.com/cert-manager/cert-manager/controller-binary) that a module
 // proxy cannot serve, and the code those mains run (the controllers' configuration, the webhook's
 // admission chain) lives in the root module's internal/ packages, which Go lets only import paths
 // under github.com/cert-manager/cert-manager import. cert-manager's own binary modules are named
