@@ -279,7 +279,7 @@ make_pki() {
 
 # --- kubeconfigs -----------------------------------------------------------------------------
 
-write_kubeconfig() { # FILE USER (then --client-certificate/--client-key or --token=... as credentials)
+write_kubeconfig() { # FILE USER (then --client-certificate/--client-key as credentials)
   local file="$1" user="$2"
   shift 2
   rm -f "$file"
@@ -300,7 +300,28 @@ kubeconfig_for() { # NAMESPACE SERVICEACCOUNT
     die "no ServiceAccount $namespace/$account: create it first (kubectl create serviceaccount -n $namespace $account)"
   file="$STATE/kubeconfigs/$namespace.$account.kubeconfig"
   token="$(kc create token -n "$namespace" "$account" --duration "$TOKEN_DURATION")"
-  write_kubeconfig "$file" "system:serviceaccount:$namespace:$account" --token="$token"
+  # Written by the shell, so the token never appears on a command line.
+  rm -f "$file"
+  (
+    umask 077
+    cat >"$file" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+  - name: relay-tls
+    cluster:
+      server: https://127.0.0.1:$APISERVER_PORT
+      certificate-authority-data: $(base64 -w0 "$STATE/pki/cluster-ca.crt")
+users:
+  - name: "system:serviceaccount:$namespace:$account"
+    user:
+      token: "$token"
+contexts:
+  - name: relay-tls
+    context: {cluster: relay-tls, user: "system:serviceaccount:$namespace:$account"}
+current-context: relay-tls
+EOF
+  )
   echo "$file"
 }
 
