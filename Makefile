@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
 FUZZ_ENV := $(if $(FUZZ_TOOLCHAIN),,RUSTC_BOOTSTRAP=1)
 
-.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent fuzz fuzz-build ci clean
+.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent fuzz fuzz-build ci clean cluster cluster-down cluster-smoke
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,15 @@ bench-issuer: ## 10,000 CertificateRequests at once: requests/s, approval→Read
 
 bench-agent: ## relay-agent footprint: stripped release binary size and steady resident memory with one connection
 	scripts/bench-agent.sh
+
+cluster: tools ## a real control plane on 127.0.0.1 (etcd, kube-apiserver, kube-controller-manager, cert-manager), built once into a cache; prints the kubeconfig path
+	scripts/control-plane.sh up
+
+cluster-down: ## stop every process of the control plane
+	scripts/control-plane.sh down
+
+cluster-smoke: tools ## bring the control plane up, prove cert-manager/tokens/RBAC/audit work, take it down, check nothing is left
+	scripts/control-plane-smoke.sh
 
 fuzz-build: ## check that the fuzz targets compile (what CI runs)
 	cd fuzz && CARGO_TARGET_DIR=../target $(CARGO) build --bins
