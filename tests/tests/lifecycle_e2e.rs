@@ -658,6 +658,7 @@ async fn a_live_session_outlives_its_certificate_and_a_reconnect_waits_for_a_new
     let _one = SERIAL.lock().await;
     let mut w = World::start().await?;
     let short = w.pki.agent("cluster-b", time::Duration::seconds(4))?;
+    let short_not_after = short.key_pair()?.not_after;
     put_client_secret(&w.client, BYO_NS, &short).await?;
     let (mut agent, admin) = w.start_agent(BYO_NS, "cluster-b").await?;
     agent.wait_ready(admin, Duration::from_secs(30)).await?;
@@ -682,7 +683,12 @@ async fn a_live_session_outlives_its_certificate_and_a_reconnect_waits_for_a_new
     );
     wait_ready(admin, false, Duration::from_secs(3)).await?;
 
-    // Force a reconnect: restart the relay server. The expired certificate is refused.
+    // Force a reconnect: restart the relay server. The expired certificate is refused — once
+    // its notAfter second has passed: the server's verifier (webpki) compares whole seconds and
+    // still accepts a certificate during that second, which the agent already calls expired.
+    while time::OffsetDateTime::now_utc() <= short_not_after + time::Duration::seconds(1) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     w.server.terminate(Duration::from_secs(15)).await?;
     w.server = start_server(&w.sandbox, w.logs.path(), w.relay_port, w.server_admin).await?;
     // Two refused attempts: the second, later one is the sentinel that no attempt in between
