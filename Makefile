@@ -65,7 +65,7 @@ fuzz-build: ## check that the fuzz targets compile (what CI runs)
 
 fuzz: ## fuzz CSR/PEM parsing and signing for FUZZ_SECONDS per target (not in CI)
 	scripts/tools.sh fuzz
-	cd fuzz && for target in sign_csr load_ca secret_manifest; do \
+	cd fuzz && for target in sign_csr csr_structure load_ca secret_manifest; do \
 	  mkdir -p corpus/$$target && $(FUZZ_ENV) $(CARGO) $(FUZZ_TOOLCHAIN) fuzz run $$target corpus/$$target seeds/$$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 

@@ -120,8 +120,16 @@ impl<'a> CsrParts<'a> {
         check_name(subject)?;
         let spki = info_fields.expect(tag::SEQUENCE, "the subjectPublicKeyInfo")?;
         let key = SpkiParts::read(spki.raw)?;
-        let attributes = info_fields.optional(tag::CONTEXT_0_CONSTRUCTED, "the attributes")?;
+        if info_fields.is_empty() {
+            return Err(DerError::new(
+                "the attributes field",
+                "is missing; PKCS#10 requires it, empty when there are no attributes (RFC 2986 4.1)",
+            ));
+        }
+        let attributes = info_fields.expect(tag::CONTEXT_0_CONSTRUCTED, "the attributes field")?;
         info_fields.finish("the certificationRequestInfo")?;
+        // `[0] IMPLICIT SET OF Attribute`: the implicit tag hides the SET from the reader.
+        attributes.check_set_of("the attributes field")?;
 
         let (signature_algorithm, signature_parameters) =
             algorithm.algorithm_identifier("the signature algorithm")?;
@@ -134,7 +142,7 @@ impl<'a> CsrParts<'a> {
             signature_algorithm,
             signature_parameters,
             signature: signature.whole_bytes("the signature")?,
-            extensions: attributes.map(extension_request).transpose()?.flatten(),
+            extensions: extension_request(attributes)?,
         })
     }
 }
@@ -385,6 +393,15 @@ fn read_named_bits(value: &[u8]) -> Result<u16, DerError> {
             "has an invalid unused-bit count",
         ));
     }
+    if bytes
+        .last()
+        .is_some_and(|last| last & ((1u8 << unused) - 1) != 0)
+    {
+        return Err(DerError::new(
+            "the bit string",
+            "has unused bits that are not zero (DER needs them zero, X.690 11.2.1)",
+        ));
+    }
     let mut flags = 0u16;
     for (n, flag) in (0..16).map(|n| (n, 1u16 << n)) {
         if bytes
@@ -403,14 +420,27 @@ fn read_basic_constraints_ca(value: &[u8]) -> Result<bool, DerError> {
     let constraints = outer.expect(tag::SEQUENCE, "the constraints")?;
     outer.finish("the extension value")?;
     let mut fields = constraints.reader();
-    let ca = match fields.optional(tag::BOOLEAN, "cA")? {
-        Some(flag) => match flag.content {
-            [byte] => *byte != 0,
-            _ => return Err(DerError::new("cA", "is not a one-byte BOOLEAN")),
-        },
-        None => false,
-    };
-    fields.optional(tag::INTEGER, "pathLenConstraint")?;
+    // The reader has refused any BOOLEAN other than 0x00 / 0xff.
+    let ca = fields
+        .optional(tag::BOOLEAN, "cA")?
+        .is_some_and(|flag| flag.content == [0xff]);
+    if let Some(path_length) = fields.optional(tag::INTEGER, "pathLenConstraint")? {
+        // The reader has refused non-minimal INTEGERs, so the first byte carries the sign and a
+        // value of 32 bits takes at most five bytes.
+        let content = path_length.content;
+        if content.first().is_some_and(|b| b & 0x80 != 0) {
+            return Err(DerError::new(
+                "pathLenConstraint",
+                "is negative; it must be 0 or more",
+            ));
+        }
+        if content.len() > 5 || (content.len() == 5 && content.first() != Some(&0)) {
+            return Err(DerError::new(
+                "pathLenConstraint",
+                "does not fit in 32 bits",
+            ));
+        }
+    }
     fields.finish("the constraints")?;
     Ok(ca)
 }

@@ -1,8 +1,10 @@
 //! A minimal DER writer and reader, and the object identifiers the signer emits and reads.
 //!
-//! Only tag-length-value framing lives here: the writer builds certificates, the strict reader
-//! walks CSRs on the sign path (see `csr`). What the elements mean is decided by the callers;
-//! certificates and names are still read with x509-parser elsewhere.
+//! Only tag-length-value framing and the DER rules a universal tag fixes (BOOLEAN, INTEGER,
+//! SET OF) live here: the writer builds certificates, the strict reader walks CSRs on the sign
+//! path (see `csr`). It is hand-written for the sign path's speed (it runs per request; README,
+//! "Sign-path performance"); what the elements mean is decided by the callers, and certificates
+//! and names are still read with x509-parser elsewhere.
 
 /// DER tag numbers used by the certificate builder.
 pub(crate) mod tag {
@@ -269,6 +271,12 @@ impl<'a> Element<'a> {
         Ok((oid.content, parameters))
     }
 
+    /// Checks that this element, a SET OF under an implicit tag, has its elements in DER order
+    /// (X.690 §11.6); a universal SET is checked when it is read.
+    pub(crate) fn check_set_of(&self, what: &'static str) -> Result<(), DerError> {
+        check_set_of_order(self.content, what)
+    }
+
     /// The contents of a BIT STRING with no unused bits (keys and signatures).
     pub(crate) fn whole_bytes(&self, what: &'static str) -> Result<&'a [u8], DerError> {
         match self.content.split_first() {
@@ -305,9 +313,12 @@ impl std::fmt::Display for DerError {
 
 /// Reads DER elements one after another from a byte slice.
 ///
-/// Strict where it costs nothing: definite and minimal lengths, one-byte tags (every tag X.509
-/// and PKCS#10 use), no reading past the end. It does not check that contents are canonical;
-/// the callers check what they use.
+/// Strict DER (X.690 §10–11): definite and minimal lengths, one-byte tags (every tag X.509 and
+/// PKCS#10 use), no reading past the end, and for the universal types whose DER form is fixed by
+/// their tag: a BOOLEAN is one byte, 0x00 or 0xff (§11.1); an INTEGER is minimal (§8.3.2); a
+/// SET's elements are in ascending order of their encodings (§11.6; every SET in X.509 and
+/// PKCS#10 is a SET OF). A SET OF under an implicit tag (the CSR's `[0]` attributes) is checked
+/// by the caller with [`Element::check_set_of`]. What the contents mean is for the callers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DerReader<'a> {
     rest: &'a [u8],
@@ -329,53 +340,10 @@ impl<'a> DerReader<'a> {
 
     /// Reads the next element, whatever its tag; `what` names it in errors.
     pub(crate) fn any(&mut self, what: &'static str) -> Result<Element<'a>, DerError> {
-        let data = self.rest;
-        let (&tag, after_tag) = data
-            .split_first()
-            .ok_or_else(|| DerError::new(what, "is missing"))?;
-        if tag & 0x1f == 0x1f {
-            return Err(DerError::new(what, "uses a multi-byte tag"));
-        }
-        let (&first, after_first) = after_tag
-            .split_first()
-            .ok_or_else(|| DerError::new(what, "is truncated (no length)"))?;
-        let (length, after_length) = if first < 0x80 {
-            (usize::from(first), after_first)
-        } else {
-            let count = usize::from(first & 0x7f);
-            if count == 0 {
-                return Err(DerError::new(
-                    what,
-                    "has an indefinite length (BER, not DER)",
-                ));
-            }
-            if count > 4 {
-                return Err(DerError::new(what, "has a length that does not fit"));
-            }
-            let bytes = after_first
-                .get(..count)
-                .ok_or_else(|| DerError::new(what, "is truncated (in its length)"))?;
-            if bytes[0] == 0 {
-                return Err(DerError::new(what, "has a non-minimal length (not DER)"));
-            }
-            let length = bytes
-                .iter()
-                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-            if length < 0x80 {
-                return Err(DerError::new(what, "has a non-minimal length (not DER)"));
-            }
-            (length, &after_first[count..])
-        };
-        let content = after_length
-            .get(..length)
-            .ok_or_else(|| DerError::new(what, "is truncated"))?;
-        let header = data.len() - after_length.len();
-        self.rest = &after_length[length..];
-        Ok(Element {
-            tag,
-            content,
-            raw: &data[..header + length],
-        })
+        let (element, rest) = frame(self.rest, what)?;
+        check_canonical(&element, what)?;
+        self.rest = rest;
+        Ok(element)
     }
 
     /// Reads the next element, which must have `tag`.
@@ -414,6 +382,117 @@ impl<'a> DerReader<'a> {
             ))
         }
     }
+}
+
+/// Splits the first tag-length-value element off `data`: the element and what follows it.
+/// Checks the framing only (tag form, definite minimal length, no reading past the end).
+fn frame<'a>(data: &'a [u8], what: &'static str) -> Result<(Element<'a>, &'a [u8]), DerError> {
+    let (&tag, after_tag) = data
+        .split_first()
+        .ok_or_else(|| DerError::new(what, "is missing"))?;
+    if tag & 0x1f == 0x1f {
+        return Err(DerError::new(what, "uses a multi-byte tag"));
+    }
+    let (&first, after_first) = after_tag
+        .split_first()
+        .ok_or_else(|| DerError::new(what, "is truncated (no length)"))?;
+    let (length, after_length) = if first < 0x80 {
+        (usize::from(first), after_first)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 {
+            return Err(DerError::new(
+                what,
+                "has an indefinite length (BER, not DER)",
+            ));
+        }
+        if count > 4 {
+            return Err(DerError::new(what, "has a length that does not fit"));
+        }
+        let bytes = after_first
+            .get(..count)
+            .ok_or_else(|| DerError::new(what, "is truncated (in its length)"))?;
+        if bytes[0] == 0 {
+            return Err(DerError::new(what, "has a non-minimal length (not DER)"));
+        }
+        let length = bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        if length < 0x80 {
+            return Err(DerError::new(what, "has a non-minimal length (not DER)"));
+        }
+        (length, &after_first[count..])
+    };
+    let content = after_length
+        .get(..length)
+        .ok_or_else(|| DerError::new(what, "is truncated"))?;
+    let header = data.len() - after_length.len();
+    let element = Element {
+        tag,
+        content,
+        raw: &data[..header + length],
+    };
+    Ok((element, &after_length[length..]))
+}
+
+/// The DER rules fixed by a universal tag: BOOLEAN (X.690 §11.1), INTEGER (§8.3.2) and SET OF
+/// (§11.6). Other tags pass; their callers judge their contents.
+fn check_canonical(element: &Element<'_>, what: &'static str) -> Result<(), DerError> {
+    match element.tag {
+        tag::BOOLEAN => match element.content {
+            [0x00] | [0xff] => Ok(()),
+            [other] => Err(DerError::new(
+                what,
+                format!(
+                    "is a BOOLEAN encoded as 0x{other:02x}; DER allows only 0x00 (FALSE) and 0xff (TRUE) (X.690 11.1)"
+                ),
+            )),
+            bytes => Err(DerError::new(
+                what,
+                format!(
+                    "is a BOOLEAN of {} bytes; DER needs exactly one (X.690 8.2.1)",
+                    bytes.len()
+                ),
+            )),
+        },
+        tag::INTEGER => match element.content {
+            [] => Err(DerError::new(
+                what,
+                "is an empty INTEGER; it needs at least one byte (X.690 8.3.1)",
+            )),
+            [0x00, next, ..] if next & 0x80 == 0 => Err(DerError::new(
+                what,
+                "is an INTEGER with a redundant leading 0x00 byte; DER needs the minimal encoding (X.690 8.3.2)",
+            )),
+            [0xff, next, ..] if next & 0x80 != 0 => Err(DerError::new(
+                what,
+                "is an INTEGER with a redundant leading 0xff byte; DER needs the minimal encoding (X.690 8.3.2)",
+            )),
+            _ => Ok(()),
+        },
+        tag::SET => check_set_of_order(element.content, what),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that the elements of a SET OF's contents are in ascending order of their encodings
+/// (X.690 §11.6). Whole encodings are compared as byte strings: two complete DER elements are
+/// never a proper prefix of one another, so plain lexicographic order is §11.6's order.
+fn check_set_of_order(content: &[u8], what: &'static str) -> Result<(), DerError> {
+    let mut rest = content;
+    let mut previous: Option<&[u8]> = None;
+    while !rest.is_empty() {
+        let (element, after) = frame(rest, what)?;
+        if previous.is_some_and(|p| p > element.raw) {
+            return Err(DerError::new(
+                what,
+                "is a SET OF whose elements are not in ascending order; DER sorts them by their encodings (X.690 11.6)",
+            ));
+        }
+        previous = Some(element.raw);
+        rest = after;
+    }
+    Ok(())
 }
 
 /// An object identifier's DER contents in dotted text (`1.2.840.10045.2.1`), for messages.
@@ -612,6 +691,117 @@ mod tests {
     }
 
     #[test]
+    fn booleans_are_refused_unless_0x00_or_0xff() {
+        let read = |bytes: &[u8]| {
+            DerReader::new(bytes)
+                .any("the flag")
+                .map(|e| e.content.to_vec())
+        };
+        assert_eq!(read(&[0x01, 0x01, 0x00]).unwrap(), [0x00]);
+        assert_eq!(read(&[0x01, 0x01, 0xff]).unwrap(), [0xff]);
+        for byte in [0x01, 0x7f, 0x80, 0xfe] {
+            assert_eq!(
+                read(&[0x01, 0x01, byte]).unwrap_err().to_string(),
+                format!(
+                    "the flag is a BOOLEAN encoded as 0x{byte:02x}; DER allows only 0x00 (FALSE) and 0xff (TRUE) (X.690 11.1)"
+                )
+            );
+        }
+        assert_eq!(
+            read(&[0x01, 0x00]).unwrap_err().to_string(),
+            "the flag is a BOOLEAN of 0 bytes; DER needs exactly one (X.690 8.2.1)"
+        );
+        assert_eq!(
+            read(&[0x01, 0x02, 0xff, 0xff]).unwrap_err().to_string(),
+            "the flag is a BOOLEAN of 2 bytes; DER needs exactly one (X.690 8.2.1)"
+        );
+        // A context tag is not a BOOLEAN, whatever its contents: its schema decides.
+        assert_eq!(
+            DerReader::new(&[0x81, 0x01, 0x01])
+                .any("x")
+                .unwrap()
+                .content,
+            [1]
+        );
+    }
+
+    #[test]
+    fn integers_are_refused_unless_minimal() {
+        let read = |bytes: &[u8]| {
+            DerReader::new(bytes)
+                .any("the number")
+                .map(|e| e.content.to_vec())
+        };
+        for minimal in [
+            &[0x02, 0x01, 0x00][..],
+            &[0x02, 0x01, 0x7f],
+            &[0x02, 0x01, 0xff],
+            &[0x02, 0x02, 0x00, 0x80],
+            &[0x02, 0x02, 0xff, 0x7f],
+            &[0x02, 0x03, 0x01, 0x00, 0x00],
+        ] {
+            assert_eq!(read(minimal).unwrap(), &minimal[2..]);
+        }
+        assert_eq!(
+            read(&[0x02, 0x02, 0x00, 0x7f]).unwrap_err().to_string(),
+            "the number is an INTEGER with a redundant leading 0x00 byte; DER needs the minimal encoding (X.690 8.3.2)"
+        );
+        assert_eq!(
+            read(&[0x02, 0x02, 0x00, 0x00]).unwrap_err().to_string(),
+            "the number is an INTEGER with a redundant leading 0x00 byte; DER needs the minimal encoding (X.690 8.3.2)"
+        );
+        assert_eq!(
+            read(&[0x02, 0x02, 0xff, 0x80]).unwrap_err().to_string(),
+            "the number is an INTEGER with a redundant leading 0xff byte; DER needs the minimal encoding (X.690 8.3.2)"
+        );
+        assert_eq!(
+            read(&[0x02, 0x00]).unwrap_err().to_string(),
+            "the number is an empty INTEGER; it needs at least one byte (X.690 8.3.1)"
+        );
+    }
+
+    #[test]
+    fn sets_of_are_refused_unless_sorted() {
+        let read = |bytes: &[u8]| {
+            DerReader::new(bytes)
+                .any("the set")
+                .map(|e| e.content.len())
+        };
+        // 04 01 02 < 04 02 01 01 (the second byte decides), equal elements may repeat.
+        assert!(read(&[0x31, 0x07, 0x04, 0x01, 0x02, 0x04, 0x02, 0x01, 0x01]).is_ok());
+        assert!(read(&[0x31, 0x06, 0x04, 0x01, 0x02, 0x04, 0x01, 0x02]).is_ok());
+        assert!(read(&[0x31, 0x00]).is_ok());
+        let unsorted = [0x31, 0x07, 0x04, 0x02, 0x01, 0x01, 0x04, 0x01, 0x02];
+        assert_eq!(
+            read(&unsorted).unwrap_err().to_string(),
+            "the set is a SET OF whose elements are not in ascending order; DER sorts them by their encodings (X.690 11.6)"
+        );
+        // Contents that do not frame are refused while the order is checked, naming the set.
+        assert_eq!(
+            read(&[0x31, 0x03, 0x04, 0x05, 0x00])
+                .unwrap_err()
+                .to_string(),
+            "the set is truncated"
+        );
+        // Under an implicit tag the reader cannot know it is a SET OF; the caller checks.
+        let mut implicit = unsorted;
+        implicit[0] = 0xa0;
+        let element = DerReader::new(&implicit).any("the attributes").unwrap();
+        assert_eq!(
+            element
+                .check_set_of("the attributes")
+                .unwrap_err()
+                .to_string(),
+            "the attributes is a SET OF whose elements are not in ascending order; DER sorts them by their encodings (X.690 11.6)"
+        );
+        // Inside a SEQUENCE the SET is checked when it is read, not when the SEQUENCE is.
+        let mut nested = vec![0x30, 0x09];
+        nested.extend_from_slice(&unsorted);
+        let sequence = DerReader::new(&nested).any("the name").unwrap();
+        assert!(sequence.reader().any("a component").is_err());
+    }
+
+    #[test]
     fn bit_strings_with_unused_bits_are_not_whole_bytes() {
         let der = [0x03, 0x02, 0x01, 0xfe];
         let element = DerReader::new(&der).any("key").unwrap();
@@ -636,8 +826,10 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Framing of any length (BOOLEAN and INTEGER, whose contents the reader judges, are
+        /// left to their own tests).
         #[test]
-        fn any_length_round_trips(len in 0usize..70_000, tag in 0u8..0x1f) {
+        fn any_length_round_trips(len in 0usize..70_000, tag in 3u8..0x1f) {
             let content = vec![0xa5u8; len];
             let der = written(|w| w.element(tag, &content));
             let mut reader = DerReader::new(&der);
@@ -646,6 +838,20 @@ mod tests {
             proptest::prop_assert_eq!(element.content.len(), len);
             proptest::prop_assert_eq!(element.raw, &der[..]);
             proptest::prop_assert!(reader.is_empty());
+        }
+
+        /// A SET OF is accepted exactly when its elements are in ascending order of their
+        /// encodings (std's sort is the judge).
+        #[test]
+        fn sets_of_are_accepted_exactly_when_sorted(
+            items in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3), 0..5),
+        ) {
+            let encodings: Vec<Vec<u8>> = items.iter().map(|c| written(|w| w.octet_string(c))).collect();
+            let mut sorted = encodings.clone();
+            sorted.sort();
+            let der = written(|w| w.nested(tag::SET, |w| encodings.iter().for_each(|e| w.raw(e))));
+            let accepted = DerReader::new(&der).any("the set").is_ok();
+            proptest::prop_assert_eq!(accepted, sorted == encodings);
         }
 
         #[test]

@@ -35,6 +35,8 @@ mod tests;
 #[cfg(test)]
 mod tests_csr;
 #[cfg(test)]
+mod tests_csr_resigned;
+#[cfg(test)]
 mod tests_identity;
 
 pub use ca::{RootSource, SigningCa};

@@ -113,6 +113,16 @@ impl Default for CsrSpec {
 /// Makes a CSR and returns (PEM, the key).
 pub(crate) fn mk_csr(spec: &CsrSpec) -> (String, KeyPair) {
     let key = generate_key(spec.key_type).unwrap();
+    let pem = csr_params(spec)
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    (pem, key)
+}
+
+/// The rcgen parameters of a CSR shaped as `spec` says (the key is the caller's).
+pub(crate) fn csr_params(spec: &CsrSpec) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     if let Some(cn) = &spec.common_name {
@@ -123,8 +133,7 @@ pub(crate) fn mk_csr(spec: &CsrSpec) -> (String, KeyPair) {
     params.key_usages = spec.key_usages.clone();
     params.extended_key_usages = spec.extended.clone();
     params.is_ca = spec.is_ca;
-    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
-    (pem, key)
+    params
 }
 
 pub(crate) fn dur(text: &str) -> Duration {
