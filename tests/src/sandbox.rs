@@ -369,6 +369,34 @@ pub fn now_rfc3339() -> String {
     format_time(truncate_to_second(time::OffsetDateTime::now_utc()))
 }
 
+/// Every CustomResourceDefinition in the YAML (or JSON) files of `dir`, in file-name order.
+pub(crate) fn read_crds(dir: &Path) -> Result<Vec<Value>, Error> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+        })
+        .collect();
+    files.sort();
+    let mut crds = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", file.display())))?;
+        for doc in text
+            .split("\n---")
+            .filter(|d| d.contains("CustomResourceDefinition"))
+        {
+            crds.push(
+                serde_saphyr::from_str(doc)
+                    .map_err(|e| Error::BadRequest(format!("{}: {e}", file.display())))?,
+            );
+        }
+    }
+    Ok(crds)
+}
+
 /// A running sandbox API server. Dropping it stops the server.
 pub struct Sandbox {
     inner: Arc<Inner>,
@@ -601,29 +629,10 @@ impl Sandbox {
     /// Creates every CustomResourceDefinition in the YAML files of `dir` (as `kubectl create`
     /// would); returns their names.
     pub async fn load_crds(&self, dir: &Path) -> Result<Vec<String>, Error> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", dir.display())))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
-            })
-            .collect();
-        files.sort();
-        let mut names = Vec::new();
-        for file in files {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", file.display())))?;
-            for doc in text
-                .split("\n---")
-                .filter(|d| d.contains("CustomResourceDefinition"))
-            {
-                let crd: Value = serde_saphyr::from_str(doc)
-                    .map_err(|e| Error::BadRequest(format!("{}: {e}", file.display())))?;
-                names.push(self.create_crd(crd)?);
-            }
-        }
-        Ok(names)
+        read_crds(dir)?
+            .into_iter()
+            .map(|crd| self.create_crd(crd))
+            .collect()
     }
 
     /// Whether a CustomResourceDefinition with this name exists.
