@@ -229,6 +229,25 @@ impl Inner {
         status_only: bool,
         force: bool,
     ) -> Result<Value, Error> {
+        // kube-apiserver builds a typed object from the apply configuration with the CRD's
+        // schema, and refuses (500, no reason) a field the schema does not declare, where other
+        // writes would prune it.
+        if let Some(schema) = rt.schema.as_ref().filter(|_| rt.custom) {
+            let mut pruned = applied.clone();
+            schema.prune(&mut pruned);
+            if let Some(path) = first_pruned_path(applied, &pruned, String::new()) {
+                return Err(Error::Storage(format!(
+                    "failed to create typed patch object ({}/{}; {}, Kind={}): {path}: field not declared in schema",
+                    applied
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                    crate::store::name_of(applied),
+                    rt.api_version(),
+                    rt.kind
+                )));
+            }
+        }
         let live_managed = old.map(managed_entries).unwrap_or_default();
         let subresource = if status_only { "status" } else { "" };
         let list_type = |path: &[&str]| rt.schema.as_ref().and_then(|s| s.list_type_at(path));
@@ -367,6 +386,27 @@ pub fn crd_resource_types(crd: &Value) -> Result<Vec<ResourceType>, Error> {
 pub fn now_rfc3339() -> String {
     use relay_issuer::pki::{format_time, truncate_to_second};
     format_time(truncate_to_second(time::OffsetDateTime::now_utc()))
+}
+
+/// The first field (as `.a.b`) of `original` that pruning removed (null values aside, which
+/// pruning drops for another reason).
+fn first_pruned_path(original: &Value, pruned: &Value, path: String) -> Option<String> {
+    match (original, pruned) {
+        (Value::Object(before), Value::Object(after)) => before.iter().find_map(|(key, value)| {
+            let here = format!("{path}.{key}");
+            match after.get(key) {
+                None if !value.is_null() => Some(here),
+                None => None,
+                Some(kept) => first_pruned_path(value, kept, here),
+            }
+        }),
+        (Value::Array(before), Value::Array(after)) => before
+            .iter()
+            .zip(after)
+            .enumerate()
+            .find_map(|(i, (b, a))| first_pruned_path(b, a, format!("{path}[{i}]"))),
+        _ => None,
+    }
 }
 
 /// Every CustomResourceDefinition in the YAML (or JSON) files of `dir`, in file-name order.

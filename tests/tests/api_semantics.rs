@@ -125,13 +125,21 @@ async fn a_create_carrying_a_resource_version_is_rejected() {
     let secrets: Api<Secret> = Api::default_namespaced(client);
     let mut s = secret("a", &[]);
     s.metadata.resource_version = Some("5".into());
-    let (code, _, _) = api_err(
+    // kube-apiserver's storage refuses it with a bare error: 500, no reason.
+    let (code, reason, message) = api_err(
         secrets
             .create(&PostParams::default(), &s)
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, 400);
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (
+            500,
+            "",
+            "resourceVersion should not be set on objects to be created"
+        )
+    );
 }
 
 #[tokio::test]
@@ -209,7 +217,7 @@ async fn merge_patch_replaces_arrays_whole_and_json_patch_edits_in_place() {
     ns.create(
         &PostParams::default(),
         &serde_json::from_value(
-            json!({"metadata": {"name": x, "labels": {"a": "1"}, "finalizers": ["one", "two"]}}),
+            json!({"metadata": {"name": x, "labels": {"a": "1"}, "finalizers": ["example.com/one", "example.com/two"]}}),
         )
         .unwrap(),
     )
@@ -219,13 +227,28 @@ async fn merge_patch_replaces_arrays_whole_and_json_patch_edits_in_place() {
         .patch(
             &x,
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": ["two"]}})),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/two"]}})),
         )
         .await
         .unwrap();
     assert_eq!(
         patched.metadata.finalizers.unwrap(),
-        vec!["two".to_string()]
+        vec!["example.com/two".to_string()]
+    );
+    // A finalizer is a standard name (`kubernetes`, `orphan`, `foregroundDeletion`) or qualified.
+    let (code, reason, message) = api_err(
+        ns.patch(
+            &x,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["orphan", "two"]}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (422, "Invalid"), "{message}");
+    assert!(
+        message.ends_with(r#"metadata.finalizers[1]: Invalid value: "two": name is neither a standard finalizer name nor is it fully qualified"#),
+        "{message}"
     );
     let p: json_patch::Patch =
         serde_json::from_value(json!([{"op": "add", "path": "/metadata/labels/b", "value": "2"}]))
@@ -234,7 +257,10 @@ async fn merge_patch_replaces_arrays_whole_and_json_patch_edits_in_place() {
         .patch(&x, &PatchParams::default(), &Patch::<()>::Json(p))
         .await
         .unwrap();
-    assert_eq!(patched.metadata.labels.unwrap().len(), 2);
+    // a, b, and the kubernetes.io/metadata.name label every namespace gets.
+    let labels = patched.metadata.labels.unwrap();
+    assert_eq!(labels.len(), 3, "{labels:?}");
+    assert_eq!(labels["kubernetes.io/metadata.name"], x);
 }
 
 #[tokio::test]
@@ -311,25 +337,31 @@ async fn unsupported_field_selectors_are_400_and_supported_ones_filter() {
 async fn pages_of_a_list_are_one_snapshot() {
     let (_s, client) = start().await;
     let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    // Labelled: a real cluster's namespaces hold a ConfigMap of their own (kube-root-ca.crt).
+    let paged = ListParams::default().labels("paged=yes");
     for i in 0..5 {
         cms.create(
             &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": format!("c{i}")}})).unwrap(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": format!("c{i}"), "labels": {"paged": "yes"}}}),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
     }
-    let first = cms.list(&ListParams::default().limit(2)).await.unwrap();
+    let first = cms.list(&paged.clone().limit(2)).await.unwrap();
     assert_eq!(first.items.len(), 2);
     let token = first.metadata.continue_.clone().unwrap();
     cms.create(
         &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "c9"}})).unwrap(),
+        &serde_json::from_value(json!({"metadata": {"name": "c9", "labels": {"paged": "yes"}}}))
+            .unwrap(),
     )
     .await
     .unwrap();
     let second = cms
-        .list(&ListParams::default().limit(10).continue_token(&token))
+        .list(&paged.limit(10).continue_token(&token))
         .await
         .unwrap();
     assert_eq!(

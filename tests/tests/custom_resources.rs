@@ -195,6 +195,23 @@ async fn merge_patching_conditions_drops_approved_but_apply_keeps_it() {
 async fn apply_needs_a_field_manager_creates_missing_objects_and_strategic_merge_is_415() {
     let (s, api) = sandbox().await;
     let body = json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest", "metadata": {"name": "new"}, "spec": request("x").data["spec"].clone()});
+    // Apply does not prune: a field the schema does not declare is refused (500, no reason).
+    match api
+        .patch("new", &PatchParams::apply("tester"), &Patch::Apply(&body))
+        .await
+        .unwrap_err()
+    {
+        kube::Error::Api(status) => {
+            assert_eq!((status.code, status.reason.as_str()), (500, ""));
+            assert_eq!(
+                status.message,
+                "failed to create typed patch object (/new; cert-manager.io/v1, Kind=CertificateRequest): .spec.unknownField: field not declared in schema"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut body = body;
+    body["spec"].as_object_mut().unwrap().remove("unknownField");
     let created = api
         .patch("new", &PatchParams::apply("tester"), &Patch::Apply(body))
         .await
@@ -232,7 +249,13 @@ async fn apply_needs_a_field_manager_creates_missing_objects_and_strategic_merge
     .body(b"apiVersion: cert-manager.io/v1\nkind: CertificateRequest\n".to_vec())
     .unwrap();
     match client.request::<DynamicObject>(request).await.unwrap_err() {
-        kube::Error::Api(status) => assert_eq!(status.code, 400, "{}", status.message),
+        kube::Error::Api(status) => assert_eq!(
+            (status.code, status.message.as_str()),
+            (
+                422,
+                r#"PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch"#
+            )
+        ),
         other => panic!("{other:?}"),
     }
 }

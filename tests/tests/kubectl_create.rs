@@ -88,6 +88,14 @@ fn comparable(k: &Kubectl, resource: &str, name: &str, namespace: Option<&str>) 
     }
     let mut object = json_of(&k.ok(&args));
     let metadata = object["metadata"].as_object_mut().unwrap();
+    // A namespace's `kubernetes.io/metadata.name` label is its name.
+    if let Some(label) = metadata
+        .get_mut("labels")
+        .and_then(|l| l.get_mut("kubernetes.io/metadata.name"))
+    {
+        assert_eq!(label, name, "{resource}/{name}");
+        *label = json!("<name>");
+    }
     for field in ["name", "uid", "resourceVersion", "creationTimestamp"] {
         assert!(
             metadata.remove(field).is_some(),
@@ -505,7 +513,7 @@ async fn create_role_and_rolebinding() {
         "wide",
     ]);
     assert!(wide.contains("Role/secret-reader"), "{wide}");
-    assert!(wide.contains("relay:agent"), "{wide}");
+    assert!(wide.contains("relay/agent"), "{wide}");
 
     assert_same_as_json_path(
         &k,
@@ -1029,20 +1037,25 @@ async fn custom_resources_refuse_protobuf_as_kube_apiserver_does() {
         .await
         .unwrap();
     let path = "/apis/example.com/v1/namespaces/default/widgets";
-    let refused = raw(
-        &sandbox,
-        "POST",
-        path,
-        &[("Content-Type", PROTOBUF), ("Accept", "application/json")],
-        &envelope("example.com/v1", "Widget", Vec::new()),
-    )
-    .await;
-    let (code, reason, message) = status_of(&refused);
-    assert_eq!((code, reason.as_str()), (415, "UnsupportedMediaType"));
-    assert_eq!(
-        message,
-        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"
-    );
+    // A known difference (README): kube-apiserver 1.35.4's handler panics on this body (nil
+    // pointer dereference in its log) and drops the connection; the sandbox answers the 415
+    // the handler means to send.
+    if sandbox.sandbox().is_some() {
+        let refused = raw(
+            &sandbox,
+            "POST",
+            path,
+            &[("Content-Type", PROTOBUF), ("Accept", "application/json")],
+            &envelope("example.com/v1", "Widget", Vec::new()),
+        )
+        .await;
+        let (code, reason, message) = status_of(&refused);
+        assert_eq!((code, reason.as_str()), (415, "UnsupportedMediaType"));
+        assert_eq!(
+            message,
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"
+        );
+    }
     // Protobuf first in Accept: a custom resource is answered in JSON.
     let listed = raw(
         &sandbox,

@@ -270,13 +270,16 @@ async fn accept_negotiation_honours_the_first_supported_media_type() {
     let (code, _, body) = raw_get(&client, "/api/v1/namespaces/default/secrets", Some(META)).await;
     assert_eq!(code, 406, "{body}");
     assert_eq!(body["reason"], "NotAcceptable");
-    let (code, _, body) = raw_get(
-        &client,
-        "/api/v1/namespaces/default/secrets?watch=true&timeoutSeconds=1",
-        Some(META_LIST),
-    )
-    .await;
-    assert_eq!(code, 406, "{body}");
+    // A known difference (README): kube-apiserver 1.35 opens this watch (200).
+    if !relay_sandbox::fidelity::is_real() {
+        let (code, _, body) = raw_get(
+            &client,
+            "/api/v1/namespaces/default/secrets?watch=true&timeoutSeconds=1",
+            Some(META_LIST),
+        )
+        .await;
+        assert_eq!(code, 406, "{body}");
+    }
 }
 
 #[tokio::test]
@@ -376,10 +379,19 @@ async fn list_metadata_with_label_selectors_and_pages() {
     assert_eq!(raw["apiVersion"], "meta.k8s.io/v1");
     assert!(raw["metadata"]["resourceVersion"].is_string(), "{raw}");
     assert!(raw["metadata"]["continue"].is_string(), "{raw}");
-    assert_eq!(raw["metadata"]["remainingItemCount"], 1);
+    // With a selector the server cannot know how many remain, and says nothing.
+    assert_eq!(raw["metadata"].get("remainingItemCount"), None, "{raw}");
     let items = raw["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
     items.iter().for_each(assert_metadata_only);
+    let (code, _, raw) = raw_get(
+        &client,
+        "/api/v1/namespaces/default/secrets?limit=3",
+        Some(META_LIST),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(raw["metadata"]["remainingItemCount"], 2, "{raw}");
 
     // The ordinary list is unchanged: full Secrets with their data.
     let full = secrets
@@ -409,12 +421,40 @@ async fn churn(secrets: &Api<Secret>, name: &str) -> [String; 3] {
         )
         .await
         .unwrap();
-    let deleted = secrets
+    // A Secret's DELETE answers a Status (no resourceVersion), so the deletion's version is
+    // read from a watch of its own that starts after the patch.
+    let mut deletions = secrets
+        .watch(
+            &WatchParams::default()
+                .fields(&format!("metadata.name={name}"))
+                .timeout(10),
+            &rv_of(&patched.metadata),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    let status = secrets
         .delete(name, &DeleteParams::default())
         .await
         .unwrap()
-        .left()
-        .expect("deleted at once");
+        .right()
+        .expect("a built-in's DELETE answers a Status");
+    assert_eq!(
+        status.status,
+        Some(kube::core::response::StatusSummary::Success)
+    );
+    let deleted = loop {
+        match deletions
+            .try_next()
+            .await
+            .unwrap()
+            .expect("the watch is open")
+        {
+            WatchEvent::Deleted(object) => break object,
+            WatchEvent::Bookmark(_) => {}
+            other => panic!("{other:?}"),
+        }
+    };
     [
         rv_of(&created.metadata),
         rv_of(&patched.metadata),
@@ -461,9 +501,13 @@ async fn watch_metadata_sees_added_modified_deleted_with_resource_versions_and_n
         META,
     )
     .await;
-    let first = raw.next().await.unwrap();
-    assert_eq!(first["type"], "BOOKMARK");
-    assert_metadata_only_bookmark(&first["object"], false);
+    // A known difference (README): kube-apiserver sends its first bookmark about a minute in,
+    // not at once; the watch starts at start_rv, so it sees the changes either way.
+    if !relay_sandbox::fidelity::is_real() {
+        let first = raw.next().await.unwrap();
+        assert_eq!(first["type"], "BOOKMARK");
+        assert_metadata_only_bookmark(&first["object"], false);
+    }
 
     let rvs = churn(&secrets, "w").await;
 
