@@ -29,7 +29,7 @@ pub enum Error {
         conflicts: Vec<ApplyConflict>,
     },
     /// An object that fails validation (HTTP 422 Invalid).
-    #[error("{kind} \"{name}\" is invalid: {}", .causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect::<Vec<_>>().join(", "))]
+    #[error("{kind} \"{name}\" is invalid: {}", causes_text(.causes))]
     Invalid {
         /// The object's kind.
         kind: String,
@@ -166,6 +166,19 @@ impl Error {
             map.remove("reason");
         }
         status
+    }
+}
+
+/// The causes of an Invalid error as kube-apiserver words them: one alone, several as
+/// `[a, b]` (Go's error aggregate).
+fn causes_text(causes: &[Cause]) -> String {
+    let texts: Vec<String> = causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
+    match texts.as_slice() {
+        [one] => one.clone(),
+        _ => format!("[{}]", texts.join(", ")),
     }
 }
 

@@ -235,19 +235,20 @@ async fn merge_patch_replaces_arrays_whole_and_json_patch_edits_in_place() {
         patched.metadata.finalizers.unwrap(),
         vec!["example.com/two".to_string()]
     );
-    // A finalizer is a standard name (`kubernetes`, `orphan`, `foregroundDeletion`) or qualified.
+    // A finalizer is a standard name (`kubernetes`, `orphan`, `foregroundDeletion`) or qualified;
+    // several causes are listed as Go's error aggregate words them, `[a, b]`.
     let (code, reason, message) = api_err(
         ns.patch(
             &x,
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": ["orphan", "two"]}})),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["orphan", "one", "two"]}})),
         )
         .await
         .unwrap_err(),
     );
     assert_eq!((code, reason.as_str()), (422, "Invalid"), "{message}");
     assert!(
-        message.ends_with(r#"metadata.finalizers[1]: Invalid value: "two": name is neither a standard finalizer name nor is it fully qualified"#),
+        message.ends_with(r#"is invalid: [metadata.finalizers[1]: Invalid value: "one": name is neither a standard finalizer name nor is it fully qualified, metadata.finalizers[2]: Invalid value: "two": name is neither a standard finalizer name nor is it fully qualified]"#),
         "{message}"
     );
     let p: json_patch::Patch =
