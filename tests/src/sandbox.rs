@@ -734,7 +734,10 @@ impl Inner {
             .find("", "v1", "namespaces")
             .cloned()
             .ok_or_else(|| Error::Internal("no namespaces type".into()))?;
-        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]}});
+        // Labelled with its name, as kube-apiserver labels every namespace.
+        let object = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+            "spec": {"finalizers": ["kubernetes"]}});
         match self
             .store
             .create(&rt, "", object, &WriteOptions::default(), &now_rfc3339())
