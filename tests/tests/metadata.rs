@@ -501,8 +501,8 @@ async fn watch_metadata_sees_added_modified_deleted_with_resource_versions_and_n
         META,
     )
     .await;
-    // A known difference (README): kube-apiserver sends its first bookmark about a minute in,
-    // not at once; the watch starts at start_rv, so it sees the changes either way.
+    // A known difference (README): kube-apiserver sends bookmarks periodically, none at once;
+    // the watch starts at start_rv, so it sees the changes either way.
     if !relay_sandbox::fidelity::is_real() {
         let first = raw.next().await.unwrap();
         assert_eq!(first["type"], "BOOKMARK");
