@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
 FUZZ_ENV := $(if $(FUZZ_TOOLCHAIN),,RUSTC_BOOTSTRAP=1)
 
-.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent fuzz fuzz-build ci clean cluster cluster-down cluster-smoke
+.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent fuzz fuzz-build ci clean cluster cluster-down cluster-smoke fidelity-real
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ cluster-down: ## stop every process of the control plane
 
 cluster-smoke: tools ## bring the control plane up, prove cert-manager/tokens/RBAC/audit work, take it down, check nothing is left
 	scripts/control-plane-smoke.sh
+
+fidelity-real: tools ## the sandbox's fidelity suites against a fresh real control plane (then down, also on failure): tests run, failed, sandbox-only
+	scripts/fidelity-real.sh
 
 fuzz-build: ## check that the fuzz targets compile (what CI runs)
 	cd fuzz && CARGO_TARGET_DIR=../target $(CARGO) build --bins

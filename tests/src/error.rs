@@ -29,7 +29,7 @@ pub enum Error {
         conflicts: Vec<ApplyConflict>,
     },
     /// An object that fails validation (HTTP 422 Invalid).
-    #[error("{kind} \"{name}\" is invalid: {}", .causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect::<Vec<_>>().join(", "))]
+    #[error("{kind} \"{name}\" is invalid: {}", causes_text(.causes))]
     Invalid {
         /// The object's kind.
         kind: String,
@@ -89,6 +89,10 @@ pub enum Error {
     /// An injected fault or an internal failure (HTTP 500).
     #[error("Internal error occurred: {0}")]
     Internal(String),
+    /// An error kube-apiserver's storage layer returns as is (HTTP 500, a Status without a
+    /// reason), e.g. a create that carries a resourceVersion.
+    #[error("{0}")]
+    Storage(String),
     /// A cert-manager duration field that Go's `time.ParseDuration` refuses (HTTP 400), worded
     /// as Go words it: `time: unknown unit "d" in duration "1d"`.
     #[error("time: {message} {}", crate::simulator::go_duration::quote(.input))]
@@ -119,6 +123,7 @@ impl Error {
             Error::TooLarge(_) => (413, "RequestEntityTooLarge"),
             Error::TooManyRequests => (429, "TooManyRequests"),
             Error::Internal(_) => (500, "InternalError"),
+            Error::Storage(_) => (500, ""),
         }
     }
 
@@ -155,7 +160,25 @@ impl Error {
         if let (Some(details), Some(map)) = (details, status.as_object_mut()) {
             map.insert("details".into(), details);
         }
+        if reason.is_empty()
+            && let Some(map) = status.as_object_mut()
+        {
+            map.remove("reason");
+        }
         status
+    }
+}
+
+/// The causes of an Invalid error as kube-apiserver words them: one alone, several as
+/// `[a, b]` (Go's error aggregate).
+fn causes_text(causes: &[Cause]) -> String {
+    let texts: Vec<String> = causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
+    match texts.as_slice() {
+        [one] => one.clone(),
+        _ => format!("[{}]", texts.join(", ")),
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`apply`]: server-side apply merging with managed fields (pure).
 //! - [`validation`]: built-in types' rules (Secrets, Leases, Events, names).
 //! - [`faults`]: fault injection and the request log.
+//! - [`fidelity`]: the fidelity suites' target, the sandbox or a real kube-apiserver.
 //! - [`cert_manager`]: cert-manager's `Certificate`/`CertificateRequest` types and their CRDs
 //!   (they live in `relay_issuer::cert_manager`, which the issuer's controller uses too).
 //! - [`harness`]: the controller's test world (CRDs, CA Secrets, requests, replicas).
@@ -34,6 +35,7 @@ pub mod discovery;
 mod error;
 pub mod events;
 pub mod faults;
+pub mod fidelity;
 pub mod harness;
 mod http;
 pub mod jsonpath;

@@ -229,6 +229,25 @@ impl Inner {
         status_only: bool,
         force: bool,
     ) -> Result<Value, Error> {
+        // kube-apiserver builds a typed object from the apply configuration with the CRD's
+        // schema, and refuses (500, no reason) a field the schema does not declare, where other
+        // writes would prune it.
+        if let Some(schema) = rt.schema.as_ref().filter(|_| rt.custom) {
+            let mut pruned = applied.clone();
+            schema.prune(&mut pruned);
+            if let Some(path) = first_pruned_path(applied, &pruned, String::new()) {
+                return Err(Error::Storage(format!(
+                    "failed to create typed patch object ({}/{}; {}, Kind={}): {path}: field not declared in schema",
+                    applied
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                    crate::store::name_of(applied),
+                    rt.api_version(),
+                    rt.kind
+                )));
+            }
+        }
         let live_managed = old.map(managed_entries).unwrap_or_default();
         let subresource = if status_only { "status" } else { "" };
         let list_type = |path: &[&str]| rt.schema.as_ref().and_then(|s| s.list_type_at(path));
@@ -367,6 +386,55 @@ pub fn crd_resource_types(crd: &Value) -> Result<Vec<ResourceType>, Error> {
 pub fn now_rfc3339() -> String {
     use relay_issuer::pki::{format_time, truncate_to_second};
     format_time(truncate_to_second(time::OffsetDateTime::now_utc()))
+}
+
+/// The first field (as `.a.b`) of `original` that pruning removed (null values aside, which
+/// pruning drops for another reason).
+fn first_pruned_path(original: &Value, pruned: &Value, path: String) -> Option<String> {
+    match (original, pruned) {
+        (Value::Object(before), Value::Object(after)) => before.iter().find_map(|(key, value)| {
+            let here = format!("{path}.{key}");
+            match after.get(key) {
+                None if !value.is_null() => Some(here),
+                None => None,
+                Some(kept) => first_pruned_path(value, kept, here),
+            }
+        }),
+        (Value::Array(before), Value::Array(after)) => before
+            .iter()
+            .zip(after)
+            .enumerate()
+            .find_map(|(i, (b, a))| first_pruned_path(b, a, format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// Every CustomResourceDefinition in the YAML (or JSON) files of `dir`, in file-name order.
+pub(crate) fn read_crds(dir: &Path) -> Result<Vec<Value>, Error> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+        })
+        .collect();
+    files.sort();
+    let mut crds = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", file.display())))?;
+        for doc in text
+            .split("\n---")
+            .filter(|d| d.contains("CustomResourceDefinition"))
+        {
+            crds.push(
+                serde_saphyr::from_str(doc)
+                    .map_err(|e| Error::BadRequest(format!("{}: {e}", file.display())))?,
+            );
+        }
+    }
+    Ok(crds)
 }
 
 /// A running sandbox API server. Dropping it stops the server.
@@ -601,29 +669,10 @@ impl Sandbox {
     /// Creates every CustomResourceDefinition in the YAML files of `dir` (as `kubectl create`
     /// would); returns their names.
     pub async fn load_crds(&self, dir: &Path) -> Result<Vec<String>, Error> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", dir.display())))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
-            })
-            .collect();
-        files.sort();
-        let mut names = Vec::new();
-        for file in files {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", file.display())))?;
-            for doc in text
-                .split("\n---")
-                .filter(|d| d.contains("CustomResourceDefinition"))
-            {
-                let crd: Value = serde_saphyr::from_str(doc)
-                    .map_err(|e| Error::BadRequest(format!("{}: {e}", file.display())))?;
-                names.push(self.create_crd(crd)?);
-            }
-        }
-        Ok(names)
+        read_crds(dir)?
+            .into_iter()
+            .map(|crd| self.create_crd(crd))
+            .collect()
     }
 
     /// Whether a CustomResourceDefinition with this name exists.
@@ -685,7 +734,10 @@ impl Inner {
             .find("", "v1", "namespaces")
             .cloned()
             .ok_or_else(|| Error::Internal("no namespaces type".into()))?;
-        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]}});
+        // Labelled with its name, as kube-apiserver labels every namespace.
+        let object = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+            "spec": {"finalizers": ["kubernetes"]}});
         match self
             .store
             .create(&rt, "", object, &WriteOptions::default(), &now_rfc3339())

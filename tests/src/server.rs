@@ -442,7 +442,10 @@ fn list(
     if let Some(index) = next {
         let token = inner.save_snapshot(snapshot.clone(), index);
         metadata["continue"] = json!(token);
-        metadata["remainingItemCount"] = json!(snapshot.objects.len() - index);
+        // As kube-apiserver's storage: known only when nothing is filtered out.
+        if labels.is_none() && fields.is_none() {
+            metadata["remainingItemCount"] = json!(snapshot.objects.len() - index);
+        }
     }
     let list = json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": metadata, "items": items});
     Ok((StatusCode::OK, list))
@@ -463,7 +466,8 @@ fn create(
     let ns = target.namespace.clone().unwrap_or_default();
     let mut object = body;
     if crate::store::resource_version_of(&object).is_some() {
-        return Err(Error::BadRequest(
+        // kube-apiserver's storage refuses it with a bare error: a 500 without a reason.
+        return Err(Error::Storage(
             "resourceVersion should not be set on objects to be created".into(),
         ));
     }
@@ -564,10 +568,14 @@ fn patch(
             .field_manager
             .clone()
             .filter(|m| !m.is_empty())
-            .ok_or_else(|| {
-                Error::BadRequest(
-                    "PATCH with application/apply-patch+yaml requires a fieldManager".into(),
-                )
+            .ok_or_else(|| Error::Invalid {
+                kind: "PatchOptions.meta.k8s.io".into(),
+                name: String::new(),
+                causes: vec![crate::Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value: is required for apply patch".into(),
+                    field: "fieldManager".into(),
+                }],
             })?;
         let force = query.get("force").is_some_and(|f| f == "true");
         let applied = parse_body(bytes, media)?;
@@ -703,7 +711,26 @@ fn delete(
             if !opts.dry_run {
                 inner.after_delete(&srt, &last);
             }
-            Ok((StatusCode::OK, view(rt, &last)))
+            // kube-apiserver answers with the deleted object only for custom resources (their
+            // store's ReturnDeletedObject); the built-ins here answer a Status of Success.
+            if rt.custom {
+                return Ok((StatusCode::OK, view(rt, &last)));
+            }
+            let mut details = json!({
+                "name": name,
+                "kind": rt.plural,
+                "uid": last.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+            });
+            if !rt.group.is_empty() {
+                details["group"] = json!(rt.group);
+            }
+            Ok((
+                StatusCode::OK,
+                json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                    "details": details,
+                }),
+            ))
         }
         Deleted::Pending(object) => Ok((StatusCode::ACCEPTED, view(rt, &object))),
     }

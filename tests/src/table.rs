@@ -386,7 +386,7 @@ impl Printer {
                         .filter(|s| text(s, "/kind") == kind)
                         .map(|s| match kind {
                             "ServiceAccount" => {
-                                format!("{}:{}", text(s, "/namespace"), text(s, "/name"))
+                                format!("{}/{}", text(s, "/namespace"), text(s, "/name"))
                             }
                             _ => text(s, "/name").to_string(),
                         })
@@ -1122,7 +1122,7 @@ mod tests {
                 json!("5s"),
                 json!("a, b"),
                 json!(""),
-                json!("ns:sa")
+                json!("ns/sa")
             ]
         );
         assert_eq!(

@@ -140,7 +140,22 @@ pub fn builtin_rules(
     old: Option<&Value>,
 ) -> Result<(), Error> {
     let name = crate::store::name_of(object).to_string();
+    causes_to_error(rt, &name, finalizer_rules(object))?;
     match (rt.group.as_str(), rt.kind.as_str()) {
+        ("", "Namespace") => {
+            // kube-apiserver labels every namespace with its own name.
+            let meta = crate::store::metadata_mut(object);
+            let labels = meta
+                .entry("labels")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert(
+                    "kubernetes.io/metadata.name".into(),
+                    Value::String(name.clone()),
+                );
+            }
+            Ok(())
+        }
         ("", "Secret") => secret_rules(rt, &name, object, old),
         ("coordination.k8s.io", "Lease") => {
             for field in ["acquireTime", "renewTime"] {
@@ -159,6 +174,33 @@ pub fn builtin_rules(
         }
         _ => Ok(()),
     }
+}
+
+/// The finalizer names kube-apiserver accepts without a `/` (the standard ones).
+const STANDARD_FINALIZERS: [&str; 3] = ["kubernetes", "orphan", "foregroundDeletion"];
+
+/// Every object's `metadata.finalizers`: a standard name or a qualified `prefix/name`.
+fn finalizer_rules(object: &Value) -> Vec<Cause> {
+    let finalizers = object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    finalizers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let f = f.as_str().unwrap_or_default();
+            (!f.contains('/') && !STANDARD_FINALIZERS.contains(&f)).then(|| Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!(
+                    "Invalid value: {}: name is neither a standard finalizer name nor is it fully qualified",
+                    crate::error::go_quote(f)
+                ),
+                field: format!("metadata.finalizers[{i}]"),
+            })
+        })
+        .collect()
 }
 
 fn causes_to_error(rt: &ResourceType, name: &str, causes: Vec<Cause>) -> Result<(), Error> {

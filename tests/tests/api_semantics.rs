@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Secre
 use k8s_openapi::api::events::v1::Event as EventsEvent;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
-use relay_sandbox::Sandbox;
+use relay_sandbox::fidelity::Target;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -27,16 +27,18 @@ fn api_err(err: kube::Error) -> (u16, String, String) {
     }
 }
 
-async fn start() -> (Sandbox, kube::Client) {
-    let sandbox = Sandbox::start().await.unwrap();
-    let client = sandbox.client().unwrap();
-    (sandbox, client)
+/// The target (the sandbox, or a real kube-apiserver with `RELAY_FIDELITY_TARGET=real`) and a
+/// client whose default namespace is the test's.
+async fn start() -> (Target, kube::Client) {
+    let target = Target::start().await.unwrap();
+    let client = target.client();
+    (target, client)
 }
 
 #[tokio::test]
 async fn crud_with_resource_versions_from_one_counter() {
     let (_s, client) = start().await;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
     let created = secrets
         .create(&PostParams::default(), &secret("a", &[("k", "v")]))
         .await
@@ -54,7 +56,7 @@ async fn crud_with_resource_versions_from_one_counter() {
         created.string_data.is_none(),
         "stringData is never returned"
     );
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let cm = cms
         .create(
             &PostParams::default(),
@@ -87,7 +89,7 @@ async fn crud_with_resource_versions_from_one_counter() {
 #[tokio::test]
 async fn create_conflicts_and_stale_replaces_are_409() {
     let (_s, client) = start().await;
-    let secrets: Api<Secret> = Api::namespaced(client, "default");
+    let secrets: Api<Secret> = Api::default_namespaced(client);
     let created = secrets
         .create(&PostParams::default(), &secret("a", &[("k", "v")]))
         .await
@@ -120,22 +122,30 @@ async fn create_conflicts_and_stale_replaces_are_409() {
 #[tokio::test]
 async fn a_create_carrying_a_resource_version_is_rejected() {
     let (_s, client) = start().await;
-    let secrets: Api<Secret> = Api::namespaced(client, "default");
+    let secrets: Api<Secret> = Api::default_namespaced(client);
     let mut s = secret("a", &[]);
     s.metadata.resource_version = Some("5".into());
-    let (code, _, _) = api_err(
+    // kube-apiserver's storage refuses it with a bare error: 500, no reason.
+    let (code, reason, message) = api_err(
         secrets
             .create(&PostParams::default(), &s)
             .await
             .unwrap_err(),
     );
-    assert_eq!(code, 400);
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (
+            500,
+            "",
+            "resourceVersion should not be set on objects to be created"
+        )
+    );
 }
 
 #[tokio::test]
 async fn put_without_resource_version_on_leases_is_422() {
     let (_s, client) = start().await;
-    let leases: Api<Lease> = Api::namespaced(client, "default");
+    let leases: Api<Lease> = Api::default_namespaced(client);
     let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "l"}, "spec": {"holderIdentity": "a", "renewTime": "2026-11-28T04:00:00Z"}})).unwrap();
     let created = leases.create(&PostParams::default(), &lease).await.unwrap();
     let renew = serde_json::to_value(&created).unwrap()["spec"]["renewTime"].clone();
@@ -174,7 +184,7 @@ async fn put_without_resource_version_on_leases_is_422() {
 #[tokio::test]
 async fn no_op_writes_do_not_bump_the_resource_version() {
     let (_s, client) = start().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
     let cm = cms
         .create(
             &PostParams::default(),
@@ -201,12 +211,13 @@ async fn no_op_writes_do_not_bump_the_resource_version() {
 
 #[tokio::test]
 async fn merge_patch_replaces_arrays_whole_and_json_patch_edits_in_place() {
-    let (_s, client) = start().await;
+    let (s, client) = start().await;
+    let x = s.unique("x");
     let ns: Api<Namespace> = Api::all(client);
     ns.create(
         &PostParams::default(),
         &serde_json::from_value(
-            json!({"metadata": {"name": "x", "labels": {"a": "1"}, "finalizers": ["one", "two"]}}),
+            json!({"metadata": {"name": x, "labels": {"a": "1"}, "finalizers": ["example.com/one", "example.com/two"]}}),
         )
         .unwrap(),
     )
@@ -214,24 +225,43 @@ async fn merge_patch_replaces_arrays_whole_and_json_patch_edits_in_place() {
     .unwrap();
     let patched = ns
         .patch(
-            "x",
+            &x,
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": ["two"]}})),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/two"]}})),
         )
         .await
         .unwrap();
     assert_eq!(
         patched.metadata.finalizers.unwrap(),
-        vec!["two".to_string()]
+        vec!["example.com/two".to_string()]
+    );
+    // A finalizer is a standard name (`kubernetes`, `orphan`, `foregroundDeletion`) or qualified;
+    // several causes are listed as Go's error aggregate words them, `[a, b]`.
+    let (code, reason, message) = api_err(
+        ns.patch(
+            &x,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["orphan", "one", "two"]}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (422, "Invalid"), "{message}");
+    assert!(
+        message.ends_with(r#"is invalid: [metadata.finalizers[1]: Invalid value: "one": name is neither a standard finalizer name nor is it fully qualified, metadata.finalizers[2]: Invalid value: "two": name is neither a standard finalizer name nor is it fully qualified]"#),
+        "{message}"
     );
     let p: json_patch::Patch =
         serde_json::from_value(json!([{"op": "add", "path": "/metadata/labels/b", "value": "2"}]))
             .unwrap();
     let patched = ns
-        .patch("x", &PatchParams::default(), &Patch::<()>::Json(p))
+        .patch(&x, &PatchParams::default(), &Patch::<()>::Json(p))
         .await
         .unwrap();
-    assert_eq!(patched.metadata.labels.unwrap().len(), 2);
+    // a, b, and the kubernetes.io/metadata.name label every namespace gets.
+    let labels = patched.metadata.labels.unwrap();
+    assert_eq!(labels.len(), 3, "{labels:?}");
+    assert_eq!(labels["kubernetes.io/metadata.name"], x);
 }
 
 #[tokio::test]
@@ -251,7 +281,7 @@ async fn namespaces_must_exist() {
 #[tokio::test]
 async fn secrets_validate_base64_type_and_tls_keys() {
     let (s, client) = start().await;
-    let secrets: Api<Secret> = Api::namespaced(client, "default");
+    let secrets: Api<Secret> = Api::default_namespaced(client);
     let tls: Secret = serde_json::from_value(json!({"metadata": {"name": "t"}, "type": "kubernetes.io/tls", "stringData": {"tls.crt": "x"}})).unwrap();
     let (code, reason, message) = api_err(
         secrets
@@ -275,7 +305,7 @@ async fn secrets_validate_base64_type_and_tls_keys() {
 #[tokio::test]
 async fn unsupported_field_selectors_are_400_and_supported_ones_filter() {
     let (_s, client) = start().await;
-    let secrets: Api<Secret> = Api::namespaced(client, "default");
+    let secrets: Api<Secret> = Api::default_namespaced(client);
     secrets
         .create(&PostParams::default(), &secret("a", &[]))
         .await
@@ -307,26 +337,32 @@ async fn unsupported_field_selectors_are_400_and_supported_ones_filter() {
 #[tokio::test]
 async fn pages_of_a_list_are_one_snapshot() {
     let (_s, client) = start().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    // Labelled: a real cluster's namespaces hold a ConfigMap of their own (kube-root-ca.crt).
+    let paged = ListParams::default().labels("paged=yes");
     for i in 0..5 {
         cms.create(
             &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": format!("c{i}")}})).unwrap(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": format!("c{i}"), "labels": {"paged": "yes"}}}),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
     }
-    let first = cms.list(&ListParams::default().limit(2)).await.unwrap();
+    let first = cms.list(&paged.clone().limit(2)).await.unwrap();
     assert_eq!(first.items.len(), 2);
     let token = first.metadata.continue_.clone().unwrap();
     cms.create(
         &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "c9"}})).unwrap(),
+        &serde_json::from_value(json!({"metadata": {"name": "c9", "labels": {"paged": "yes"}}}))
+            .unwrap(),
     )
     .await
     .unwrap();
     let second = cms
-        .list(&ListParams::default().limit(10).continue_token(&token))
+        .list(&paged.limit(10).continue_token(&token))
         .await
         .unwrap();
     assert_eq!(
@@ -343,7 +379,7 @@ async fn pages_of_a_list_are_one_snapshot() {
 #[tokio::test]
 async fn finalizers_delay_deletion() {
     let (_s, client) = start().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
     cms.create(
         &PostParams::default(),
         &serde_json::from_value(json!({"metadata": {"name": "f", "finalizers": ["x/y"]}})).unwrap(),
@@ -366,7 +402,7 @@ async fn finalizers_delay_deletion() {
 #[tokio::test]
 async fn watchers_see_changes_in_both_list_modes() {
     let (_s, client) = start().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
     cms.create(
         &PostParams::default(),
         &serde_json::from_value(json!({"metadata": {"name": "before"}})).unwrap(),
@@ -426,11 +462,48 @@ fn rand_suffix() -> String {
     relay_sandbox::store::new_uid()[..8].to_string()
 }
 
-async fn raw(s: &Sandbox, method: &str, path: &str, body: &str) -> (u16, String) {
+/// One request and the whole response (status line, headers, body) as text. On the sandbox it
+/// is written by hand over TCP, so the wire format is what is judged; on a real kube-apiserver
+/// it goes through the target's client (TLS and credentials), and the text is rebuilt from the
+/// response. Paths name the `default` namespace; the test's namespace replaces it.
+async fn raw(t: &Target, method: &str, path: &str, body: &str) -> (u16, String) {
+    raw_typed(t, method, path, "application/json", body).await
+}
+
+async fn raw_typed(
+    t: &Target,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String) {
+    let path = path.replace(
+        "/namespaces/default/",
+        &format!("/namespaces/{}/", t.namespace()),
+    );
+    let Some(s) = t.sandbox() else {
+        use http_body_util::BodyExt;
+        let request = http::Request::builder()
+            .method(method)
+            .uri(&path)
+            .header("content-type", content_type)
+            .body(body.as_bytes().to_vec())
+            .unwrap();
+        let response = t.client().send(request.map(Into::into)).await.unwrap();
+        let code = response.status().as_u16();
+        let mut text = format!("HTTP/1.1 {}\r\n", response.status());
+        for (name, value) in response.headers() {
+            text.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap_or("")));
+        }
+        text.push_str("\r\n");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        text.push_str(&String::from_utf8_lossy(&bytes));
+        return (code, text);
+    };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     // A server may answer before it has read the whole body (413 for an oversized one) and
@@ -450,7 +523,13 @@ async fn raw(s: &Sandbox, method: &str, path: &str, body: &str) -> (u16, String)
 #[tokio::test]
 async fn a_watch_from_a_compacted_version_gets_an_in_stream_410() {
     let (s, client) = start().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let Some(sandbox) = s.sandbox_only(
+        "a_watch_from_a_compacted_version_gets_an_in_stream_410",
+        "forces a compaction (kube-apiserver compacts every 5 minutes)",
+    ) else {
+        return;
+    };
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
     let cm = cms
         .create(
             &PostParams::default(),
@@ -465,7 +544,7 @@ async fn a_watch_from_a_compacted_version_gets_an_in_stream_410() {
     )
     .await
     .unwrap();
-    s.compact();
+    sandbox.compact();
     let rv = cm.metadata.resource_version.unwrap();
     let (code, body) = raw(
         &s,
@@ -487,8 +566,8 @@ async fn a_watch_from_a_compacted_version_gets_an_in_stream_410() {
 
 #[tokio::test]
 async fn events_written_through_events_api_are_listed_as_core_events() {
-    let (_s, client) = start().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let (s, client) = start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let cm = cms
         .create(
             &PostParams::default(),
@@ -507,7 +586,7 @@ async fn events_written_through_events_api_are_listed_as_core_events() {
         api_version: Some("v1".into()),
         kind: Some("ConfigMap".into()),
         name: cm.metadata.name.clone(),
-        namespace: Some("default".into()),
+        namespace: Some(s.namespace().into()),
         uid: cm.metadata.uid.clone(),
         ..Default::default()
     };
@@ -520,7 +599,7 @@ async fn events_written_through_events_api_are_listed_as_core_events() {
     };
     recorder.publish(&event, &reference).await.unwrap();
     recorder.publish(&event, &reference).await.unwrap(); // a repeat becomes a series
-    let events_api: Api<EventsEvent> = Api::namespaced(client.clone(), "default");
+    let events_api: Api<EventsEvent> = Api::default_namespaced(client.clone());
     assert_eq!(
         events_api
             .list(&ListParams::default())
@@ -530,9 +609,10 @@ async fn events_written_through_events_api_are_listed_as_core_events() {
             .len(),
         1
     );
-    let core: Api<CoreEvent> = Api::namespaced(client, "default");
+    let core: Api<CoreEvent> = Api::default_namespaced(client);
     let selector = format!(
-        "involvedObject.kind=ConfigMap,involvedObject.name=c,involvedObject.namespace=default,involvedObject.uid={}",
+        "involvedObject.kind=ConfigMap,involvedObject.name=c,involvedObject.namespace={},involvedObject.uid={}",
+        s.namespace(),
         cm.metadata.uid.unwrap()
     );
     let listed = core
@@ -558,8 +638,14 @@ async fn next_event<T>(received: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -
 
 #[tokio::test]
 async fn injected_faults_fail_requests_and_dropped_watches_are_resumed() {
-    let (s, client) = start().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let (t, client) = start().await;
+    let Some(s) = t.sandbox_only(
+        "injected_faults_fail_requests_and_dropped_watches_are_resumed",
+        "injects faults and reads the request log",
+    ) else {
+        return;
+    };
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
     let cms_for_watch = cms.clone();
     s.faults()
         .fail_fraction(1.0, &[relay_sandbox::faults::FaultKind::Internal]);
@@ -568,7 +654,7 @@ async fn injected_faults_fail_requests_and_dropped_watches_are_resumed() {
     // 429 carries Retry-After (kube-rs retries 429 by itself, so check it on the wire).
     s.faults()
         .fail_fraction(1.0, &[relay_sandbox::faults::FaultKind::TooManyRequests]);
-    let (code, response) = raw(&s, "GET", "/api/v1/namespaces/default/configmaps/x", "").await;
+    let (code, response) = raw(&t, "GET", "/api/v1/namespaces/default/configmaps/x", "").await;
     assert_eq!(code, 429, "{response}");
     assert!(
         response.to_ascii_lowercase().contains("retry-after: 1"),
@@ -577,7 +663,7 @@ async fn injected_faults_fail_requests_and_dropped_watches_are_resumed() {
     s.faults()
         .fail_fraction(1.0, &[relay_sandbox::faults::FaultKind::Conflict]);
     let (code, response) = raw(
-        &s,
+        &t,
         "POST",
         "/api/v1/namespaces/default/configmaps",
         r#"{"metadata":{"name":"z"}}"#,
@@ -666,7 +752,8 @@ async fn body_and_url_must_agree() {
 #[tokio::test]
 async fn bad_input_gets_the_api_servers_status_errors_and_leaves_the_store_intact() {
     let (s, client) = start().await;
-    let rv_before = s.resource_version();
+    // The real server's counter moves with every other writer, so only the sandbox's is checked.
+    let rv_before = s.sandbox().map(|s| s.resource_version());
     // Oversized body: 413.
     let big = format!(
         r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"a":"{}"}}}}"#,
@@ -675,7 +762,7 @@ async fn bad_input_gets_the_api_servers_status_errors_and_leaves_the_store_intac
     let (code, _) = raw(&s, "POST", "/api/v1/namespaces/default/configmaps", &big).await;
     assert_eq!(code, 413);
     // Bad label selector: 400.
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let (code, _, message) = api_err(
         cms.list(&ListParams::default().labels("a in ("))
             .await
@@ -689,17 +776,15 @@ async fn bad_input_gets_the_api_servers_status_errors_and_leaves_the_store_intac
     )
     .await
     .unwrap();
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
-    let body = r#"{"data":{"a":"b"}}"#;
-    stream
-        .write_all(format!("PATCH /api/v1/namespaces/default/configmaps/c HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
-        .await
-        .unwrap();
-    let mut response = String::new();
-    let _ =
-        tokio::time::timeout(Duration::from_secs(3), stream.read_to_string(&mut response)).await;
-    assert!(response.starts_with("HTTP/1.1 415"), "{response}");
+    let (code, response) = raw_typed(
+        &s,
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/c",
+        "text/plain",
+        r#"{"data":{"a":"b"}}"#,
+    )
+    .await;
+    assert_eq!(code, 415, "{response}");
     // Malformed YAML apply body: 400.
     let (code, _) = raw(
         &s,
@@ -712,14 +797,16 @@ async fn bad_input_gets_the_api_servers_status_errors_and_leaves_the_store_intac
     // Nothing but the one create changed the store.
     let cm = cms.get("c").await.unwrap();
     assert!(cm.data.is_none());
-    assert_eq!(s.resource_version(), rv_before + 1);
+    if let (Some(sandbox), Some(rv_before)) = (s.sandbox(), rv_before) {
+        assert_eq!(sandbox.resource_version(), rv_before + 1);
+    }
 }
 
 #[tokio::test]
 async fn dry_run_validates_without_storing_and_generate_name_gets_a_suffix() {
     let (s, client) = start().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
-    let rv = s.resource_version();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let rv = s.sandbox().map(|s| s.resource_version());
     let dry = PostParams {
         dry_run: true,
         ..PostParams::default()
@@ -730,7 +817,7 @@ async fn dry_run_validates_without_storing_and_generate_name_gets_a_suffix() {
     )
     .await
     .unwrap();
-    assert_eq!(s.resource_version(), rv);
+    assert_eq!(s.sandbox().map(|s| s.resource_version()), rv);
     assert_eq!(api_err(cms.get("dry").await.unwrap_err()).0, 404);
     let generated = cms
         .create(
@@ -749,39 +836,42 @@ async fn dry_run_validates_without_storing_and_generate_name_gets_a_suffix() {
 #[tokio::test]
 async fn all_namespaces_lists_label_selectors_and_a_bare_trailing_question_mark() {
     let (s, client) = start().await;
+    let other = s.unique("other");
+    let world = s.unique("w");
     let ns: Api<Namespace> = Api::all(client.clone());
     ns.create(
         &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "other"}})).unwrap(),
+        &serde_json::from_value(json!({"metadata": {"name": other}})).unwrap(),
     )
     .await
     .unwrap();
     for (namespace, name, tier) in [
-        ("default", "a", "front"),
-        ("other", "b", "back"),
-        ("other", "c", "front"),
+        (s.namespace(), "a", "front"),
+        (other.as_str(), "b", "back"),
+        (other.as_str(), "c", "front"),
     ] {
         let cms: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
         cms.create(
             &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": name, "labels": {"tier": tier}}}))
-                .unwrap(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": name, "labels": {"tier": tier, "world": world}}}),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
     }
     let all: Api<ConfigMap> = Api::all(client);
-    assert_eq!(
-        all.list(&ListParams::default()).await.unwrap().items.len(),
-        3
-    );
+    // A real cluster has other tenants' ConfigMaps: count this test's (its `world` label).
+    let in_world = ListParams::default().labels(&format!("world={world}"));
+    assert_eq!(all.list(&in_world).await.unwrap().items.len(), 3);
     let front = all
-        .list(&ListParams::default().labels("tier=front"))
+        .list(&ListParams::default().labels(&format!("tier=front,world={world}")))
         .await
         .unwrap();
     assert_eq!(front.items.len(), 2);
     let not_front = all
-        .list(&ListParams::default().labels("tier notin (front)"))
+        .list(&ListParams::default().labels(&format!("tier notin (front),world={world}")))
         .await
         .unwrap();
     assert_eq!(not_front.items.len(), 1);
@@ -806,16 +896,20 @@ async fn watches_close_cleanly_at_timeout_seconds() {
         elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(2900),
         "{elapsed:?}"
     );
-    assert!(
-        body.ends_with("0\r\n\r\n"),
-        "the chunked body is terminated: {body:?}"
-    );
+    // The chunked framing is only visible on the sandbox's hand-written request; through a
+    // client (the real target) the body ended cleanly when it could be read to its end.
+    if s.sandbox().is_some() {
+        assert!(
+            body.ends_with("0\r\n\r\n"),
+            "the chunked body is terminated: {body:?}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn streaming_lists_end_with_the_initial_events_bookmark() {
     let (s, client) = start().await;
-    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
     cms.create(
         &PostParams::default(),
         &serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap(),

@@ -6,14 +6,16 @@
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
-use relay_sandbox::Sandbox;
+use relay_sandbox::fidelity::Target;
 use relay_sandbox::tools::cert_manager_crds;
 use serde_json::{Value, json};
 
 const CSR_B64: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlJQkRUQ0J0QUlCQURBVU1SSXdFQVlEVlFRRERBbGpiSFZ6ZEdWeUxXRXdXVEFUQmdjcWhrak9QUUlCQmdncQpoa2pPUFFNQkJ3TkNBQVRoaHNQeS93PT0KLS0tLS1FTkQgQ0VSVElGSUNBVEUgUkVRVUVTVC0tLS0tCg==";
 
-async fn sandbox() -> (Sandbox, Api<DynamicObject>) {
-    let sandbox = Sandbox::start().await.unwrap();
+/// The target (the sandbox, or a real kube-apiserver with `RELAY_FIDELITY_TARGET=real`) with
+/// cert-manager's CRDs, and an API of CertificateRequests in the test's namespace.
+async fn sandbox() -> (Target, Api<DynamicObject>) {
+    let sandbox = Target::start().await.unwrap();
     let names = sandbox.load_crds(&cert_manager_crds()).await.unwrap();
     assert!(
         names.contains(&"certificaterequests.cert-manager.io".to_string()),
@@ -21,7 +23,7 @@ async fn sandbox() -> (Sandbox, Api<DynamicObject>) {
     );
     let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "CertificateRequest");
     let resource = ApiResource::from_gvk_with_plural(&gvk, "certificaterequests");
-    let api = Api::namespaced_with(sandbox.client().unwrap(), "default", &resource);
+    let api = Api::default_namespaced_with(sandbox.client(), &resource);
     (sandbox, api)
 }
 
@@ -193,6 +195,23 @@ async fn merge_patching_conditions_drops_approved_but_apply_keeps_it() {
 async fn apply_needs_a_field_manager_creates_missing_objects_and_strategic_merge_is_415() {
     let (s, api) = sandbox().await;
     let body = json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest", "metadata": {"name": "new"}, "spec": request("x").data["spec"].clone()});
+    // Apply does not prune: a field the schema does not declare is refused (500, no reason).
+    match api
+        .patch("new", &PatchParams::apply("tester"), &Patch::Apply(&body))
+        .await
+        .unwrap_err()
+    {
+        kube::Error::Api(status) => {
+            assert_eq!((status.code, status.reason.as_str()), (500, ""));
+            assert_eq!(
+                status.message,
+                "failed to create typed patch object (/new; cert-manager.io/v1, Kind=CertificateRequest): .spec.unknownField: field not declared in schema"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut body = body;
+    body["spec"].as_object_mut().unwrap().remove("unknownField");
     let created = api
         .patch("new", &PatchParams::apply("tester"), &Patch::Apply(body))
         .await
@@ -221,14 +240,22 @@ async fn apply_needs_a_field_manager_creates_missing_objects_and_strategic_merge
         ),
         other => panic!("{other:?}"),
     }
-    let client = s.client().unwrap();
-    let request =
-        http::Request::patch("/apis/cert-manager.io/v1/namespaces/default/certificaterequests/new")
-            .header("content-type", "application/apply-patch+yaml")
-            .body(b"apiVersion: cert-manager.io/v1\nkind: CertificateRequest\n".to_vec())
-            .unwrap();
+    let client = s.client();
+    let request = http::Request::patch(format!(
+        "/apis/cert-manager.io/v1/namespaces/{}/certificaterequests/new",
+        s.namespace()
+    ))
+    .header("content-type", "application/apply-patch+yaml")
+    .body(b"apiVersion: cert-manager.io/v1\nkind: CertificateRequest\n".to_vec())
+    .unwrap();
     match client.request::<DynamicObject>(request).await.unwrap_err() {
-        kube::Error::Api(status) => assert_eq!(status.code, 400, "{}", status.message),
+        kube::Error::Api(status) => assert_eq!(
+            (status.code, status.message.as_str()),
+            (
+                422,
+                r#"PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch"#
+            )
+        ),
         other => panic!("{other:?}"),
     }
 }
@@ -236,7 +263,7 @@ async fn apply_needs_a_field_manager_creates_missing_objects_and_strategic_merge
 #[tokio::test]
 async fn crd_types_appear_in_discovery_with_short_names_and_status() {
     let (s, _api) = sandbox().await;
-    let client = s.client().unwrap();
+    let client = s.client();
     let request = http::Request::get("/apis/cert-manager.io/v1")
         .body(Vec::new())
         .unwrap();

@@ -8,11 +8,12 @@
 
 use http_body_util::BodyExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use relay_sandbox::Sandbox;
+use relay_sandbox::fidelity::{self, Target};
 use relay_sandbox::harness::{self, CONTROLLER_NAMESPACE};
 use relay_sandbox::processes::Kubectl;
 use relay_sandbox::raw_watch::RawWatch;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// What `kubectl get` sends.
@@ -21,11 +22,42 @@ const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
 const TABLE_V1BETA1: &str = "application/json;as=Table;v=v1beta1;g=meta.k8s.io";
 const CLUSTERS: &str = "/apis/relaytls.dev/v1alpha1/namespaces/relay-tls/relayclusters";
 
+/// The namespace of the RelayClusters: `relay-tls` on the sandbox; on a real cluster (shared by
+/// every test) the test's own namespace, the client's default.
+fn relay_ns(client: &kube::Client) -> Cow<'static, str> {
+    if fidelity::is_real() {
+        Cow::Owned(client.default_namespace().to_string())
+    } else {
+        Cow::Borrowed(CONTROLLER_NAMESPACE)
+    }
+}
+
+/// The tenant namespace: `team-a` on the sandbox, `<test namespace>-team-a` on a real cluster.
+fn team_ns(client: &kube::Client) -> Cow<'static, str> {
+    if fidelity::is_real() {
+        Cow::Owned(format!("{}-team-a", client.default_namespace()))
+    } else {
+        Cow::Borrowed("team-a")
+    }
+}
+
+/// `path` with the namespaces it names (`relay-tls`, `team-a`) made this test's.
+fn at(client: &kube::Client, path: &str) -> String {
+    path.replace(
+        "namespaces/relay-tls",
+        &format!("namespaces/{}", relay_ns(client)),
+    )
+    .replace(
+        "namespaces/team-a",
+        &format!("namespaces/{}", team_ns(client)),
+    )
+}
+
 fn clusters(client: &kube::Client) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("relaytls.dev", "v1alpha1", "RelayCluster");
     Api::namespaced_with(
         client.clone(),
-        CONTROLLER_NAMESPACE,
+        &relay_ns(client),
         &ApiResource::from_gvk_with_plural(&gvk, "relayclusters"),
     )
 }
@@ -57,7 +89,7 @@ async fn cluster(client: &kube::Client, name: &str, description: &str, status: O
     let api = clusters(client);
     let object: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "relaytls.dev/v1alpha1", "kind": "RelayCluster",
-        "metadata": {"name": name, "namespace": CONTROLLER_NAMESPACE},
+        "metadata": {"name": name, "namespace": relay_ns(client)},
         "spec": {"description": description}
     }))
     .unwrap();
@@ -75,9 +107,24 @@ async fn cluster(client: &kube::Client, name: &str, description: &str, status: O
 
 /// `east`: connected, seen 10 minutes ago, its certificate expired 2 days ago. `west`: not
 /// connected, certificate expiring in 30 days. `north`: no status yet.
-async fn world() -> (Sandbox, kube::Client) {
-    let sandbox = harness::sandbox().await.unwrap();
-    let client = sandbox.client().unwrap();
+async fn world() -> (Target, kube::Client) {
+    let sandbox = if fidelity::is_real() {
+        let target = Target::start().await.unwrap();
+        for crd in relay_issuer::api::crds().into_values() {
+            target
+                .create_crd(serde_json::to_value(&crd).unwrap())
+                .await
+                .unwrap();
+        }
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(target.client());
+        let team = serde_json::from_value(json!({"metadata": {"name": team_ns(&target.client())}}))
+            .unwrap();
+        namespaces.create(&Default::default(), &team).await.unwrap();
+        target
+    } else {
+        Target::from_sandbox(harness::sandbox().await.unwrap()).unwrap()
+    };
+    let client = sandbox.client();
     cluster(
         &client,
         "east",
@@ -105,7 +152,7 @@ async fn world() -> (Sandbox, kube::Client) {
 async fn raw(client: &kube::Client, method: &str, path: &str, accept: &str) -> (u16, Value) {
     let request = http::Request::builder()
         .method(method)
-        .uri(path)
+        .uri(at(client, path))
         .header(http::header::ACCEPT, accept)
         .body(kube::client::Body::empty())
         .unwrap();
@@ -226,7 +273,7 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
     assert_eq!(object["kind"], "PartialObjectMetadata");
     assert_eq!(object["apiVersion"], "meta.k8s.io/v1");
     assert_eq!(object["metadata"]["name"], "east");
-    assert_eq!(object["metadata"]["namespace"], "relay-tls");
+    assert_eq!(object["metadata"]["namespace"], relay_ns(&client).as_ref());
     assert!(object.get("spec").is_none() && object.get("status").is_none());
 
     // A list: the expiry timestamp as written, and missing values are null, as kube-apiserver
@@ -267,8 +314,15 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
     assert!(table["metadata"].get("continue").is_none(), "{table}");
 
     // Across namespaces too (`kubectl get -A`).
+    // (A real cluster holds other tests' RelayClusters too: count this test's namespace's.)
     let all = get_table(&client, "/apis/relaytls.dev/v1alpha1/relayclusters").await;
-    assert_eq!(all["rows"].as_array().unwrap().len(), 3);
+    let ours = all["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["object"]["metadata"]["namespace"] == relay_ns(&client).as_ref())
+        .count();
+    assert_eq!(ours, 3, "{all}");
 }
 
 #[tokio::test]
@@ -390,11 +444,12 @@ async fn a_crd_without_printer_columns_gets_name_and_age() {
                     "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
             }
         }))
+        .await
         .unwrap();
     let gvk = GroupVersionKind::gvk("example.com", "v1", "Widget");
     let widgets: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
-        "team-a",
+        &team_ns(&client),
         &ApiResource::from_gvk_with_plural(&gvk, "widgets"),
     );
     widgets
@@ -443,7 +498,7 @@ async fn a_crd_without_printer_columns_gets_name_and_age() {
 async fn built_in_printers() {
     let (_sandbox, client) = world().await;
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(client.clone(), "team-a");
+        Api::namespaced(client.clone(), &team_ns(&client));
     secrets
         .create(
             &Default::default(),
@@ -467,7 +522,7 @@ async fn built_in_printers() {
 
     // Events: the same printer for both views of the one store.
     let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(client.clone(), "team-a");
+        Api::namespaced(client.clone(), &team_ns(&client));
     events
         .create(
             &Default::default(),
@@ -476,7 +531,7 @@ async fn built_in_printers() {
                 "eventTime": from_now(0).replace('Z', ".000000Z"),
                 "type": "Normal", "reason": "Rotated", "action": "Rotate", "note": "rotated",
                 "reportingController": "relay-tls/test", "reportingInstance": "test-1",
-                "regarding": {"kind": "Secret", "name": "creds", "namespace": "team-a", "apiVersion": "v1"}
+                "regarding": {"kind": "Secret", "name": "creds", "namespace": team_ns(&client), "apiVersion": "v1"}
             }))
             .unwrap(),
         )
@@ -525,7 +580,10 @@ async fn watches_send_one_row_tables_with_headers_first() {
     let (_sandbox, client) = world().await;
     let mut watch = RawWatch::open(
         &client,
-        &format!("{CLUSTERS}?watch=true&fieldSelector=metadata.name%3Deast"),
+        &at(
+            &client,
+            &format!("{CLUSTERS}?watch=true&fieldSelector=metadata.name%3Deast"),
+        ),
         KUBECTL_ACCEPT,
     )
     .await;
@@ -563,7 +621,12 @@ async fn watches_send_one_row_tables_with_headers_first() {
     // includeObject applies to watches, and is checked before the stream starts.
     let mut full = RawWatch::open(
         &client,
-        &format!("{CLUSTERS}?watch=true&includeObject=Object&fieldSelector=metadata.name%3Dwest"),
+        &at(
+            &client,
+            &format!(
+                "{CLUSTERS}?watch=true&includeObject=Object&fieldSelector=metadata.name%3Dwest"
+            ),
+        ),
         TABLE,
     )
     .await;
@@ -636,7 +699,7 @@ fn is_age(text: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_relayclusters_shows_the_printer_columns() {
-    let (sandbox, _client) = world().await;
+    let (sandbox, client) = world().await;
     let Some(k) = Kubectl::for_test(
         "kubectl_get_relayclusters_shows_the_printer_columns",
         sandbox.kubeconfig(),
@@ -644,7 +707,7 @@ async fn kubectl_get_relayclusters_shows_the_printer_columns() {
         return;
     };
 
-    let out = k.ok(&["get", "relayclusters", "-n", "relay-tls"]);
+    let out = k.ok(&["get", "relayclusters", "-n", &relay_ns(&client)]);
     let (header, rows) = parse_table(&out);
     assert_eq!(
         header,
@@ -675,7 +738,15 @@ async fn kubectl_get_relayclusters_shows_the_printer_columns() {
     assert!(rows.iter().all(|r| is_age(&r["AGE"])), "{out}");
 
     // -o wide adds the priority-1 Agent column.
-    let out = k.ok(&["get", "rcluster", "east", "-n", "relay-tls", "-o", "wide"]);
+    let out = k.ok(&[
+        "get",
+        "rcluster",
+        "east",
+        "-n",
+        &relay_ns(&client),
+        "-o",
+        "wide",
+    ]);
     let (header, rows) = parse_table(&out);
     assert_eq!(
         header,
@@ -703,14 +774,19 @@ async fn kubectl_get_relayclusters_shows_the_printer_columns() {
     let out = k.ok(&["get", "relayclusters", "-A"]);
     let (header, rows) = parse_table(&out);
     assert_eq!(header[..2], ["NAMESPACE", "NAME"], "{out}");
-    assert_eq!(find_row(&rows, "west")["NAMESPACE"], "relay-tls");
+    // A real cluster holds other tests' `west`s too: this test's is the one in its namespace.
+    assert!(
+        rows.iter()
+            .any(|r| r["NAME"] == "west" && r["NAMESPACE"] == relay_ns(&client)),
+        "{out}"
+    );
 
     // --sort-by makes kubectl ask for whole objects (includeObject=Object).
     let out = k.ok(&[
         "get",
         "relayclusters",
         "-n",
-        "relay-tls",
+        &relay_ns(&client),
         "--sort-by=.spec.description",
     ]);
     let (_, rows) = parse_table(&out);
@@ -728,7 +804,7 @@ async fn kubectl_get_built_ins_shows_their_columns() {
         return;
     };
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(client.clone(), "team-a");
+        Api::namespaced(client.clone(), &team_ns(&client));
     secrets
         .create(
             &Default::default(),
@@ -741,7 +817,7 @@ async fn kubectl_get_built_ins_shows_their_columns() {
         .await
         .unwrap();
 
-    let out = k.ok(&["get", "secrets", "-n", "team-a"]);
+    let out = k.ok(&["get", "secrets", "-n", &team_ns(&client)]);
     let (header, rows) = parse_table(&out);
     assert_eq!(header, ["NAME", "TYPE", "DATA", "AGE"], "{out}");
     assert_eq!(
@@ -752,7 +828,11 @@ async fn kubectl_get_built_ins_shows_their_columns() {
     let out = k.ok(&["get", "namespaces"]);
     let (header, rows) = parse_table(&out);
     assert_eq!(header, ["NAME", "STATUS", "AGE"], "{out}");
-    assert_eq!(find_row(&rows, "relay-tls")["STATUS"], "Active", "{out}");
+    assert_eq!(
+        find_row(&rows, &relay_ns(&client))["STATUS"],
+        "Active",
+        "{out}"
+    );
 
     let out = k.ok(&["get", "crd", "relayclusters.relaytls.dev"]);
     let (header, rows) = parse_table(&out);
@@ -774,7 +854,7 @@ async fn kubectl_get_watch_prints_new_rows() {
     };
     // A list watch: it resumes from the list's resourceVersion, so the update below cannot be
     // missed (a single-object watch starts "now" and drops its first event).
-    let watch = k.stream(&["get", "relayclusters", "-n", "relay-tls", "--watch"]);
+    let watch = k.stream(&["get", "relayclusters", "-n", &relay_ns(&client), "--watch"]);
     let next = || watch.next_line();
     let header = next();
     assert_eq!(
