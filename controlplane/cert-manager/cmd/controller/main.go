@@ -18,8 +18,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -39,6 +37,8 @@ import (
 	"github.com/cert-manager/cert-manager/pkg/healthz"
 	dnsutil "github.com/cert-manager/cert-manager/pkg/issuer/acme/dns/util"
 	logf "github.com/cert-manager/cert-manager/pkg/logs"
+
+	"github.com/cert-manager/cert-manager/relay-tls-control-plane/internal/process"
 
 	// The controllers and issuers register themselves with pkg/controller when imported, as in
 	// cert-manager's own controller binary (the defaults package above imports the rest).
@@ -104,15 +104,9 @@ func run() error {
 		return fmt.Errorf("invalid controller configuration: %w", errs.ToAggregate())
 	}
 
-	logf.InitLogs()
-	defer logf.FlushLogs()
-	if err := logf.ValidateAndApply(&cfg.Logging); err != nil {
-		return fmt.Errorf("logging flags: %w", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx = logf.NewContext(ctx, logf.Log, "controller")
-	return runControllers(ctx, cfg)
+	return process.Run("controller", &cfg.Logging, func(ctx context.Context) error {
+		return runControllers(ctx, cfg)
+	})
 }
 
 // contextOptions maps the configuration onto the options of cert-manager's controller context.

@@ -17,19 +17,20 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	config "github.com/cert-manager/cert-manager/internal/apis/config/webhook"
 	"github.com/cert-manager/cert-manager/internal/apis/config/webhook/validation"
 	cmwebhook "github.com/cert-manager/cert-manager/internal/webhook"
 	logf "github.com/cert-manager/cert-manager/pkg/logs"
 	cmadmission "github.com/cert-manager/cert-manager/pkg/webhook/admission"
 	"github.com/cert-manager/cert-manager/pkg/webhook/options"
+
+	"github.com/cert-manager/cert-manager/relay-tls-control-plane/internal/process"
 )
 
 func main() {
@@ -71,14 +72,14 @@ func run() error {
 		return fmt.Errorf("invalid webhook configuration: %w", errs.ToAggregate())
 	}
 
-	logf.InitLogs()
-	defer logf.FlushLogs()
-	if err := logf.ValidateAndApply(&cfg.Logging); err != nil {
-		return fmt.Errorf("logging flags: %w", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx = logf.NewContext(ctx, logf.Log, "webhook")
+	return process.Run("webhook", &cfg.Logging, func(ctx context.Context) error {
+		return serve(ctx, cfg, *listen, host, port)
+	})
+}
+
+// serve runs cert-manager's admission chain on a webhook server bound to host:port (listen, as
+// given) until ctx ends.
+func serve(ctx context.Context, cfg *config.WebhookConfiguration, listen, host string, port int) error {
 	log := logf.FromContext(ctx)
 
 	srv, err := cmwebhook.NewCertManagerWebhookServer(log, *cfg)
@@ -96,7 +97,7 @@ func run() error {
 		_, _ = w.Write([]byte("ok"))
 	}))
 
-	log.Info("serving cert-manager's admission webhook", "address", *listen)
+	log.Info("serving cert-manager's admission webhook", "address", listen)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.CertificateSource.Start(ctx) })
 	g.Go(func() error { return hooks.Start(ctx) })

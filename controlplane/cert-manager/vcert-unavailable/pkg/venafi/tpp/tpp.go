@@ -4,37 +4,18 @@ package tpp
 import (
 	"github.com/Venafi/vcert/v5/pkg/certificate"
 	"github.com/Venafi/vcert/v5/pkg/endpoint"
+	"github.com/Venafi/vcert/v5/pkg/venafi/internal/unavailable"
 	"github.com/Venafi/vcert/v5/pkg/verror"
 )
 
-// Connector is never made (vcert.NewClient fails); its methods fail too.
-type Connector struct{}
+// Connector is never made (vcert.NewClient fails); its methods fail too (those it shares with
+// the other services' connectors come from unavailable.Connector).
+type Connector struct{ unavailable.Connector }
 
 var _ endpoint.Connector = (*Connector)(nil)
 
 // GetType names the service.
 func (c *Connector) GetType() endpoint.ConnectorType { return endpoint.ConnectorTypeTPP }
-
-// Ping fails.
-func (c *Connector) Ping() error { return verror.ErrUnavailable }
-
-// Authenticate fails.
-func (c *Connector) Authenticate(*endpoint.Authentication) error { return verror.ErrUnavailable }
-
-// ReadZoneConfiguration fails.
-func (c *Connector) ReadZoneConfiguration() (*endpoint.ZoneConfiguration, error) {
-	return nil, verror.ErrUnavailable
-}
-
-// RequestCertificate fails.
-func (c *Connector) RequestCertificate(*certificate.Request) (string, error) {
-	return "", verror.ErrUnavailable
-}
-
-// RetrieveCertificate fails.
-func (c *Connector) RetrieveCertificate(*certificate.Request) (*certificate.PEMCollection, error) {
-	return nil, verror.ErrUnavailable
-}
 
 // ErrCertNotFound: no such certificate.
 type ErrCertNotFound struct{}
