@@ -31,6 +31,16 @@ fn kubectl(sandbox: &Target) -> Kubectl {
     Kubectl::new(binary, sandbox.kubeconfig()).unwrap()
 }
 
+/// A target (with `namespace` created, when given) and the real kubectl for it.
+async fn sandbox_and_kubectl(namespace: Option<&str>) -> (Target, Kubectl) {
+    let sandbox = match namespace {
+        Some(namespace) => sandbox_with_namespace(namespace).await,
+        None => Target::start().await.unwrap(),
+    };
+    let k = kubectl(&sandbox);
+    (sandbox, k)
+}
+
 /// The target with `namespace` created. On a real cluster the name is used as is (these tests
 /// name different namespaces, and `make fidelity-real` starts a fresh plane).
 async fn sandbox_with_namespace(namespace: &str) -> Target {
@@ -113,14 +123,10 @@ fn comparable(k: &Kubectl, resource: &str, name: &str, namespace: Option<&str>) 
 
 /// `kubectl create ARGS` with name `TAG-protobuf` (sent as protobuf), then the same command with
 /// name `TAG-json` as `--dry-run=client -o json` piped into `kubectl create -f -` (sent as
-/// JSON): both store the same object. `args` has `{}` where the name goes.
-fn assert_same_as_json_path(
-    k: &Kubectl,
-    tag: &str,
-    args: &[&str],
-    resource: &str,
-    namespace: Option<&str>,
-) {
+/// JSON): both store the same object. `args` has `{}` where the name goes; its first word is the
+/// resource both are read back as (`secret` for `secret tls {}`).
+fn assert_same_as_json_path(k: &Kubectl, tag: &str, args: &[&str], namespace: Option<&str>) {
+    let resource = args[0];
     let name = &format!("{tag}-protobuf");
     let json_name = &format!("{tag}-json");
     let with = |name: &str| -> Vec<String> {
@@ -188,8 +194,7 @@ fn bytes_of(secret: &Secret, key: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_namespace_then_already_exists() {
-    let sandbox = Target::start().await.unwrap();
-    let k = kubectl(&sandbox);
+    let (sandbox, k) = sandbox_and_kubectl(None).await;
     let printed = json_of(&k.ok(&["create", "namespace", "team-a", "-o", "json"]));
     assert_eq!(printed["kind"], "Namespace");
     assert_eq!(printed["status"]["phase"], "Active");
@@ -207,13 +212,12 @@ async fn create_namespace_then_already_exists() {
         err.contains(r#"Error from server (AlreadyExists): namespaces "team-a" already exists"#),
         "{err}"
     );
-    assert_same_as_json_path(&k, "ns", &["namespace", "{}"], "namespace", None);
+    assert_same_as_json_path(&k, "ns", &["namespace", "{}"], None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_secret_generic_from_literals_and_files() {
-    let sandbox = sandbox_with_namespace("apps").await;
-    let k = kubectl(&sandbox);
+    let (sandbox, k) = sandbox_and_kubectl(Some("apps")).await;
     let file = k.write("token.bin", "line one\nline two\n");
     let from_file = format!("--from-file=token={file}");
     let printed = yaml_of(&k.ok(&[
@@ -251,7 +255,6 @@ async fn create_secret_generic_from_literals_and_files() {
             &from_file,
             "--type=example.com/t",
         ],
-        "secret",
         Some("apps"),
     );
 }
@@ -267,8 +270,7 @@ fn tls_files(k: &Kubectl) -> (String, String, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_secret_tls_from_cert_and_key_files() {
-    let sandbox = sandbox_with_namespace("edge").await;
-    let k = kubectl(&sandbox);
+    let (sandbox, k) = sandbox_and_kubectl(Some("edge")).await;
     let (cert_file, key_file, cert_pem, key_pem) = tls_files(&k);
     let cert_arg = format!("--cert={cert_file}");
     let key_arg = format!("--key={key_file}");
@@ -297,7 +299,6 @@ async fn create_secret_tls_from_cert_and_key_files() {
         &k,
         "tls",
         &["secret", "tls", "{}", &cert_arg, &key_arg],
-        "secret",
         Some("edge"),
     );
 }
@@ -305,8 +306,7 @@ async fn create_secret_tls_from_cert_and_key_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_secret_tls_dry_run_yaml_piped_to_apply_still_works() {
     // The JSON path: kubectl builds the Secret locally and `apply` sends it as JSON.
-    let sandbox = Target::start().await.unwrap();
-    let k = kubectl(&sandbox);
+    let (sandbox, k) = sandbox_and_kubectl(None).await;
     let (cert_file, key_file, cert_pem, _) = tls_files(&k);
     let manifest = k.ok(&[
         "create",
@@ -330,8 +330,7 @@ async fn create_secret_tls_dry_run_yaml_piped_to_apply_still_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_secret_docker_registry() {
-    let sandbox = Target::start().await.unwrap();
-    let k = kubectl(&sandbox);
+    let (sandbox, k) = sandbox_and_kubectl(None).await;
     let args = [
         "--docker-server=registry.example:5000",
         "--docker-username=robot",
@@ -358,13 +357,12 @@ async fn create_secret_docker_registry() {
     assert_eq!(auth["auth"], STANDARD.encode("robot:pa55"));
     let mut same = vec!["secret", "docker-registry", "{}"];
     same.extend(args);
-    assert_same_as_json_path(&k, "docker", &same, "secret", None);
+    assert_same_as_json_path(&k, "docker", &same, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_configmap_from_literals_and_files() {
-    let sandbox = sandbox_with_namespace("conf").await;
-    let k = kubectl(&sandbox);
+    let (sandbox, k) = sandbox_and_kubectl(Some("conf")).await;
     let file = k.write("app.properties", "color=blue\nsize=3\n");
     let from_file = format!("--from-file={file}");
     let printed = json_of(&k.ok(&[
@@ -391,15 +389,13 @@ async fn create_configmap_from_literals_and_files() {
         &k,
         "cm",
         &["configmap", "{}", "--from-literal=a=1", &from_file],
-        "configmap",
         Some("conf"),
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_serviceaccount() {
-    let sandbox = sandbox_with_namespace("agents").await;
-    let k = kubectl(&sandbox);
+    let (sandbox, k) = sandbox_and_kubectl(Some("agents")).await;
     let printed = yaml_of(&k.ok(&[
         "create",
         "serviceaccount",
@@ -419,19 +415,12 @@ async fn create_serviceaccount() {
         sa.metadata.uid.as_deref(),
         printed["metadata"]["uid"].as_str()
     );
-    assert_same_as_json_path(
-        &k,
-        "sa",
-        &["serviceaccount", "{}"],
-        "serviceaccount",
-        Some("agents"),
-    );
+    assert_same_as_json_path(&k, "sa", &["serviceaccount", "{}"], Some("agents"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_role_and_rolebinding() {
-    let sandbox = sandbox_with_namespace("relay").await;
-    let k = kubectl(&sandbox);
+    let (sandbox, k) = sandbox_and_kubectl(Some("relay")).await;
     let printed = json_of(&k.ok(&[
         "-n",
         "relay",
@@ -524,7 +513,6 @@ async fn create_role_and_rolebinding() {
             "--verb=get",
             "--resource=leases.coordination.k8s.io",
         ],
-        "role",
         Some("relay"),
     );
     assert_same_as_json_path(
@@ -536,15 +524,13 @@ async fn create_role_and_rolebinding() {
             "--clusterrole=view",
             "--serviceaccount=relay:agent",
         ],
-        "rolebinding",
         Some("relay"),
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_clusterrole_and_clusterrolebinding() {
-    let sandbox = Target::start().await.unwrap();
-    let k = kubectl(&sandbox);
+    let (sandbox, k) = sandbox_and_kubectl(None).await;
     let printed = json_of(&k.ok(&[
         "create",
         "clusterrole",
@@ -630,14 +616,12 @@ async fn create_clusterrole_and_clusterrolebinding() {
         &k,
         "clusterrole",
         &["clusterrole", "{}", "--verb=list", "--resource=namespaces"],
-        "clusterrole",
         None,
     );
     assert_same_as_json_path(
         &k,
         "aggregated",
         &["clusterrole", "{}", "--aggregation-rule=a=b"],
-        "clusterrole",
         None,
     );
     assert_same_as_json_path(
@@ -649,15 +633,13 @@ async fn create_clusterrole_and_clusterrolebinding() {
             "--clusterrole=health",
             "--user=bob",
         ],
-        "clusterrolebinding",
         None,
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_in_a_missing_namespace_is_not_found() {
-    let sandbox = Target::start().await.unwrap();
-    let k = kubectl(&sandbox);
+    let (_sandbox, k) = sandbox_and_kubectl(None).await;
     let err = fails(
         &k,
         &[
@@ -690,8 +672,7 @@ async fn create_in_a_missing_namespace_is_not_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_validation_errors_reach_kubectl() {
-    let sandbox = Target::start().await.unwrap();
-    let k = kubectl(&sandbox);
+    let (_sandbox, k) = sandbox_and_kubectl(None).await;
     // A rolebinding to a role kind kube-apiserver does not support: kubectl checks nothing
     // when it creates from a file, the server answers 422.
     let manifest = k.ok(&[

@@ -816,6 +816,18 @@ fn extension_value<'n>(tree: &'n mut [Node], oid: &'static [u8]) -> &'n mut Node
 const KU: &[u8] = &[0x55, 0x1d, 0x0f];
 const BC: &[u8] = &[0x55, 0x1d, 0x13];
 
+/// The first leaf with `tag` in the basicConstraints value (0x01 cA, 0x02 pathLenConstraint),
+/// its contents replaced by `contents`.
+fn set_basic_constraints_leaf(tree: &mut [Node], tag: u8, contents: Vec<u8>) {
+    let value = extension_value(tree, BC);
+    let leaf = find_mut(
+        std::slice::from_mut(value),
+        &|n| matches!(n, Node::Leaf(t, _) if *t == tag),
+    )
+    .unwrap();
+    *leaf = Node::Leaf(tag, contents);
+}
+
 /// One encoding we refuse, made by editing a request's info tree.
 struct Refusal {
     what: &'static str,
@@ -860,14 +872,7 @@ fn der_refusals_beside_x509_parser() {
             what: "cA TRUE as 0x01",
             spec: ca.clone(),
             attribute: None,
-            edit: |tree| {
-                let value = extension_value(tree, BC);
-                let flag = find_mut(std::slice::from_mut(value), &|n| {
-                    matches!(n, Node::Leaf(0x01, _))
-                })
-                .unwrap();
-                *flag = Node::Leaf(0x01, vec![0x01]);
-            },
+            edit: |tree| set_basic_constraints_leaf(tree, 0x01, vec![0x01]),
             refusal: "cA is a BOOLEAN encoded as 0x01",
             x509_parser_accepts: true,
         },
@@ -875,14 +880,7 @@ fn der_refusals_beside_x509_parser() {
             what: "pathLenConstraint 3 as 00 03",
             spec: ca.clone(),
             attribute: None,
-            edit: |tree| {
-                let value = extension_value(tree, BC);
-                let path = find_mut(std::slice::from_mut(value), &|n| {
-                    matches!(n, Node::Leaf(0x02, _))
-                })
-                .unwrap();
-                *path = Node::Leaf(0x02, vec![0x00, 0x03]);
-            },
+            edit: |tree| set_basic_constraints_leaf(tree, 0x02, vec![0x00, 0x03]),
             refusal: "pathLenConstraint is an INTEGER with a redundant leading 0x00 byte; DER needs the minimal encoding (X.690 8.3.2)",
             x509_parser_accepts: true,
         },
@@ -890,14 +888,7 @@ fn der_refusals_beside_x509_parser() {
             what: "pathLenConstraint -1",
             spec: ca.clone(),
             attribute: None,
-            edit: |tree| {
-                let value = extension_value(tree, BC);
-                let path = find_mut(std::slice::from_mut(value), &|n| {
-                    matches!(n, Node::Leaf(0x02, _))
-                })
-                .unwrap();
-                *path = Node::Leaf(0x02, vec![0xff]);
-            },
+            edit: |tree| set_basic_constraints_leaf(tree, 0x02, vec![0xff]),
             refusal: "pathLenConstraint is negative; it must be 0 or more",
             x509_parser_accepts: false,
         },
@@ -905,14 +896,7 @@ fn der_refusals_beside_x509_parser() {
             what: "pathLenConstraint 2^32",
             spec: ca.clone(),
             attribute: None,
-            edit: |tree| {
-                let value = extension_value(tree, BC);
-                let path = find_mut(std::slice::from_mut(value), &|n| {
-                    matches!(n, Node::Leaf(0x02, _))
-                })
-                .unwrap();
-                *path = Node::Leaf(0x02, vec![0x01, 0, 0, 0, 0]);
-            },
+            edit: |tree| set_basic_constraints_leaf(tree, 0x02, vec![0x01, 0, 0, 0, 0]),
             refusal: "pathLenConstraint does not fit in 32 bits",
             x509_parser_accepts: false,
         },
