@@ -29,12 +29,17 @@ fail() {
   exit 1
 }
 
-# The processes still running one of the control plane's binaries (every binary lives in CACHE).
+# The processes of this plane still running: one of the control plane's binaries (every binary
+# lives in CACHE) started with this plane's state folder in its arguments. Other planes on the
+# machine (another checkout's, CI's) use the same binaries and are not ours to count.
 leftovers() {
-  local p exe
+  local p exe args state_real
+  state_real="$(realpath -m "$STATE")"
   for p in /proc/[0-9]*; do
     exe="$(readlink "$p/exe" 2>/dev/null)" || continue
-    case "$exe" in "$CACHE"/*) echo "${p#/proc/} $exe" ;; esac
+    case "$exe" in "$CACHE"/*) ;; *) continue ;; esac
+    args="$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" || continue
+    case "$args" in *"$STATE"* | *"$state_real"*) echo "${p#/proc/} $exe" ;; esac
   done
 }
 
