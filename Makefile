@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
 FUZZ_ENV := $(if $(FUZZ_TOOLCHAIN),,RUSTC_BOOTSTRAP=1)
 
-.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent fuzz fuzz-build ci clean cluster cluster-down cluster-smoke
+.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent fuzz fuzz-build ci clean cluster cluster-down cluster-smoke e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,18 @@ cluster-down: ## stop every process of the control plane
 
 cluster-smoke: tools ## bring the control plane up, prove cert-manager/tokens/RBAC/audit work, take it down, check nothing is left
 	scripts/control-plane-smoke.sh
+
+# The test brings the plane up itself too (reusing the healthy one `make cluster` started); the
+# plane goes down afterwards whether the test passed or not. With RELAY_E2E_KUBECONFIG (an
+# admin kubeconfig of a cluster that runs cert-manager) no local plane is built or started.
+e2e: tools ## the relay lifecycle on a real control plane with cert-manager (make cluster, helm install both charts, the scenarios, make cluster-down); RELAY_E2E_KUBECONFIG=... for another cluster
+ifdef RELAY_E2E_KUBECONFIG
+	RELAY_E2E_KUBECONFIG=$(abspath $(RELAY_E2E_KUBECONFIG)) RELAY_TLS_REQUIRE_TOOLS=1 $(CARGO) test -p relay-sandbox --test real_e2e -- --ignored --nocapture
+else
+	$(MAKE) cluster
+	status=0; RELAY_TLS_REQUIRE_TOOLS=1 $(CARGO) test -p relay-sandbox --test real_e2e -- --ignored --nocapture || status=$$?; \
+	  scripts/control-plane.sh down; exit $$status
+endif
 
 fuzz-build: ## check that the fuzz targets compile (what CI runs)
 	cd fuzz && CARGO_TARGET_DIR=../target $(CARGO) build --bins
