@@ -63,12 +63,14 @@ cluster-smoke: tools ## bring the control plane up, prove cert-manager/tokens/RB
 # The test brings the plane up itself too (reusing the healthy one `make cluster` started); the
 # plane goes down afterwards whether the test passed or not. With RELAY_E2E_KUBECONFIG (an
 # admin kubeconfig of a cluster that runs cert-manager) no local plane is built or started.
+E2E_TEST = $(CARGO) build -q -p relay-issuer --bin relay-issuer -p relay-agent --bin relay-agent && \
+  RELAY_E2E_BINARIES=$(abspath target/debug) RELAY_TLS_REQUIRE_TOOLS=1 $(CARGO) test -p relay-sandbox --test real_e2e -- --ignored --nocapture
 e2e: tools ## the relay lifecycle on a real control plane with cert-manager (make cluster, helm install both charts, the scenarios, make cluster-down); RELAY_E2E_KUBECONFIG=... for another cluster
 ifdef RELAY_E2E_KUBECONFIG
-	RELAY_E2E_KUBECONFIG=$(abspath $(RELAY_E2E_KUBECONFIG)) RELAY_TLS_REQUIRE_TOOLS=1 $(CARGO) test -p relay-sandbox --test real_e2e -- --ignored --nocapture
+	export RELAY_E2E_KUBECONFIG=$(abspath $(RELAY_E2E_KUBECONFIG)); $(E2E_TEST)
 else
 	$(MAKE) cluster
-	status=0; RELAY_TLS_REQUIRE_TOOLS=1 $(CARGO) test -p relay-sandbox --test real_e2e -- --ignored --nocapture || status=$$?; \
+	status=0; $(E2E_TEST) || status=$$?; \
 	  scripts/control-plane.sh down; exit $$status
 endif
 

@@ -10,7 +10,7 @@
 //! cluster), so the API server's RBAC decides what it may do.
 //!
 //! One test, scenarios in order on one installation (each builds on the state before it):
-//! - `kubectl describe certificaterequest` for Pending (waiting for approval, issuer missing),
+//! - `kubectl describe certificaterequest` for waiting for approval (event only), Pending (issuer missing),
 //!   Denied, Failed (policy) and Issued — the first two while cert-manager's approver may not
 //!   approve our signers yet (the chart's approver ClusterRole is switched on by `helm upgrade`);
 //! - Gloo-managed: the agent chart's Certificate → cert-manager's CertificateRequest → its
@@ -36,10 +36,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, ObjectMeta, PostParams};
 use relay_issuer::api::{RelayCluster, RelayClusterStatus};
 use relay_sandbox::charts::{self, container_command, parse_manifests, run_helm};
 use relay_sandbox::faults::RequestRecord;
@@ -199,7 +198,7 @@ impl Plane {
 
     /// Starts the first container of Deployment `namespace/deployment` as a process: its args
     /// (with `overrides`) and env, `KUBECONFIG` of the Deployment's ServiceAccount.
-    fn start(
+    fn run_deployment(
         &self,
         binary_name: &str,
         namespace: &str,
@@ -225,7 +224,13 @@ impl Plane {
             .ok_or(format!("Deployment {deployment} names no ServiceAccount"))?
             .to_string();
         let (args, env) = container_command(std::slice::from_ref(&object), deployment)?;
-        let mut command = Command::new(binary(binary_name));
+        // `make e2e` builds the binaries first and names their folder: a cargo build from inside
+        // this test process would see another environment and rebuild them every run.
+        let program = match std::env::var("RELAY_E2E_BINARIES") {
+            Ok(dir) => PathBuf::from(dir).join(binary_name),
+            Err(_) => binary(binary_name),
+        };
+        let mut command = Command::new(program);
         command
             .args(charts::with_overrides(args, overrides))
             .envs(charts::resolve_env(
@@ -552,7 +557,7 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     .await?;
 
     let controller_admin = free_port();
-    let mut controller = plane.start(
+    let mut controller = plane.run_deployment(
         "relay-issuer",
         RELAY_NAMESPACE,
         "relay-issuer-controller",
@@ -564,7 +569,7 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
         .await?;
     let relay_port = free_port();
     let server_admin = free_port();
-    let mut server = plane.start(
+    let mut server = plane.run_deployment(
         "relay-issuer",
         RELAY_NAMESPACE,
         "relay-issuer-server",
@@ -582,36 +587,29 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
         started.elapsed()
     );
 
-    // ---- describe: Pending (waiting for approval) and Denied, with no approver allowed yet.
+    // ---- describe: waiting for approval and Denied, with no approver allowed yet. While a
+    // request is unapproved the controller writes no condition (as cert-manager's issuers):
+    // describe shows the Normal WaitingForApproval event alone.
     create_request(&client, MANAGED_NS, "waiting", "RelayIssuer", "relay").await?;
     create_request(&client, MANAGED_NS, "denied", "RelayIssuer", "relay").await?;
-    wait_request(
-        &client,
-        MANAGED_NS,
-        "waiting",
-        "Pending",
-        "until it is Approved",
-    )
-    .await?;
+    let waiting_words = [
+        "Normal WaitingForApproval",
+        "Not signing CertificateRequest until it is Approved",
+    ];
     let waiting = plane
-        .describe_until(
-            MANAGED_NS,
-            "waiting",
-            &[
-                "Pending",
-                "Not signing CertificateRequest until it is Approved",
-                "WaitingForApproval",
-            ],
-        )
+        .describe_until(MANAGED_NS, "waiting", &waiting_words)
         .await?;
-    wait_request(
-        &client,
-        MANAGED_NS,
-        "denied",
-        "Pending",
-        "until it is Approved",
-    )
-    .await?;
+    let object = harness::requests(&client, MANAGED_NS)
+        .get("waiting")
+        .await?;
+    assert!(
+        harness::ready_condition(&object).is_none(),
+        "no condition while unapproved: {:?}",
+        object.data["status"]
+    );
+    plane
+        .describe_until(MANAGED_NS, "denied", &waiting_words)
+        .await?;
     harness::decide_request(&client, MANAGED_NS, "denied", false).await?;
     wait_request(&client, MANAGED_NS, "denied", "Denied", "").await?;
     let denied = plane
@@ -673,7 +671,7 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
         "glooAgent.relay.clientTlsSecretRotationGracePeriodRatio=0.999",
     ])?;
     let agent_admin = free_port();
-    let mut agent = plane.start(
+    let mut agent = plane.run_deployment(
         "relay-agent",
         MANAGED_NS,
         "relay-agent",
@@ -803,11 +801,16 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     )?;
     plane.kubectl(&["apply", "-f", "-"], Some(&manifest))?;
     let byo_admin = free_port();
-    let mut byo = plane.start(
+    let mut byo = plane.run_deployment(
         "relay-agent",
         BYO_NS,
         "relay-agent",
-        &[("--admin-address", format!("127.0.0.1:{byo_admin}"))],
+        &[
+            ("--admin-address", format!("127.0.0.1:{byo_admin}")),
+            // The periodic resync (a get by name; the chart's 5m would not come within the
+            // suite), so the least-privilege check below sees it used.
+            ("--resync-interval", "5s".into()),
+        ],
         "relay-agent-team-b",
     )?;
     byo.wait_ready(byo_admin, Duration::from_secs(60)).await?;
@@ -847,7 +850,10 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
             "uris": [relay_issuer::pki::spiffe_id(TRUST_DOMAIN, "cluster-b")],
             "duration": "1h",
             "usages": ["client auth", "digital signature"],
-            "privateKey": {"algorithm": "ECDSA", "size": 256},
+            // Another key type than the kubectl-applied certificate's P-256: cert-manager adopts
+            // a Secret whose certificate already matches the spec (no issuer annotations means
+            // no mismatch to it), so this makes it issue.
+            "privateKey": {"algorithm": "ECDSA", "size": 384},
             "issuerRef": {"group": "cert-manager.io", "kind": "Issuer", "name": "relay-ca"},
         }
     }))?;
@@ -857,8 +863,12 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
         .await?;
     wait_ready_object(&byo_certificates, "byo-client", Duration::from_secs(60)).await?;
     let from_ca_issuer = secret_pem(&client, BYO_NS, "relay-client-tls-secret").await?;
-    let serial = from_ca_issuer.serial();
-    assert!(!serial.is_empty() && serial != own.serial());
+    let serial = leaf_serial(&from_ca_issuer.chain)?;
+    assert_ne!(
+        serial,
+        own.serial(),
+        "cert-manager's CA Issuer wrote a new certificate"
+    );
     plane
         .wait_cluster("cluster-b", Duration::from_secs(30), |s| {
             s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
@@ -1019,6 +1029,20 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
         return Ok(());
     };
     let audit = state.join("audit.log");
+    // The team-b agent's resync has read its Secret by name (the audit log says so).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !audited(&audit, BYO_NS, "relay-agent")?
+        .0
+        .iter()
+        .any(|r| r.verb == "get" && r.resource == "secrets")
+    {
+        if Instant::now() > deadline {
+            return Err(
+                "the team-b agent never resynced (no get of its Secret in the audit log)".into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let issuer_manifest = parse_manifests(&plane.helm(&[
         "get",
         "manifest",
@@ -1098,6 +1122,13 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     Ok(())
 }
 
+/// The serial of the first certificate of PEM `chain`, colon-separated hex (as the relay reports
+/// it).
+fn leaf_serial(chain: &str) -> Result<String, BoxError> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes())?;
+    relay_sandbox::relay::serial_of(&pem.contents)
+}
+
 /// `text` with every run of whitespace made one space.
 fn collapse(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -1110,5 +1141,13 @@ fn tail(text: &str) -> String {
         .iter()
         .position(|l| l.starts_with("Status:"))
         .unwrap_or(0);
-    lines[from..].join("\n")
+    lines[from..]
+        .iter()
+        .filter(|l| {
+            let l = l.trim_start();
+            !l.starts_with("Ca:") && !l.starts_with("Certificate:")
+        })
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n")
 }
