@@ -60,8 +60,9 @@ cluster-down: ## stop every process of the control plane
 cluster-smoke: tools ## bring the control plane up, prove cert-manager/tokens/RBAC/audit work, take it down, check nothing is left
 	scripts/control-plane-smoke.sh
 
-# The test brings the plane up itself too (reusing the healthy one `make cluster` started); the
-# plane goes down afterwards whether the test passed or not. With RELAY_E2E_KUBECONFIG (an
+# The test brings the plane up itself too (reusing the healthy one `make cluster` started), and
+# a second one (the workload plane of remote signing, state in target/control-plane-workload);
+# both go down afterwards whether the test passed or not. With RELAY_E2E_KUBECONFIG (an
 # admin kubeconfig of a cluster that runs cert-manager) no local plane is built or started.
 E2E_TEST = $(CARGO) build -q -p relay-issuer --bin relay-issuer -p relay-agent --bin relay-agent && \
   RELAY_E2E_BINARIES=$(abspath target/debug) RELAY_TLS_REQUIRE_TOOLS=1 $(CARGO) test -p relay-sandbox --test real_e2e -- --ignored --nocapture
@@ -71,7 +72,8 @@ ifdef RELAY_E2E_KUBECONFIG
 else
 	$(MAKE) cluster
 	status=0; $(E2E_TEST) || status=$$?; \
-	  scripts/control-plane.sh down; exit $$status
+	  scripts/control-plane.sh down; \
+	  RELAY_TLS_CONTROL_PLANE_DIR=$(abspath target/control-plane-workload) scripts/control-plane.sh down; exit $$status
 endif
 
 fuzz-build: ## check that the fuzz targets compile (what CI runs)

@@ -20,13 +20,18 @@
 //!   then a certificate from cert-manager's own CA Issuer;
 //! - the relay server's certificate reloaded (seen by `openssl s_client`) without touching the
 //!   agent's stream, and bad Secret data refused with the last good certificate kept;
+//! - expiry: a live session outlives a 4 s certificate, a new server process refuses the
+//!   reconnect, a new certificate recovers it;
+//! - two controller replicas on the real Lease API, the leader killed (-9) during a burst of
+//!   1,000 CertificateRequests;
 //! - least privilege judged by the API server: no 403 for our ServiceAccounts, and from the
 //!   audit log every (verb, resource) they used is granted by the installed charts and every
 //!   granted rule was used except the ones named in `UNREACHABLE` (skipped on a cluster without
 //!   our audit log).
 //!
-//! Not here: two controller replicas under a kill -9 burst and remote signing between two
-//! control planes (the sandbox suites cover them: issuer_replicas.rs, remote_signing.rs).
+//! - remote signing (`spec.relay`) between two control planes: a second plane from the same
+//!   script is the workload cluster (controller only, the agent chart's RelayIssuer forwarding
+//!   to this plane's relay server); only on `make cluster`'s planes.
 //!
 //! Ignored by plain `cargo test`: it needs the Go-built plane (or a cluster); `make e2e` runs
 //! it with `--ignored`.
@@ -92,27 +97,37 @@ impl Plane {
         let root = charts::repo_root();
         let work = root.join("target/e2e");
         let _ = std::fs::remove_dir_all(&work);
-        std::fs::create_dir_all(work.join("kube-cache"))?;
-        let (admin, local) = match std::env::var("RELAY_E2E_KUBECONFIG") {
-            Ok(path) => (PathBuf::from(path), None),
+        match std::env::var("RELAY_E2E_KUBECONFIG") {
+            Ok(path) => Self::with(PathBuf::from(path), None, work).await,
             Err(_) => {
-                let out = Command::new(root.join("scripts/control-plane.sh"))
-                    .arg("up")
-                    .output()?;
-                if !out.status.success() {
-                    return Err(format!(
-                        "scripts/control-plane.sh up failed:\n{}",
-                        String::from_utf8_lossy(&out.stderr)
-                    )
-                    .into());
-                }
-                let path = String::from_utf8(out.stdout)?.trim().to_string();
                 let state = std::env::var("RELAY_TLS_CONTROL_PLANE_DIR")
                     .map(PathBuf::from)
                     .unwrap_or_else(|_| root.join("target/control-plane"));
-                (PathBuf::from(path), Some(state))
+                Self::local(state, work).await
             }
-        };
+        }
+    }
+
+    /// `scripts/control-plane.sh up` with its state in `state` (a second plane runs beside
+    /// the first with another state directory).
+    async fn local(state: PathBuf, work: PathBuf) -> Result<Self, BoxError> {
+        let out = Command::new(charts::repo_root().join("scripts/control-plane.sh"))
+            .arg("up")
+            .env("RELAY_TLS_CONTROL_PLANE_DIR", &state)
+            .output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "scripts/control-plane.sh up failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        let admin = PathBuf::from(String::from_utf8(out.stdout)?.trim());
+        Self::with(admin, Some(state), work).await
+    }
+
+    async fn with(admin: PathBuf, local: Option<PathBuf>, work: PathBuf) -> Result<Self, BoxError> {
+        std::fs::create_dir_all(work.join("kube-cache"))?;
         let config = kube::Config::from_custom_kubeconfig(
             kube::config::Kubeconfig::read_from(&admin)?,
             &kube::config::KubeConfigOptions::default(),
@@ -145,9 +160,10 @@ impl Plane {
 
     /// A kubeconfig that authenticates as ServiceAccount `namespace/account`.
     fn kubeconfig_for(&self, namespace: &str, account: &str) -> Result<PathBuf, BoxError> {
-        if self.local.is_some() {
+        if let Some(state) = &self.local {
             let out = Command::new(charts::repo_root().join("scripts/control-plane.sh"))
                 .args(["kubeconfig-for", namespace, account])
+                .env("RELAY_TLS_CONTROL_PLANE_DIR", state)
                 .output()?;
             if !out.status.success() {
                 return Err(format!(
@@ -1355,6 +1371,111 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
             );
         }
     }
+
+    // ---- 3. Remote signing (spec.relay) between two control planes: this one is the
+    // management plane (relay server); a second plane from the same script is the workload
+    // plane (controller only, agent chart with its RelayIssuer pointing at the relay server).
+    let workload = Plane::local(
+        charts::repo_root().join("target/control-plane-workload"),
+        plane.work.join("workload"),
+    )
+    .await?;
+    const REMOTE_NS: &str = "team-c";
+    for ns in [RELAY_NAMESPACE, REMOTE_NS] {
+        workload.namespace(ns)?;
+    }
+    workload.helm(&[
+        "upgrade",
+        "--install",
+        "relay-issuer",
+        issuer_chart.as_str(),
+        "--namespace",
+        RELAY_NAMESPACE,
+        "--set",
+        "server.enabled=false",
+        "--set",
+        &format!("certManager.approver.serviceAccount.name={cm_account}"),
+        "--set",
+        &format!("certManager.approver.serviceAccount.namespace={cm_namespace}"),
+    ])?;
+    register_cluster(&client, RELAY_NAMESPACE, "cluster-c").await?;
+    let workload_client = workload.client.clone();
+    put_secret_data(
+        &workload_client,
+        REMOTE_NS,
+        "relay-root-tls-secret",
+        &[("ca.crt", &pki.root)],
+    )
+    .await?;
+    put_secret_data(
+        &workload_client,
+        REMOTE_NS,
+        "relay-identity-token-secret",
+        &[("token", relay_sandbox::relay::TOKEN)],
+    )
+    .await?;
+    let remote_controller_admin = free_port();
+    let mut remote_controller = workload.run_deployment(
+        "relay-issuer",
+        RELAY_NAMESPACE,
+        "relay-issuer-controller",
+        &[(
+            "--admin-address",
+            format!("127.0.0.1:{remote_controller_admin}"),
+        )],
+        "workload-relay-issuer-controller",
+    )?;
+    remote_controller
+        .wait_ready(remote_controller_admin, Duration::from_secs(60))
+        .await?;
+    workload.helm(&[
+        "upgrade",
+        "--install",
+        "relay-agent",
+        agent_chart.as_str(),
+        "--namespace",
+        REMOTE_NS,
+        "--set",
+        "cluster=cluster-c",
+        "--set",
+        relay_address.as_str(),
+        "--set",
+        "glooAgent.relay.serverName=localhost",
+        "--set",
+        "certificate.issuer.create=true",
+    ])?;
+    let remote_agent_admin = free_port();
+    let mut remote_agent = workload.run_deployment(
+        "relay-agent",
+        REMOTE_NS,
+        "relay-agent",
+        &[("--admin-address", format!("127.0.0.1:{remote_agent_admin}"))],
+        "workload-relay-agent",
+    )?;
+    remote_agent
+        .wait_ready(remote_agent_admin, Duration::from_secs(90))
+        .await
+        .map_err(|e| format!("{e}\nworkload controller:\n{}", remote_controller.log()))?;
+    let remote = plane
+        .wait_cluster("cluster-c", Duration::from_secs(30), |s| s.connected)
+        .await?;
+    let signed_remotely = metric_sum(&metrics(server_admin), "relay_server_sign_requests_total");
+    eprintln!(
+        "e2e: remote signing: the workload plane's Certificate signed by the management plane's relay server (serial {:?}; {signed_remotely} sign requests at the server), agent connected",
+        remote.certificate_serial
+    );
+    let down = Command::new(charts::repo_root().join("scripts/control-plane.sh"))
+        .arg("down")
+        .env(
+            "RELAY_TLS_CONTROL_PLANE_DIR",
+            charts::repo_root().join("target/control-plane-workload"),
+        )
+        .output()?;
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     eprintln!("e2e: all scenarios passed in {:?}", started.elapsed());
     Ok(())
 }
