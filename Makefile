@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
 FUZZ_ENV := $(if $(FUZZ_TOOLCHAIN),,RUSTC_BOOTSTRAP=1)
 
-.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent fuzz fuzz-build ci clean cluster cluster-down cluster-smoke fidelity-real
+.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent fuzz fuzz-build ci clean cluster cluster-down cluster-smoke fidelity-real e2e
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,22 @@ cluster-smoke: tools ## bring the control plane up, prove cert-manager/tokens/RB
 
 fidelity-real: tools ## the sandbox's fidelity suites against a fresh real control plane (then down, also on failure): tests run, failed, sandbox-only
 	scripts/fidelity-real.sh
+
+# The test brings the plane up itself too (reusing the healthy one `make cluster` started), and
+# a second one (the workload plane of remote signing, state in target/control-plane-workload);
+# both go down afterwards whether the test passed or not. With RELAY_E2E_KUBECONFIG (an
+# admin kubeconfig of a cluster that runs cert-manager) no local plane is built or started.
+E2E_TEST = $(CARGO) build -q -p relay-issuer --bin relay-issuer -p relay-agent --bin relay-agent && \
+  RELAY_E2E_BINARIES=$(abspath target/debug) RELAY_TLS_REQUIRE_TOOLS=1 $(CARGO) test -p relay-sandbox --test real_e2e -- --ignored --nocapture
+e2e: tools ## the relay lifecycle on a real control plane with cert-manager (make cluster, helm install both charts, the scenarios, make cluster-down); RELAY_E2E_KUBECONFIG=... for another cluster
+ifdef RELAY_E2E_KUBECONFIG
+	export RELAY_E2E_KUBECONFIG=$(abspath $(RELAY_E2E_KUBECONFIG)); $(E2E_TEST)
+else
+	$(MAKE) cluster
+	status=0; $(E2E_TEST) || status=$$?; \
+	  scripts/control-plane.sh down; \
+	  RELAY_TLS_CONTROL_PLANE_DIR=$(abspath target/control-plane-workload) scripts/control-plane.sh down; exit $$status
+endif
 
 fuzz-build: ## check that the fuzz targets compile (what CI runs)
 	cd fuzz && CARGO_TARGET_DIR=../target $(CARGO) build --bins

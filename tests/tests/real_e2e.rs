@@ -1,0 +1,1560 @@
+//! The relay lifecycle on a real Kubernetes control plane (`make e2e`): kube-apiserver with RBAC
+//! and an audit log, and cert-manager's own controller, approver and webhook (`make cluster`),
+//! or any cluster that runs cert-manager (`RELAY_E2E_KUBECONFIG`, an admin kubeconfig).
+//!
+//! Both charts are installed with the real `helm`; `relay-issuer controller`, `relay-issuer
+//! server` and `relay-agent` run as local processes standing in for the pods of the Deployments
+//! helm created: the args and env are read back from those Deployments (only listen addresses
+//! are moved to loopback ports), and each process authenticates with a token of its own
+//! ServiceAccount (`scripts/control-plane.sh kubeconfig-for`, or the TokenRequest API on another
+//! cluster), so the API server's RBAC decides what it may do.
+//!
+//! One test, scenarios in order on one installation (each builds on the state before it):
+//! - `kubectl describe certificaterequest` for waiting for approval (event only), Pending (issuer missing),
+//!   Denied, Failed (policy) and Issued — the first two while cert-manager's approver may not
+//!   approve our signers yet (the chart's approver ClusterRole is switched on by `helm upgrade`);
+//! - Gloo-managed: the agent chart's Certificate → cert-manager's CertificateRequest → its
+//!   approver → our controller → Secret → agent, then renewals driven by cert-manager itself
+//!   (duration 1h, renewBefore 1h − 4s): distinct serials at the relay server, 0 failed RPCs;
+//! - bring-your-own, twice: `kubectl create secret tls --dry-run=client -o yaml | kubectl apply`,
+//!   then a certificate from cert-manager's own CA Issuer;
+//! - the relay server's certificate reloaded (seen by `openssl s_client`) without touching the
+//!   agent's stream, and bad Secret data refused with the last good certificate kept;
+//! - expiry: a live session outlives a 4 s certificate, a new server process refuses the
+//!   reconnect, a new certificate recovers it;
+//! - two controller replicas on the real Lease API, the leader killed (-9) during a burst of
+//!   1,000 CertificateRequests;
+//! - least privilege judged by the API server: no 403 for our ServiceAccounts, and from the
+//!   audit log every (verb, resource) they used is granted by the installed charts and every
+//!   granted rule was used except the ones named in `UNREACHABLE` (skipped on a cluster without
+//!   our audit log).
+//!
+//! - remote signing (`spec.relay`) between two control planes: a second plane from the same
+//!   script is the workload cluster (controller only, the agent chart's RelayIssuer forwarding
+//!   to this plane's relay server); only on `make cluster`'s planes.
+//!
+//! Ignored by plain `cargo test`: it needs the Go-built plane (or a cluster); `make e2e` runs
+//! it with `--ignored`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{DynamicObject, ObjectMeta, PostParams};
+use relay_issuer::api::{RelayCluster, RelayClusterStatus};
+use relay_sandbox::charts::{self, container_command, parse_manifests, run_helm};
+use relay_sandbox::faults::RequestRecord;
+use relay_sandbox::harness::{self, create_issuer, create_request, put_secret_data};
+use relay_sandbox::processes::{Process, binary, free_port, http_get, kubectl_run};
+use relay_sandbox::relay::{
+    Pem, RELAY_NAMESPACE, RelayPki, TRUST_DOMAIN, install_secrets, metric_sum, metric_value,
+    register_cluster,
+};
+use serde_json::{Value, json};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type TestResult = Result<(), BoxError>;
+
+/// The Gloo-managed agent's namespace.
+const MANAGED_NS: &str = "team-a";
+/// The bring-your-own agent's namespace.
+const BYO_NS: &str = "team-b";
+
+/// Granted rules the suite cannot reach, per ServiceAccount, as `verb resource.group`: no
+/// RelayClusterIssuer is used, no event repeats within the API's series window, and the relay
+/// server's Secrets never turn bad here (so it writes no event). The README names these.
+const UNREACHABLE: &[(&str, &[&str])] = &[
+    (
+        "relay-issuer-controller",
+        &[
+            "patch events.events.k8s.io",
+            "patch relayclusterissuers/status.relaytls.dev",
+        ],
+    ),
+    (
+        "relay-issuer-server",
+        &["create events.events.k8s.io", "patch events.events.k8s.io"],
+    ),
+    ("relay-agent", &["patch events.events.k8s.io"]),
+];
+
+/// The control plane (or cluster) under test: an admin kubeconfig and how to get one per
+/// ServiceAccount.
+struct Plane {
+    admin: PathBuf,
+    client: kube::Client,
+    /// `Some(state dir)` for `make cluster`'s plane (kubeconfig-for, audit log).
+    local: Option<PathBuf>,
+    work: PathBuf,
+}
+
+impl Plane {
+    async fn start() -> Result<Self, BoxError> {
+        let root = charts::repo_root();
+        let work = root.join("target/e2e");
+        let _ = std::fs::remove_dir_all(&work);
+        match std::env::var("RELAY_E2E_KUBECONFIG") {
+            Ok(path) => Self::with(PathBuf::from(path), None, work).await,
+            Err(_) => {
+                let state = std::env::var("RELAY_TLS_CONTROL_PLANE_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|_| root.join("target/control-plane"));
+                Self::local(state, work).await
+            }
+        }
+    }
+
+    /// `scripts/control-plane.sh up` with its state in `state` (a second plane runs beside
+    /// the first with another state directory).
+    async fn local(state: PathBuf, work: PathBuf) -> Result<Self, BoxError> {
+        let out = Command::new(charts::repo_root().join("scripts/control-plane.sh"))
+            .arg("up")
+            .env("RELAY_TLS_CONTROL_PLANE_DIR", &state)
+            .output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "scripts/control-plane.sh up failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        let admin = PathBuf::from(String::from_utf8(out.stdout)?.trim());
+        Self::with(admin, Some(state), work).await
+    }
+
+    async fn with(admin: PathBuf, local: Option<PathBuf>, work: PathBuf) -> Result<Self, BoxError> {
+        std::fs::create_dir_all(work.join("kube-cache"))?;
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&admin)?,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await?;
+        let client = kube::Client::try_from(config)?;
+        Ok(Self {
+            admin,
+            client,
+            local,
+            work,
+        })
+    }
+
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Result<String, BoxError> {
+        Ok(kubectl_run(
+            &self.admin,
+            &self.work.join("kube-cache"),
+            args,
+            stdin,
+        )?)
+    }
+
+    fn helm(&self, args: &[&str]) -> Result<String, BoxError> {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.push("--kubeconfig".into());
+        all.push(self.admin.display().to_string());
+        Ok(run_helm(&all)?)
+    }
+
+    /// A kubeconfig that authenticates as ServiceAccount `namespace/account`.
+    fn kubeconfig_for(&self, namespace: &str, account: &str) -> Result<PathBuf, BoxError> {
+        if let Some(state) = &self.local {
+            let out = Command::new(charts::repo_root().join("scripts/control-plane.sh"))
+                .args(["kubeconfig-for", namespace, account])
+                .env("RELAY_TLS_CONTROL_PLANE_DIR", state)
+                .output()?;
+            if !out.status.success() {
+                return Err(format!(
+                    "kubeconfig-for {namespace} {account}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+                .into());
+            }
+            return Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()));
+        }
+        // Another cluster: a TokenRequest token and the admin kubeconfig's cluster entry.
+        let token = self.kubectl(
+            &[
+                "create",
+                "token",
+                "-n",
+                namespace,
+                account,
+                "--duration",
+                "2h",
+            ],
+            None,
+        )?;
+        let view: Value = serde_json::from_str(&self.kubectl(
+            &[
+                "config",
+                "view",
+                "--raw",
+                "--minify",
+                "--flatten",
+                "-o",
+                "json",
+            ],
+            None,
+        )?)?;
+        let cluster = view["clusters"][0]["cluster"].clone();
+        let user = format!("system:serviceaccount:{namespace}:{account}");
+        let config = json!({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "e2e", "cluster": cluster}],
+            "users": [{"name": user, "user": {"token": token.trim()}}],
+            "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": user}}],
+            "current-context": "e2e",
+        });
+        let path = self.work.join(format!("{namespace}.{account}.kubeconfig"));
+        std::fs::write(&path, config.to_string())?;
+        Ok(path)
+    }
+
+    /// Starts the first container of Deployment `namespace/deployment` as a process: its args
+    /// (with `overrides`) and env, `KUBECONFIG` of the Deployment's ServiceAccount.
+    fn run_deployment(
+        &self,
+        binary_name: &str,
+        namespace: &str,
+        deployment: &str,
+        overrides: &[(&str, String)],
+        log_name: &str,
+    ) -> Result<Process, BoxError> {
+        let object: Value = serde_json::from_str(&self.kubectl(
+            &[
+                "get",
+                "deployment",
+                "-n",
+                namespace,
+                deployment,
+                "-o",
+                "json",
+            ],
+            None,
+        )?)?;
+        let account = object
+            .pointer("/spec/template/spec/serviceAccountName")
+            .and_then(Value::as_str)
+            .ok_or(format!("Deployment {deployment} names no ServiceAccount"))?
+            .to_string();
+        let (args, env) = container_command(std::slice::from_ref(&object), deployment)?;
+        // `make e2e` builds the binaries first and names their folder: a cargo build from inside
+        // this test process would see another environment and rebuild them every run.
+        let program = match std::env::var("RELAY_E2E_BINARIES") {
+            Ok(dir) => PathBuf::from(dir).join(binary_name),
+            Err(_) => binary(binary_name),
+        };
+        let mut command = Command::new(program);
+        command
+            .args(charts::with_overrides(args, overrides))
+            .envs(charts::resolve_env(
+                &env,
+                namespace,
+                &format!("{log_name}-0"),
+            ))
+            .env("KUBECONFIG", self.kubeconfig_for(namespace, &account)?);
+        Ok(Process::spawn(log_name, command, &self.work)?)
+    }
+
+    async fn cluster_status(&self, cluster: &str) -> Option<RelayClusterStatus> {
+        let api: Api<RelayCluster> = Api::namespaced(self.client.clone(), RELAY_NAMESPACE);
+        api.get(cluster).await.ok().and_then(|c| c.status)
+    }
+
+    /// Waits until RelayCluster `cluster`'s status satisfies `check`.
+    async fn wait_cluster(
+        &self,
+        cluster: &str,
+        within: Duration,
+        check: impl Fn(&RelayClusterStatus) -> bool,
+    ) -> Result<RelayClusterStatus, BoxError> {
+        let deadline = Instant::now() + within;
+        loop {
+            let status = self.cluster_status(cluster).await;
+            if let Some(status) = &status
+                && check(status)
+            {
+                return Ok(status.clone());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "RelayCluster {cluster} never matched; last status {status:?}"
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Creates namespace `name` unless it exists.
+    fn namespace(&self, name: &str) -> Result<(), BoxError> {
+        let manifest = self.kubectl(
+            &[
+                "create",
+                "namespace",
+                name,
+                "--dry-run=client",
+                "-o",
+                "yaml",
+            ],
+            None,
+        )?;
+        self.kubectl(&["apply", "-f", "-"], Some(&manifest))?;
+        Ok(())
+    }
+
+    /// `kubectl describe certificaterequest` until its output contains every one of `words`.
+    async fn describe_until(
+        &self,
+        namespace: &str,
+        name: &str,
+        words: &[&str],
+    ) -> Result<String, BoxError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.kubectl(
+                &["describe", "certificaterequest", "-n", namespace, name],
+                None,
+            )?;
+            // Columns are padded to their widest entry: compare with whitespace runs collapsed.
+            let flat = collapse(&text);
+            if words.iter().all(|w| flat.contains(&collapse(w))) {
+                return Ok(text);
+            }
+            if Instant::now() > deadline {
+                return Err(
+                    format!("describe {namespace}/{name} never showed {words:?}:\n{text}").into(),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn metrics(port: u16) -> String {
+    http_get(port, "/metrics")
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+}
+
+async fn wait_metric(
+    port: u16,
+    series: &str,
+    within: Duration,
+    check: impl Fn(f64) -> bool,
+) -> Result<f64, BoxError> {
+    let deadline = Instant::now() + within;
+    loop {
+        let value = metric_value(&metrics(port), series);
+        if check(value) {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{series} stayed at {value}:\n{}", metrics(port)).into());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until CertificateRequest `namespace/name`'s Ready condition has `reason` and a message
+/// containing `words`; returns the condition.
+async fn wait_request(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+    words: &str,
+) -> Result<Value, BoxError> {
+    let api = harness::requests(client, namespace);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let object = api.get_opt(name).await?;
+        let ready = object.as_ref().and_then(harness::ready_condition);
+        if let Some(ready) = &ready
+            && ready["reason"] == reason
+            && ready["message"].as_str().is_some_and(|m| m.contains(words))
+        {
+            return Ok(ready.clone());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{namespace}/{name}: Ready never became {reason} ({words:?}); last {ready:?}"
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The object's `Ready` condition status is True.
+async fn wait_ready_object(
+    api: &Api<DynamicObject>,
+    name: &str,
+    within: Duration,
+) -> Result<DynamicObject, BoxError> {
+    let deadline = Instant::now() + within;
+    loop {
+        let object = api.get_opt(name).await?;
+        if let Some(object) = &object
+            && harness::ready_condition(object).is_some_and(|c| c["status"] == "True")
+        {
+            return Ok(object.clone());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{name} not Ready within {within:?}: {:?}",
+                object.map(|o| o.data["status"].clone())
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn certificates(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &relay_sandbox::simulator::resource("Certificate", "certificates"),
+    )
+}
+
+/// The chain and key in Secret `namespace/name`.
+async fn secret_pem(client: &kube::Client, namespace: &str, name: &str) -> Result<Pem, BoxError> {
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await?;
+    let data = secret.data.unwrap_or_default();
+    let text = |key: &str| {
+        data.get(key)
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Pem {
+        chain: text("tls.crt"),
+        key: text("tls.key"),
+    })
+}
+
+/// The serial of the certificate `openssl s_client` is presented by the relay, upper-case hex.
+fn openssl_serial(port: u16) -> Result<String, BoxError> {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername localhost -alpn h2 </dev/null 2>/dev/null | openssl x509 -noout -serial"
+        ))
+        .output()?;
+    let text = String::from_utf8(output.stdout)?;
+    Ok(text.trim().trim_start_matches("serial=").to_string())
+}
+
+/// The audit log's requests of ServiceAccount `namespace/account`, as request records, and the
+/// number answered 403.
+fn audited(
+    audit: &Path,
+    namespace: &str,
+    account: &str,
+) -> Result<(Vec<RequestRecord>, Vec<String>), BoxError> {
+    let user = format!("system:serviceaccount:{namespace}:{account}");
+    let mut records = Vec::new();
+    let mut forbidden = Vec::new();
+    for line in std::fs::read_to_string(audit)?.lines() {
+        let Ok(event) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if event["user"]["username"] != user.as_str() {
+            continue;
+        }
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let object = &event["objectRef"];
+        if event["responseStatus"]["code"] == 403 {
+            forbidden.push(format!("{} {}", s(&event["verb"]), s(&event["requestURI"])));
+        }
+        if object.is_null() {
+            continue; // non-resource URLs (discovery, /version)
+        }
+        records.push(RequestRecord {
+            verb: s(&event["verb"]),
+            group: s(&object["apiGroup"]),
+            resource: s(&object["resource"]),
+            subresource: s(&object["subresource"]),
+            namespace: s(&object["namespace"]),
+            name: s(&object["name"]),
+            field_manager: String::new(),
+            user_agent: s(&event["userAgent"]),
+        });
+    }
+    Ok((records, forbidden))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real control plane with cert-manager: run `make e2e`"]
+async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
+    relay_issuer::install_crypto_provider();
+    let started = Instant::now();
+    let plane = Plane::start().await?;
+    let client = plane.client.clone();
+    let (cm_namespace, cm_account) = match std::env::var("RELAY_E2E_CERT_MANAGER_SERVICEACCOUNT") {
+        Ok(value) => {
+            let (ns, name) = value
+                .split_once('/')
+                .ok_or("RELAY_E2E_CERT_MANAGER_SERVICEACCOUNT must be NAMESPACE/NAME")?;
+            (ns.to_string(), name.to_string())
+        }
+        Err(_) => ("cert-manager".to_string(), "cert-manager".to_string()),
+    };
+    for ns in [RELAY_NAMESPACE, MANAGED_NS, BYO_NS] {
+        plane.namespace(ns)?;
+    }
+
+    // ---- helm install relay-issuer: at first without the approver's ClusterRole, so
+    // cert-manager's approver cannot approve our signers (Pending / Denied below).
+    let issuer_chart = charts::chart_dir(charts::ISSUER_CHART)
+        .display()
+        .to_string();
+    let approver = |enabled: bool| {
+        vec![
+            format!("certManager.approver.enabled={enabled}"),
+            format!("certManager.approver.serviceAccount.name={cm_account}"),
+            format!("certManager.approver.serviceAccount.namespace={cm_namespace}"),
+        ]
+    };
+    let install_issuer = |enabled: bool| -> Result<String, BoxError> {
+        let sets = approver(enabled);
+        let mut args = vec![
+            "upgrade",
+            "--install",
+            "relay-issuer",
+            issuer_chart.as_str(),
+            "--namespace",
+            RELAY_NAMESPACE,
+        ];
+        for set in &sets {
+            args.push("--set");
+            args.push(set.as_str());
+        }
+        plane.helm(&args)
+    };
+    install_issuer(false)?;
+    let pki = RelayPki::new()?;
+    install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
+    for cluster in ["cluster-a", "cluster-b"] {
+        register_cluster(&client, RELAY_NAMESPACE, cluster).await?;
+    }
+    for ns in [MANAGED_NS, BYO_NS] {
+        put_secret_data(
+            &client,
+            ns,
+            "relay-root-tls-secret",
+            &[("ca.crt", &pki.root)],
+        )
+        .await?;
+    }
+    put_secret_data(
+        &client,
+        MANAGED_NS,
+        "relay-tls-signing-secret",
+        &[
+            ("tls.crt", &pki.intermediate),
+            ("tls.key", &pki.intermediate_key),
+            ("ca.crt", &pki.root),
+        ],
+    )
+    .await?;
+    create_issuer(&client, Some(MANAGED_NS), "relay", json!({})).await?;
+    create_issuer(
+        &client,
+        Some(MANAGED_NS),
+        "strict",
+        json!({"policy": {"maxDuration": "720h"}}),
+    )
+    .await?;
+
+    let controller_admin = free_port();
+    let mut controller = plane.run_deployment(
+        "relay-issuer",
+        RELAY_NAMESPACE,
+        "relay-issuer-controller",
+        &[("--admin-address", format!("127.0.0.1:{controller_admin}"))],
+        "relay-issuer-controller",
+    )?;
+    controller
+        .wait_ready(controller_admin, Duration::from_secs(60))
+        .await?;
+    let relay_port = free_port();
+    let server_admin = free_port();
+    let mut server = plane.run_deployment(
+        "relay-issuer",
+        RELAY_NAMESPACE,
+        "relay-issuer-server",
+        &[
+            ("--listen", format!("127.0.0.1:{relay_port}")),
+            ("--admin-address", format!("127.0.0.1:{server_admin}")),
+        ],
+        "relay-issuer-server",
+    )?;
+    server
+        .wait_ready(server_admin, Duration::from_secs(60))
+        .await?;
+    eprintln!(
+        "e2e: issuer chart installed, controller and server up after {:?}",
+        started.elapsed()
+    );
+
+    // ---- describe: waiting for approval and Denied, with no approver allowed yet. While a
+    // request is unapproved the controller writes no condition (as cert-manager's issuers):
+    // describe shows the Normal WaitingForApproval event alone.
+    create_request(&client, MANAGED_NS, "waiting", "RelayIssuer", "relay").await?;
+    create_request(&client, MANAGED_NS, "denied", "RelayIssuer", "relay").await?;
+    let waiting_words = [
+        "Normal WaitingForApproval",
+        "Not signing CertificateRequest until it is Approved",
+    ];
+    let waiting = plane
+        .describe_until(MANAGED_NS, "waiting", &waiting_words)
+        .await?;
+    let object = harness::requests(&client, MANAGED_NS)
+        .get("waiting")
+        .await?;
+    assert!(
+        harness::ready_condition(&object).is_none(),
+        "no condition while unapproved: {:?}",
+        object.data["status"]
+    );
+    plane
+        .describe_until(MANAGED_NS, "denied", &waiting_words)
+        .await?;
+    harness::decide_request(&client, MANAGED_NS, "denied", false).await?;
+    wait_request(&client, MANAGED_NS, "denied", "Denied", "").await?;
+    let denied = plane
+        .describe_until(MANAGED_NS, "denied", &["Reason: Denied", "Warning Denied"])
+        .await?;
+    assert!(!denied.contains("CertificateIssued"), "{denied}");
+
+    // ---- the approver's ClusterRole on: cert-manager approves, we sign or refuse.
+    install_issuer(true)?;
+    create_request(&client, MANAGED_NS, "no-issuer", "RelayIssuer", "absent").await?;
+    let pending = wait_request(&client, MANAGED_NS, "no-issuer", "Pending", "absent").await?;
+    let no_issuer = plane
+        .describe_until(
+            MANAGED_NS,
+            "no-issuer",
+            &["Pending", "absent", "Warning Pending"],
+        )
+        .await?;
+    create_request(&client, MANAGED_NS, "over-policy", "RelayIssuer", "strict").await?;
+    wait_request(&client, MANAGED_NS, "over-policy", "Failed", "maxDuration").await?;
+    let failed = plane
+        .describe_until(
+            MANAGED_NS,
+            "over-policy",
+            &["Failed", "maxDuration", "Warning Failed"],
+        )
+        .await?;
+    eprintln!(
+        "e2e: describe — waiting for approval:\n{}\ndenied:\n{}\nissuer missing ({}):\n{}\nfailed:\n{}",
+        tail(&waiting),
+        tail(&denied),
+        pending["message"],
+        tail(&no_issuer),
+        tail(&failed)
+    );
+
+    // ---- 1. Gloo-managed: the agent chart's Certificate, renewed by cert-manager itself.
+    let agent_chart = charts::chart_dir(charts::AGENT_CHART).display().to_string();
+    let relay_address = format!("glooAgent.relay.serverAddress=127.0.0.1:{relay_port}");
+    plane.helm(&[
+        "upgrade",
+        "--install",
+        "relay-agent",
+        agent_chart.as_str(),
+        "--namespace",
+        MANAGED_NS,
+        "--set",
+        "cluster=cluster-a",
+        "--set",
+        relay_address.as_str(),
+        "--set",
+        "glooAgent.relay.serverName=localhost",
+        "--set",
+        "certificate.issuer.create=false",
+        "--set",
+        "certificate.duration=1h",
+        // renewBefore = 0.999 × 1h = 3596s: cert-manager renews 4 s after each issuance.
+        "--set",
+        "glooAgent.relay.clientTlsSecretRotationGracePeriodRatio=0.999",
+    ])?;
+    let agent_admin = free_port();
+    let mut agent = plane.run_deployment(
+        "relay-agent",
+        MANAGED_NS,
+        "relay-agent",
+        &[("--admin-address", format!("127.0.0.1:{agent_admin}"))],
+        "relay-agent-team-a",
+    )?;
+    agent
+        .wait_ready(agent_admin, Duration::from_secs(60))
+        .await
+        .map_err(|e| format!("{e}\ncontroller:\n{}", controller.log()))?;
+    let first = plane
+        .wait_cluster("cluster-a", Duration::from_secs(30), |s| s.connected)
+        .await?;
+    let renewals_wanted: usize = std::env::var("RELAY_E2E_RENEWALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut serials = vec![first.certificate_serial.clone().unwrap_or_default()];
+    let renewals_began = Instant::now();
+    let deadline = renewals_began + Duration::from_secs(30 * renewals_wanted as u64 + 60);
+    while serials.len() < renewals_wanted + 1 {
+        let last = serials.last().cloned().unwrap_or_default();
+        let status = plane
+            .wait_cluster(
+                "cluster-a",
+                deadline.saturating_duration_since(Instant::now()),
+                |s| s.connected && s.certificate_serial.as_deref() != Some(last.as_str()),
+            )
+            .await
+            .map_err(|e| {
+                format!(
+                    "after {} renewals: {e}\nagent log:\n{}\ncontroller log:\n{}",
+                    serials.len() - 1,
+                    agent.log(),
+                    controller.log()
+                )
+            })?;
+        serials.push(status.certificate_serial.unwrap_or_default());
+    }
+    let text = metrics(agent_admin);
+    let swaps = metric_value(&text, "relay_agent_certificate_swaps_total");
+    let failures = metric_value(&text, "relay_agent_rpc_failures_total");
+    let unique: BTreeSet<_> = serials.iter().collect();
+    eprintln!(
+        "e2e: gloo-managed: {} distinct serials at the relay server ({renewals_wanted} renewals by cert-manager in {:?}), {swaps} swaps, {failures} failed RPCs",
+        unique.len(),
+        renewals_began.elapsed()
+    );
+    assert_eq!(unique.len(), renewals_wanted + 1, "{serials:?}");
+    assert!(swaps >= renewals_wanted as f64, "{text}");
+    assert_eq!(failures, 0.0, "{text}\n{}", agent.log());
+    // describe: Issued, on the Certificate's first request.
+    let requests = harness::requests(&client, MANAGED_NS)
+        .list(&Default::default())
+        .await?;
+    let issued_name = requests
+        .items
+        .iter()
+        .filter(|r| r.data.pointer("/spec/issuerRef/name") == Some(&json!("relay")))
+        .filter(|r| {
+            r.metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key("cert-manager.io/certificate-name"))
+        })
+        .filter_map(|r| r.metadata.name.clone())
+        .next()
+        .ok_or("no CertificateRequest of the agent's Certificate")?;
+    let issued = plane
+        .describe_until(
+            MANAGED_NS,
+            &issued_name,
+            &[
+                "Reason: Issued",
+                "Normal CertificateIssued",
+                "cert-manager.io",
+            ],
+        )
+        .await?;
+    eprintln!("e2e: describe — issued:\n{}", tail(&issued));
+    agent.terminate(Duration::from_secs(10)).await?;
+    // No more renewals for the rest of the suite.
+    certificates(&client, MANAGED_NS)
+        .delete("relay-agent-client-tls", &Default::default())
+        .await?;
+
+    // ---- 2. Bring-your-own: kubectl create secret tls | kubectl apply, then cert-manager's CA
+    // Issuer. The agent does not care who issued its certificate.
+    plane.helm(&[
+        "upgrade",
+        "--install",
+        "relay-agent",
+        agent_chart.as_str(),
+        "--namespace",
+        BYO_NS,
+        "--set",
+        "cluster=cluster-b",
+        "--set",
+        relay_address.as_str(),
+        "--set",
+        "glooAgent.relay.serverName=localhost",
+        "--set",
+        "certificate.create=false",
+    ])?;
+    let own = pki.agent("cluster-b", time::Duration::hours(1))?;
+    let cert_file = plane.work.join("byo.crt");
+    let key_file = plane.work.join("byo.key");
+    std::fs::write(&cert_file, &own.chain)?;
+    std::fs::write(&key_file, &own.key)?;
+    let manifest = plane.kubectl(
+        &[
+            "create",
+            "secret",
+            "tls",
+            "relay-client-tls-secret",
+            "-n",
+            BYO_NS,
+            "--cert",
+            &cert_file.display().to_string(),
+            "--key",
+            &key_file.display().to_string(),
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ],
+        None,
+    )?;
+    plane.kubectl(&["apply", "-f", "-"], Some(&manifest))?;
+    let byo_admin = free_port();
+    let mut byo = plane.run_deployment(
+        "relay-agent",
+        BYO_NS,
+        "relay-agent",
+        &[
+            ("--admin-address", format!("127.0.0.1:{byo_admin}")),
+            // The periodic resync (a get by name; the chart's 5m would not come within the
+            // suite), so the least-privilege check below sees it used.
+            ("--resync-interval", "5s".into()),
+        ],
+        "relay-agent-team-b",
+    )?;
+    byo.wait_ready(byo_admin, Duration::from_secs(60)).await?;
+    let serial = own.serial();
+    plane
+        .wait_cluster("cluster-b", Duration::from_secs(30), |s| {
+            s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
+        })
+        .await?;
+    put_secret_data(
+        &client,
+        BYO_NS,
+        "relay-intermediate",
+        &[
+            ("tls.crt", &pki.intermediate),
+            ("tls.key", &pki.intermediate_key),
+        ],
+    )
+    .await?;
+    let issuers = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        BYO_NS,
+        &relay_sandbox::simulator::resource("Issuer", "issuers"),
+    );
+    let ca_issuer: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+        "metadata": {"name": "relay-ca"}, "spec": {"ca": {"secretName": "relay-intermediate"}},
+    }))?;
+    issuers.create(&PostParams::default(), &ca_issuer).await?;
+    wait_ready_object(&issuers, "relay-ca", Duration::from_secs(30)).await?;
+    let certificate: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": "byo-client", "namespace": BYO_NS},
+        "spec": {
+            "secretName": "relay-client-tls-secret",
+            "commonName": "cluster-b",
+            "uris": [relay_issuer::pki::spiffe_id(TRUST_DOMAIN, "cluster-b")],
+            "duration": "1h",
+            "usages": ["client auth", "digital signature"],
+            // Another key type than the kubectl-applied certificate's P-256: cert-manager adopts
+            // a Secret whose certificate already matches the spec (no issuer annotations means
+            // no mismatch to it), so this makes it issue.
+            "privateKey": {"algorithm": "ECDSA", "size": 384},
+            "issuerRef": {"group": "cert-manager.io", "kind": "Issuer", "name": "relay-ca"},
+        }
+    }))?;
+    let byo_certificates = certificates(&client, BYO_NS);
+    byo_certificates
+        .create(&PostParams::default(), &certificate)
+        .await?;
+    wait_ready_object(&byo_certificates, "byo-client", Duration::from_secs(60)).await?;
+    let from_ca_issuer = secret_pem(&client, BYO_NS, "relay-client-tls-secret").await?;
+    let serial = leaf_serial(&from_ca_issuer.chain)?;
+    assert_ne!(
+        serial,
+        own.serial(),
+        "cert-manager's CA Issuer wrote a new certificate"
+    );
+    plane
+        .wait_cluster("cluster-b", Duration::from_secs(30), |s| {
+            s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
+        })
+        .await
+        .map_err(|e| format!("{e}\n{}", byo.log()))?;
+    eprintln!(
+        "e2e: bring-your-own: kubectl-applied Secret and cert-manager CA Issuer certificate both connected"
+    );
+    // cert-manager keeps the Secret from here on only while the Certificate exists.
+    byo_certificates
+        .delete("byo-client", &Default::default())
+        .await?;
+
+    // ---- 5. Server certificate reload: new handshakes see it, the agent's stream stays.
+    let reconnects_before = metric_sum(&metrics(byo_admin), "relay_agent_reconnects_total");
+    let heartbeats_before = metric_value(&metrics(byo_admin), "relay_agent_heartbeats_total");
+    let new_server = pki.new_server_certificate()?;
+    put_secret_data(
+        &client,
+        RELAY_NAMESPACE,
+        "relay-server-tls-secret",
+        &[("tls.crt", &new_server.chain), ("tls.key", &new_server.key)],
+    )
+    .await?;
+    let want = new_server.serial().replace(':', "").to_uppercase();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        seen = openssl_serial(relay_port)?;
+        if seen.trim_start_matches('0') == want.trim_start_matches('0') {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen.trim_start_matches('0'),
+        want.trim_start_matches('0'),
+        "openssl s_client sees the new server certificate"
+    );
+    // Heartbeats go on (the chart's interval is 10 s): two more, no reconnect.
+    wait_metric(
+        byo_admin,
+        "relay_agent_heartbeats_total",
+        Duration::from_secs(40),
+        |v| v >= heartbeats_before + 2.0,
+    )
+    .await?;
+    let text = metrics(byo_admin);
+    assert_eq!(
+        metric_sum(&text, "relay_agent_reconnects_total"),
+        reconnects_before,
+        "{text}"
+    );
+    assert_eq!(
+        metric_value(&text, "relay_agent_rpc_failures_total"),
+        0.0,
+        "{text}"
+    );
+
+    // ---- 5. Bad Secret data: refused, the last good certificate kept, Warning events.
+    let other = pki.agent("cluster-b", time::Duration::hours(1))?;
+    let good = secret_pem(&client, BYO_NS, "relay-client-tls-secret").await?;
+    let cases: [(&str, [(&str, &str); 2]); 3] = [
+        (
+            "certificate_missing",
+            [("tls.crt", "garbage"), ("tls.key", &good.key)],
+        ),
+        (
+            "key_mismatch",
+            [("tls.crt", &good.chain), ("tls.key", &other.key)],
+        ),
+        (
+            "is_ca",
+            [
+                ("tls.crt", &pki.intermediate),
+                ("tls.key", &pki.intermediate_key),
+            ],
+        ),
+    ];
+    let secrets = Api::<Secret>::namespaced(client.clone(), BYO_NS);
+    for (reason, data) in &cases {
+        replace_tls_data(&secrets, data).await?;
+        wait_metric(
+            byo_admin,
+            &format!("relay_agent_certificate_rejected_total{{reason=\"{reason}\"}}"),
+            Duration::from_secs(20),
+            |v| v >= 1.0,
+        )
+        .await
+        .map_err(|e| format!("{reason}: {e}\n{}", byo.log()))?;
+        let status = plane.cluster_status("cluster-b").await.ok_or("no status")?;
+        assert!(status.connected, "{reason}: still connected");
+        assert_eq!(
+            status.certificate_serial.as_deref(),
+            Some(serial.as_str()),
+            "{reason}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let listed = plane.kubectl(
+            &[
+                "events",
+                "-n",
+                BYO_NS,
+                "--for",
+                "secret/relay-client-tls-secret",
+                "--types",
+                "Warning",
+            ],
+            None,
+        )?;
+        if listed.matches("InvalidClientCertificate").count() >= 3 || Instant::now() > deadline {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        listed.matches("InvalidClientCertificate").count(),
+        3,
+        "{listed}"
+    );
+    assert!(!listed.contains("PRIVATE KEY"), "{listed}");
+    eprintln!("e2e: server reload and bad Secret data as in the sandbox suite");
+
+    // ---- 5. Expiry: a live session outlives its certificate; a forced reconnect (a new server
+    // process) is refused until a new certificate arrives, then recovers by itself.
+    let short = pki.agent("cluster-b", time::Duration::seconds(4))?;
+    replace_tls_data(
+        &secrets,
+        &[("tls.crt", &short.chain), ("tls.key", &short.key)],
+    )
+    .await?;
+    let short_serial = short.serial();
+    plane
+        .wait_cluster("cluster-b", Duration::from_secs(20), |s| {
+            s.connected && s.certificate_serial.as_deref() == Some(short_serial.as_str())
+        })
+        .await?;
+    wait_not_ready_because(byo_admin, "expired", Duration::from_secs(20)).await?;
+    let beats = metric_value(&metrics(byo_admin), "relay_agent_heartbeats_total");
+    wait_metric(
+        byo_admin,
+        "relay_agent_heartbeats_total",
+        Duration::from_secs(30),
+        |v| v >= beats + 1.0,
+    )
+    .await?;
+    assert_eq!(
+        metric_value(&metrics(byo_admin), "relay_agent_rpc_failures_total"),
+        0.0
+    );
+    assert!(
+        plane
+            .cluster_status("cluster-b")
+            .await
+            .is_some_and(|s| s.connected)
+    );
+    server.terminate(Duration::from_secs(20)).await?;
+    server = plane.run_deployment(
+        "relay-issuer",
+        RELAY_NAMESPACE,
+        "relay-issuer-server",
+        &[
+            ("--listen", format!("127.0.0.1:{relay_port}")),
+            ("--admin-address", format!("127.0.0.1:{server_admin}")),
+        ],
+        "relay-issuer-server-2",
+    )?;
+    server
+        .wait_ready(server_admin, Duration::from_secs(60))
+        .await?;
+    wait_metric(
+        server_admin,
+        "relay_server_handshake_failures_total{reason=\"expired_client_certificate\"}",
+        Duration::from_secs(30),
+        |v| v >= 1.0,
+    )
+    .await?;
+    assert_eq!(
+        metric_value(&metrics(server_admin), "relay_server_connected_agents"),
+        0.0
+    );
+    let fresh = pki.agent("cluster-b", time::Duration::hours(1))?;
+    replace_tls_data(
+        &secrets,
+        &[("tls.crt", &fresh.chain), ("tls.key", &fresh.key)],
+    )
+    .await?;
+    let fresh_serial = fresh.serial();
+    plane
+        .wait_cluster("cluster-b", Duration::from_secs(60), |s| {
+            s.connected && s.certificate_serial.as_deref() == Some(fresh_serial.as_str())
+        })
+        .await
+        .map_err(|e| format!("{e}\n{}", byo.log()))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get(byo_admin, "/ready").map(|(code, _)| code) != Some(200) {
+        if Instant::now() > deadline {
+            return Err(
+                format!("agent not ready again: {:?}", http_get(byo_admin, "/ready")).into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "e2e: expiry: the live session outlived the certificate, the reconnect was refused, a new certificate recovered it"
+    );
+
+    // ---- 4. Two controller replicas on the real Lease API: kill -9 the leader during a burst.
+    let standby_admin = free_port();
+    let standby = plane.run_deployment(
+        "relay-issuer",
+        RELAY_NAMESPACE,
+        "relay-issuer-controller",
+        &[("--admin-address", format!("127.0.0.1:{standby_admin}"))],
+        "relay-issuer-controller-standby",
+    )?;
+    wait_metric(
+        standby_admin,
+        "relay_issuer_leader",
+        Duration::from_secs(30),
+        |_| metrics(standby_admin).contains("relay_issuer_leader"),
+    )
+    .await?;
+    assert_eq!(
+        metric_value(&metrics(standby_admin), "relay_issuer_leader"),
+        0.0
+    );
+    let burst: usize = std::env::var("RELAY_E2E_BURST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    const BURST_NS: &str = "burst";
+    plane.namespace(BURST_NS)?;
+    put_secret_data(
+        &client,
+        BURST_NS,
+        "relay-tls-signing-secret",
+        &[
+            ("tls.crt", &pki.intermediate),
+            ("tls.key", &pki.intermediate_key),
+            ("ca.crt", &pki.root),
+        ],
+    )
+    .await?;
+    create_issuer(&client, Some(BURST_NS), "relay", json!({})).await?;
+    let signed_before = metric_value(&metrics(controller_admin), "relay_issuer_signatures_total");
+    let burst_began = Instant::now();
+    let creating = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            use futures::StreamExt as _;
+            futures::stream::iter(0..burst)
+                .map(|i| {
+                    let client = client.clone();
+                    async move {
+                        create_request(
+                            &client,
+                            BURST_NS,
+                            &format!("burst-{i}"),
+                            "RelayIssuer",
+                            "relay",
+                        )
+                        .await
+                    }
+                })
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await
+        })
+    };
+    // Kill the leader once it has signed a quarter of the burst.
+    let leader_signed = wait_metric(
+        controller_admin,
+        "relay_issuer_signatures_total",
+        Duration::from_secs(300),
+        |v| v >= signed_before + (burst / 4) as f64,
+    )
+    .await?;
+    let killed_at = Instant::now();
+    Command::new("kill")
+        .args(["-KILL", &controller.pid().to_string()])
+        .status()?;
+    wait_metric(
+        standby_admin,
+        "relay_issuer_leader",
+        Duration::from_secs(60),
+        |v| v == 1.0,
+    )
+    .await?;
+    let takeover = killed_at.elapsed();
+    for result in creating.await? {
+        result?;
+    }
+    let requests_api = harness::requests(&client, BURST_NS);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let ready = loop {
+        let list = requests_api.list(&Default::default()).await?;
+        let ready = list
+            .items
+            .iter()
+            .filter(|r| harness::ready_condition(r).is_some_and(|c| c["status"] == "True"))
+            .count();
+        if ready == burst {
+            break ready;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{ready} of {burst} burst requests Ready").into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let burst_time = burst_began.elapsed();
+    // Exactly one certificate per request. Each replica logs "certificate issued" with the
+    // serial after the status write; the killed leader may have written a status and died
+    // before its log line. So: no request is logged twice; every logged serial is the one in
+    // the request's status (nothing signed it again afterwards); the survivor's signature
+    // count is exactly its logged issuances (it signed nothing it did not record); and the
+    // requests no log names carry serials no log names (the killed leader's last writes).
+    let issued_line = regex::Regex::new(
+        r#""message":"certificate issued","summary":"Certificate issued \(serial ([0-9a-f:]+),.*"span":\{"name":"(burst-[0-9]+)","namespace":"burst""#,
+    )?;
+    // A reconcile that still sees the request as before its own write (watch lag) re-applies
+    // the same certificate and logs it again: one signature is one (request, serial) pair.
+    let mut logged = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
+    let mut survivor_pairs = BTreeSet::new();
+    for (index, log) in [controller.log(), standby.log()].iter().enumerate() {
+        for line in log.lines() {
+            if let Some(found) = issued_line.captures(line) {
+                logged
+                    .entry(found[2].to_string())
+                    .or_default()
+                    .insert(found[1].to_string());
+                if index == 1 {
+                    survivor_pairs.insert((found[2].to_string(), found[1].to_string()));
+                }
+            }
+        }
+    }
+    let survivor_issued = survivor_pairs.len();
+    let twice: Vec<_> = logged.iter().filter(|(_, s)| s.len() > 1).collect();
+    assert!(twice.is_empty(), "signed more than once: {twice:?}");
+    let mut unlogged = 0;
+    let mut serials = BTreeSet::new();
+    for request in requests_api.list(&Default::default()).await?.items {
+        let name = request.metadata.name.clone().unwrap_or_default();
+        let pem = request
+            .data
+            .pointer("/status/certificate")
+            .and_then(Value::as_str)
+            .map(|b64| base64::engine::general_purpose::STANDARD.decode(b64))
+            .transpose()?
+            .ok_or(format!("{name} has no certificate"))?;
+        let serial = leaf_serial(&String::from_utf8(pem)?)?;
+        match logged.get(&name) {
+            Some(log) => assert_eq!(
+                log.iter()
+                    .next()
+                    .map(|s| s.to_lowercase())
+                    .unwrap_or_default(),
+                serial.to_lowercase(),
+                "{name}: the logged signature is the recorded one"
+            ),
+            None => unlogged += 1,
+        }
+        serials.insert(serial);
+    }
+    assert_eq!(serials.len(), burst, "one distinct certificate per request");
+    // At most the controller's --concurrency (64) requests were in flight at the kill.
+    assert!(
+        unlogged <= 64,
+        "{unlogged} requests issued without a log line"
+    );
+    let survivor_signatures =
+        metric_value(&metrics(standby_admin), "relay_issuer_signatures_total");
+    assert_eq!(
+        survivor_signatures, survivor_issued as f64,
+        "the new leader's signatures are its recorded certificates"
+    );
+    eprintln!(
+        "e2e: replicas: {ready}/{burst} burst requests Ready in {burst_time:?}; leader killed (kill -9) at {leader_signed} signatures in all, the standby led {takeover:?} later (Lease 15s) and signed {survivor_signatures}; each request issued exactly once ({unlogged} written by the leader just before the kill, their log lines lost with it)"
+    );
+    assert!(
+        takeover <= Duration::from_secs(19),
+        "the standby leads within the lease duration (15 s, counted from when it saw the last renewal, up to one 2 s retry period after it was made) plus one retry period: {takeover:?}"
+    );
+
+    // ---- 7. Least privilege, judged by the API server.
+    for process in [&controller, &standby, &server, &agent, &byo] {
+        let log = process.log();
+        assert!(
+            !log.contains(" 403") && !log.to_lowercase().contains("forbidden"),
+            "{} met a 403:\n{log}",
+            process.name
+        );
+    }
+    let Some(state) = &plane.local else {
+        eprintln!(
+            "e2e: least privilege from the audit log skipped: RELAY_E2E_KUBECONFIG's cluster has no audit log of ours"
+        );
+        return Ok(());
+    };
+    let audit = state.join("audit.log");
+    // The team-b agent's resync has read its Secret by name (the audit log says so).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !audited(&audit, BYO_NS, "relay-agent")?
+        .0
+        .iter()
+        .any(|r| r.verb == "get" && r.resource == "secrets")
+    {
+        if Instant::now() > deadline {
+            return Err(
+                "the team-b agent never resynced (no get of its Secret in the audit log)".into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let issuer_manifest = parse_manifests(&plane.helm(&[
+        "get",
+        "manifest",
+        "relay-issuer",
+        "-n",
+        RELAY_NAMESPACE,
+    ])?)?;
+    let mut agent_manifests = Vec::new();
+    for ns in [MANAGED_NS, BYO_NS] {
+        agent_manifests.push((
+            ns,
+            parse_manifests(&plane.helm(&["get", "manifest", "relay-agent", "-n", ns])?)?,
+        ));
+    }
+    let mut accounts: Vec<(&str, &str, &str, &[Value])> = vec![
+        (
+            "relay-issuer-controller",
+            RELAY_NAMESPACE,
+            "relay-issuer-controller",
+            issuer_manifest.as_slice(),
+        ),
+        (
+            "relay-issuer-server",
+            RELAY_NAMESPACE,
+            "relay-issuer-server",
+            issuer_manifest.as_slice(),
+        ),
+    ];
+    for (ns, objects) in &agent_manifests {
+        accounts.push(("relay-agent", *ns, "relay-agent", objects.as_slice()));
+    }
+    // Per component, the union of what its ServiceAccounts used (both agents share a chart).
+    let mut unused_by_component: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for (component, namespace, account, objects) in accounts {
+        let grants = relay_sandbox::rbac::grants_for(objects, namespace, account, namespace);
+        assert!(!grants.is_empty(), "{component}: no grants rendered");
+        let (used, forbidden) = audited(&audit, namespace, account)?;
+        assert!(
+            !used.is_empty(),
+            "{namespace}/{account}: no request in the audit log"
+        );
+        assert!(
+            forbidden.is_empty(),
+            "{namespace}/{account} got 403s: {forbidden:#?}"
+        );
+        let refused = relay_sandbox::rbac::denied(&grants, &used);
+        assert!(
+            refused.is_empty(),
+            "{namespace}/{account} made requests its chart does not grant: {refused:#?}"
+        );
+        let unused: BTreeSet<String> = relay_sandbox::rbac::unused(&grants, &used)
+            .into_iter()
+            .collect();
+        match unused_by_component
+            .iter_mut()
+            .find(|(c, _)| c.as_str() == component)
+        {
+            Some((_, set)) => *set = set.intersection(&unused).cloned().collect(),
+            None => unused_by_component.push((component.to_string(), unused)),
+        }
+    }
+    for (component, unused) in &unused_by_component {
+        eprintln!("e2e: {component}: granted, not used in the suite: {unused:?}");
+        let allowed = UNREACHABLE
+            .iter()
+            .find(|(c, _)| *c == component.as_str())
+            .map(|(_, list)| *list)
+            .unwrap_or_default();
+        for grant in unused {
+            assert!(
+                allowed.contains(&grant.as_str()),
+                "{component} is granted {grant}, which the suite never used"
+            );
+        }
+    }
+
+    // ---- 3. Remote signing (spec.relay) between two control planes: this one is the
+    // management plane (relay server); a second plane from the same script is the workload
+    // plane (controller only, agent chart with its RelayIssuer pointing at the relay server).
+    let workload = Plane::local(
+        charts::repo_root().join("target/control-plane-workload"),
+        plane.work.join("workload"),
+    )
+    .await?;
+    const REMOTE_NS: &str = "team-c";
+    for ns in [RELAY_NAMESPACE, REMOTE_NS] {
+        workload.namespace(ns)?;
+    }
+    workload.helm(&[
+        "upgrade",
+        "--install",
+        "relay-issuer",
+        issuer_chart.as_str(),
+        "--namespace",
+        RELAY_NAMESPACE,
+        "--set",
+        "server.enabled=false",
+        "--set",
+        &format!("certManager.approver.serviceAccount.name={cm_account}"),
+        "--set",
+        &format!("certManager.approver.serviceAccount.namespace={cm_namespace}"),
+    ])?;
+    register_cluster(&client, RELAY_NAMESPACE, "cluster-c").await?;
+    let workload_client = workload.client.clone();
+    put_secret_data(
+        &workload_client,
+        REMOTE_NS,
+        "relay-root-tls-secret",
+        &[("ca.crt", &pki.root)],
+    )
+    .await?;
+    put_secret_data(
+        &workload_client,
+        REMOTE_NS,
+        "relay-identity-token-secret",
+        &[("token", relay_sandbox::relay::TOKEN)],
+    )
+    .await?;
+    let remote_controller_admin = free_port();
+    let mut remote_controller = workload.run_deployment(
+        "relay-issuer",
+        RELAY_NAMESPACE,
+        "relay-issuer-controller",
+        &[(
+            "--admin-address",
+            format!("127.0.0.1:{remote_controller_admin}"),
+        )],
+        "workload-relay-issuer-controller",
+    )?;
+    remote_controller
+        .wait_ready(remote_controller_admin, Duration::from_secs(60))
+        .await?;
+    workload.helm(&[
+        "upgrade",
+        "--install",
+        "relay-agent",
+        agent_chart.as_str(),
+        "--namespace",
+        REMOTE_NS,
+        "--set",
+        "cluster=cluster-c",
+        "--set",
+        relay_address.as_str(),
+        "--set",
+        "glooAgent.relay.serverName=localhost",
+        "--set",
+        "certificate.issuer.create=true",
+    ])?;
+    let remote_agent_admin = free_port();
+    let mut remote_agent = workload.run_deployment(
+        "relay-agent",
+        REMOTE_NS,
+        "relay-agent",
+        &[("--admin-address", format!("127.0.0.1:{remote_agent_admin}"))],
+        "workload-relay-agent",
+    )?;
+    remote_agent
+        .wait_ready(remote_agent_admin, Duration::from_secs(90))
+        .await
+        .map_err(|e| format!("{e}\nworkload controller:\n{}", remote_controller.log()))?;
+    let remote = plane
+        .wait_cluster("cluster-c", Duration::from_secs(30), |s| s.connected)
+        .await?;
+    let signed_remotely = metric_sum(&metrics(server_admin), "relay_server_sign_requests_total");
+    eprintln!(
+        "e2e: remote signing: the workload plane's Certificate signed by the management plane's relay server (serial {:?}; {signed_remotely} sign requests at the server), agent connected",
+        remote.certificate_serial
+    );
+    let down = Command::new(charts::repo_root().join("scripts/control-plane.sh"))
+        .arg("down")
+        .env(
+            "RELAY_TLS_CONTROL_PLANE_DIR",
+            charts::repo_root().join("target/control-plane-workload"),
+        )
+        .output()?;
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    eprintln!("e2e: all scenarios passed in {:?}", started.elapsed());
+    Ok(())
+}
+
+/// Replaces the data of `relay-client-tls-secret` (type kubernetes.io/tls) with exactly `data`.
+async fn replace_tls_data(secrets: &Api<Secret>, data: &[(&str, &str)]) -> Result<(), BoxError> {
+    let mut secret = secrets.get("relay-client-tls-secret").await?;
+    secret.metadata = ObjectMeta {
+        name: secret.metadata.name.clone(),
+        resource_version: secret.metadata.resource_version.clone(),
+        ..Default::default()
+    };
+    secret.data = Some(
+        data.iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    k8s_openapi::ByteString(v.as_bytes().to_vec()),
+                )
+            })
+            .collect(),
+    );
+    secrets
+        .replace("relay-client-tls-secret", &PostParams::default(), &secret)
+        .await?;
+    Ok(())
+}
+
+/// Waits until `/ready` answers 503 with a reason containing `words`.
+async fn wait_not_ready_because(port: u16, words: &str, within: Duration) -> Result<(), BoxError> {
+    let deadline = Instant::now() + within;
+    loop {
+        let answer = http_get(port, "/ready");
+        if let Some((503, body)) = &answer
+            && body.contains(words)
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("/ready never said {words:?}: {answer:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The serial of the first certificate of PEM `chain`, colon-separated hex (as the relay reports
+/// it).
+fn leaf_serial(chain: &str) -> Result<String, BoxError> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes())?;
+    relay_sandbox::relay::serial_of(&pem.contents)
+}
+
+/// `text` with every run of whitespace made one space.
+fn collapse(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The last lines of a `kubectl describe` (status and events).
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines
+        .iter()
+        .position(|l| l.starts_with("Status:"))
+        .unwrap_or(0);
+    lines[from..]
+        .iter()
+        .filter(|l| {
+            let l = l.trim_start();
+            !l.starts_with("Ca:") && !l.starts_with("Certificate:")
+        })
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
