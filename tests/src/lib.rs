@@ -16,6 +16,8 @@
 //! - [`fidelity`]: the fidelity suites' target, the sandbox or a real kube-apiserver.
 //! - [`cert_manager`]: cert-manager's `Certificate`/`CertificateRequest` types and their CRDs
 //!   (they live in `relay_issuer::cert_manager`, which the issuer's controller uses too).
+//! - [`e2e`]: reads and waits of the process end-to-end suites (RelayCluster status, metrics
+//!   and `/ready` over an admin port, the serial `openssl s_client` sees).
 //! - [`harness`]: the controller's test world (CRDs, CA Secrets, requests, replicas).
 //! - [`processes`]: this workspace's binaries as child processes for end-to-end tests, and the
 //!   real kubectl pointed at a sandbox.
@@ -32,6 +34,7 @@
 pub mod apply;
 pub mod charts;
 pub mod discovery;
+pub mod e2e;
 mod error;
 pub mod events;
 pub mod faults;

@@ -268,13 +268,40 @@ pub async fn install_secrets(
         &[("tls.crt", &pki.server.chain), ("tls.key", &pki.server.key)],
     )
     .await?;
+    put_root_secret(client, namespace, pki).await?;
+    put_signing_secret(client, namespace, pki).await?;
+    put_secret_data(
+        client,
+        namespace,
+        "relay-identity-token-secret",
+        &[("token", TOKEN)],
+    )
+    .await
+}
+
+/// Writes `relay-root-tls-secret` (`ca.crt`: `pki`'s root) into `namespace`: the trust an agent
+/// checks the relay server against.
+pub async fn put_root_secret(
+    client: &kube::Client,
+    namespace: &str,
+    pki: &RelayPki,
+) -> Result<(), kube::Error> {
     put_secret_data(
         client,
         namespace,
         "relay-root-tls-secret",
         &[("ca.crt", &pki.root)],
     )
-    .await?;
+    .await
+}
+
+/// Writes `relay-tls-signing-secret` (`pki`'s intermediate, its key and the root) into
+/// `namespace`: the CA a RelayIssuer there signs with.
+pub async fn put_signing_secret(
+    client: &kube::Client,
+    namespace: &str,
+    pki: &RelayPki,
+) -> Result<(), kube::Error> {
     put_secret_data(
         client,
         namespace,
@@ -285,14 +312,25 @@ pub async fn install_secrets(
             ("ca.crt", &pki.root),
         ],
     )
-    .await?;
-    put_secret_data(
-        client,
-        namespace,
-        "relay-identity-token-secret",
-        &[("token", TOKEN)],
-    )
     .await
+}
+
+/// The relay world in one call: the relay server's Secrets in [`RELAY_NAMESPACE`], RelayClusters
+/// `clusters` registered there, and the root Secret in each of the agents' `namespaces`.
+pub async fn install_relay(
+    client: &kube::Client,
+    pki: &RelayPki,
+    clusters: &[&str],
+    namespaces: &[&str],
+) -> Result<(), kube::Error> {
+    install_secrets(client, RELAY_NAMESPACE, pki).await?;
+    for cluster in clusters {
+        register_cluster(client, RELAY_NAMESPACE, cluster).await?;
+    }
+    for namespace in namespaces {
+        put_root_secret(client, namespace, pki).await?;
+    }
+    Ok(())
 }
 
 /// Creates `RelayCluster` `name` in `namespace`.

@@ -17,23 +17,25 @@
 //! 6. Security against the real server process.
 //! 7. Swap latency over 100 swaps (reported, not asserted).
 
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{DynamicObject, PostParams};
-use relay_issuer::api::{RelayCluster, RelayClusterStatus};
 use relay_proto::v1::relay_certificates_client::RelayCertificatesClient;
 use relay_proto::v1::relay_client::RelayClient;
 use relay_proto::{AgentMessage, Hello, SignCertificateRequest};
 use relay_sandbox::Sandbox;
 use relay_sandbox::charts::render_chart;
+use relay_sandbox::e2e::{
+    RelayClusters, metric, metrics, wait_metric, wait_metric_grows, wait_not_ready_because,
+    wait_openssl_serial, wait_ready,
+};
 use relay_sandbox::harness::{self, put_secret_data};
-use relay_sandbox::processes::{Process, binary, free_port, http_get};
+use relay_sandbox::processes::{Process, binary, free_port};
 use relay_sandbox::relay::{
     Pem, RELAY_NAMESPACE, RelayPki, TOKEN, agent_certificate, agent_csr, channel, client_config,
-    install_secrets, metric_sum, metric_value, register_cluster, sign_agent,
+    install_relay, metric_sum, metric_value, sign_agent,
 };
 use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use serde_json::json;
@@ -65,6 +67,11 @@ struct World {
 }
 
 impl World {
+    /// The relay server's RelayClusters.
+    fn clusters(&self) -> RelayClusters {
+        RelayClusters::new(&self.client, RELAY_NAMESPACE)
+    }
+
     async fn start() -> Result<Self, BoxError> {
         relay_issuer::install_crypto_provider();
         let issuer = binary("relay-issuer");
@@ -86,19 +93,13 @@ impl World {
             )
             .await;
         let pki = RelayPki::new()?;
-        install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
-        for cluster in ["cluster-a", "cluster-b"] {
-            register_cluster(&client, RELAY_NAMESPACE, cluster).await?;
-        }
-        for ns in [MANAGED_NS, BYO_NS] {
-            put_secret_data(
-                &client,
-                ns,
-                "relay-root-tls-secret",
-                &[("ca.crt", &pki.root)],
-            )
-            .await?;
-        }
+        install_relay(
+            &client,
+            &pki,
+            &["cluster-a", "cluster-b"],
+            &[MANAGED_NS, BYO_NS],
+        )
+        .await?;
 
         // Every binary runs with the args and env its chart's Deployment carries; only the
         // addresses (loopback), leader election (one replica) and intervals are overridden.
@@ -174,36 +175,6 @@ impl World {
         let agent = Process::spawn(&format!("relay-agent-{cluster}"), command, self.logs.path())?;
         Ok((agent, admin))
     }
-
-    async fn cluster_status(&self, cluster: &str) -> Option<RelayClusterStatus> {
-        let api: Api<RelayCluster> = Api::namespaced(self.client.clone(), RELAY_NAMESPACE);
-        api.get(cluster).await.ok().and_then(|c| c.status)
-    }
-
-    /// Waits until the RelayCluster's status satisfies `check`.
-    async fn wait_cluster(
-        &self,
-        cluster: &str,
-        within: Duration,
-        check: impl Fn(&RelayClusterStatus) -> bool,
-    ) -> Result<RelayClusterStatus, BoxError> {
-        let deadline = Instant::now() + within;
-        loop {
-            let status = self.cluster_status(cluster).await;
-            if let Some(status) = &status
-                && check(status)
-            {
-                return Ok(status.clone());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "RelayCluster {cluster} never matched; last status {status:?}"
-                )
-                .into());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
 }
 
 async fn start_server(
@@ -233,70 +204,6 @@ async fn start_server(
     let mut server = Process::spawn(&name, command, logs)?;
     server.wait_ready(admin, Duration::from_secs(30)).await?;
     Ok(server)
-}
-
-fn metrics(port: u16) -> String {
-    http_get(port, "/metrics")
-        .map(|(_, body)| body)
-        .unwrap_or_default()
-}
-
-fn metric(port: u16, series: &str) -> f64 {
-    metric_value(&metrics(port), series)
-}
-
-async fn wait_metric(
-    port: u16,
-    series: &str,
-    within: Duration,
-    check: impl Fn(f64) -> bool,
-) -> Result<f64, BoxError> {
-    let deadline = Instant::now() + within;
-    loop {
-        let value = metric(port, series);
-        if check(value) {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("{series} stayed at {value}:\n{}", metrics(port)).into());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-async fn wait_ready(port: u16, ready: bool, within: Duration) -> Result<(), BoxError> {
-    let deadline = Instant::now() + within;
-    loop {
-        let answer = http_get(port, "/ready");
-        if answer.as_ref().map(|(code, _)| *code == 200) == Some(ready) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("/ready never became {ready}: {answer:?}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Waits until `/ready` answers 503 with a reason containing `words`; returns the reason.
-async fn wait_not_ready_because(
-    port: u16,
-    words: &str,
-    within: Duration,
-) -> Result<String, BoxError> {
-    let deadline = Instant::now() + within;
-    loop {
-        let answer = http_get(port, "/ready");
-        if let Some((503, body)) = &answer
-            && body.contains(words)
-        {
-            return Ok(body.clone());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("/ready never said {words:?}: {answer:?}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// Writes `relay-client-tls-secret` (type `kubernetes.io/tls`, as cert-manager writes it) in
@@ -467,30 +374,28 @@ async fn gloo_managed_certificates_rotate_twenty_times_without_a_failed_rpc() ->
     let (mut agent, admin) = w.start_agent(MANAGED_NS, "cluster-a").await?;
     agent.wait_ready(admin, Duration::from_secs(30)).await?;
     let first = w
-        .wait_cluster("cluster-a", Duration::from_secs(10), |s| s.connected)
+        .clusters()
+        .wait("cluster-a", Duration::from_secs(10), |s| s.connected)
         .await?;
 
     // 20 renewals, each swapped by the agent and recorded by the server.
-    let mut serials = vec![first.certificate_serial.clone().unwrap_or_default()];
-    let deadline = Instant::now() + Duration::from_secs(150);
-    while serials.len() < 21 {
-        let last = serials.last().cloned().unwrap_or_default();
-        let status = w
-            .wait_cluster(
-                "cluster-a",
-                deadline.saturating_duration_since(Instant::now()),
-                |s| s.connected && s.certificate_serial.as_deref() != Some(last.as_str()),
+    let serials = w
+        .clusters()
+        .wait_renewals(
+            "cluster-a",
+            first.certificate_serial.unwrap_or_default(),
+            20,
+            Duration::from_secs(150),
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "{e}
+agent log:
+{}",
+                agent.log()
             )
-            .await
-            .map_err(|e| {
-                format!(
-                    "after {} rotations: {e}\nagent log:\n{}",
-                    serials.len() - 1,
-                    agent.log()
-                )
-            })?;
-        serials.push(status.certificate_serial.unwrap_or_default());
-    }
+        })?;
     let text = metrics(admin);
     let swaps = metric_value(&text, "relay_agent_certificate_swaps_total");
     let heartbeats = metric_value(&text, "relay_agent_heartbeats_total");
@@ -515,7 +420,8 @@ async fn gloo_managed_certificates_rotate_twenty_times_without_a_failed_rpc() ->
     );
     // The server's view stays connected on exactly one stream once swaps settle.
     let status = w
-        .wait_cluster("cluster-a", Duration::from_secs(5), |s| {
+        .clusters()
+        .wait("cluster-a", Duration::from_secs(5), |s| {
             s.connected && s.streams >= 1
         })
         .await?;
@@ -560,10 +466,11 @@ async fn bring_your_own_secret_replaced_by_kubectl_swaps_and_server_reload_leave
     let (mut agent, admin) = w.start_agent(BYO_NS, "cluster-b").await?;
     agent.wait_ready(admin, Duration::from_secs(30)).await?;
     let serial = first.serial();
-    w.wait_cluster("cluster-b", Duration::from_secs(10), |s| {
-        s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
-    })
-    .await?;
+    w.clusters()
+        .wait("cluster-b", Duration::from_secs(10), |s| {
+            s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
+        })
+        .await?;
 
     // Another intermediate under the same root, written by a person with kubectl replace.
     let other = w.pki.other_intermediate("relay intermediate 2")?;
@@ -574,11 +481,12 @@ async fn bring_your_own_secret_replaced_by_kubectl_swaps_and_server_reload_leave
         Some(&tls_secret_manifest(BYO_NS, &second, &w.pki.root)),
     )?;
     let serial = second.serial();
-    w.wait_cluster("cluster-b", Duration::from_secs(10), |s| {
-        s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
-    })
-    .await
-    .map_err(|e| format!("{e}\n{}", agent.log()))?;
+    w.clusters()
+        .wait("cluster-b", Duration::from_secs(10), |s| {
+            s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
+        })
+        .await
+        .map_err(|e| format!("{e}\n{}", agent.log()))?;
     wait_metric(
         admin,
         "relay_agent_certificate_swaps_total",
@@ -598,21 +506,8 @@ async fn bring_your_own_secret_replaced_by_kubectl_swaps_and_server_reload_leave
         &[("tls.crt", &new_server.chain), ("tls.key", &new_server.key)],
     )
     .await?;
-    let want = new_server.serial().replace(':', "").to_uppercase();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut seen = String::new();
-    while Instant::now() < deadline {
-        seen = openssl_serial(w.relay_port)?;
-        if seen.trim_start_matches('0') == want.trim_start_matches('0') {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        seen.trim_start_matches('0'),
-        want.trim_start_matches('0'),
-        "openssl s_client sees the new server certificate"
-    );
+    // openssl s_client sees the new server certificate.
+    wait_openssl_serial(w.relay_port, &new_server.serial(), Duration::from_secs(10)).await?;
     // The agent's open stream is unaffected: heartbeats continue, no reconnect, no failure.
     wait_metric(
         admin,
@@ -632,22 +527,10 @@ async fn bring_your_own_secret_replaced_by_kubectl_swaps_and_server_reload_leave
         0.0,
         "{text}"
     );
-    let status = w.cluster_status("cluster-b").await.ok_or("no status")?;
+    let status = w.clusters().status("cluster-b").await.ok_or("no status")?;
     assert!(status.connected && status.streams == 1, "{status:?}");
     assert_eq!(metric(w.server_admin, "relay_server_connected_agents"), 1.0);
     Ok(())
-}
-
-/// The serial of the certificate `openssl s_client` is presented by the relay, upper-case hex.
-fn openssl_serial(port: u16) -> Result<String, BoxError> {
-    let output = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl s_client -connect 127.0.0.1:{port} -servername localhost -alpn h2 </dev/null 2>/dev/null | openssl x509 -noout -serial"
-        ))
-        .output()?;
-    let text = String::from_utf8(output.stdout)?;
-    Ok(text.trim().trim_start_matches("serial=").to_string())
 }
 
 // ---- 4. Expiry ----
@@ -662,22 +545,23 @@ async fn a_live_session_outlives_its_certificate_and_a_reconnect_waits_for_a_new
     put_client_secret(&w.client, BYO_NS, &short).await?;
     let (mut agent, admin) = w.start_agent(BYO_NS, "cluster-b").await?;
     agent.wait_ready(admin, Duration::from_secs(30)).await?;
-    w.wait_cluster("cluster-b", Duration::from_secs(10), |s| s.connected)
+    w.clusters()
+        .wait("cluster-b", Duration::from_secs(10), |s| s.connected)
         .await?;
 
     // Past notAfter: the agent says so on /ready, and the session goes on (heartbeats acked).
     wait_not_ready_because(admin, "expired", Duration::from_secs(10)).await?;
-    let beats = metric(admin, "relay_agent_heartbeats_total");
-    wait_metric(
+    wait_metric_grows(
         admin,
         "relay_agent_heartbeats_total",
+        3.0,
         Duration::from_secs(5),
-        |v| v >= beats + 3.0,
     )
     .await?;
     assert_eq!(metric(admin, "relay_agent_rpc_failures_total"), 0.0);
     assert!(
-        w.cluster_status("cluster-b")
+        w.clusters()
+            .status("cluster-b")
             .await
             .is_some_and(|s| s.connected)
     );
@@ -707,11 +591,12 @@ async fn a_live_session_outlives_its_certificate_and_a_reconnect_waits_for_a_new
     let fresh = w.pki.agent("cluster-b", time::Duration::hours(1))?;
     put_client_secret(&w.client, BYO_NS, &fresh).await?;
     let serial = fresh.serial();
-    w.wait_cluster("cluster-b", Duration::from_secs(15), |s| {
-        s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
-    })
-    .await
-    .map_err(|e| format!("{e}\n{}", agent.log()))?;
+    w.clusters()
+        .wait("cluster-b", Duration::from_secs(15), |s| {
+            s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
+        })
+        .await
+        .map_err(|e| format!("{e}\n{}", agent.log()))?;
     wait_ready(admin, true, Duration::from_secs(10)).await?;
     Ok(())
 }
@@ -734,10 +619,11 @@ async fn bad_secret_data_keeps_the_last_good_certificate_with_warning_events() -
     let (mut agent, admin) = w.start_agent(BYO_NS, "cluster-b").await?;
     agent.wait_ready(admin, Duration::from_secs(30)).await?;
     let serial = good.serial();
-    w.wait_cluster("cluster-b", Duration::from_secs(10), |s| {
-        s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
-    })
-    .await?;
+    w.clusters()
+        .wait("cluster-b", Duration::from_secs(10), |s| {
+            s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
+        })
+        .await?;
     let other = w.pki.agent("cluster-b", time::Duration::hours(1))?;
     let cases: [(&str, Vec<(&str, &str)>); 4] = [
         (
@@ -767,7 +653,7 @@ async fn bad_secret_data_keeps_the_last_good_certificate_with_warning_events() -
         )
         .await
         .map_err(|e| format!("{reason}: {e}\n{}", agent.log()))?;
-        let status = w.cluster_status("cluster-b").await.ok_or("no status")?;
+        let status = w.clusters().status("cluster-b").await.ok_or("no status")?;
         assert!(status.connected, "{reason}: still connected");
         assert_eq!(
             status.certificate_serial.as_deref(),
@@ -837,10 +723,11 @@ async fn bad_secret_data_keeps_the_last_good_certificate_with_warning_events() -
     )
     .await?;
     let serial = next.serial();
-    w.wait_cluster("cluster-b", Duration::from_secs(10), |s| {
-        s.certificate_serial.as_deref() == Some(serial.as_str())
-    })
-    .await?;
+    w.clusters()
+        .wait("cluster-b", Duration::from_secs(10), |s| {
+            s.certificate_serial.as_deref() == Some(serial.as_str())
+        })
+        .await?;
     Ok(())
 }
 
@@ -991,10 +878,11 @@ async fn swap_latency_over_100_swaps() -> TestResult {
         latencies.push((connected - written).as_seconds_f64() * 1000.0);
         // The old connection closes before the next swap: the server's book holds one stream,
         // the new certificate's.
-        w.wait_cluster("cluster-b", Duration::from_secs(10), |s| {
-            s.streams == 1 && s.certificate_serial.as_deref() == Some(serial.as_str())
-        })
-        .await?;
+        w.clusters()
+            .wait("cluster-b", Duration::from_secs(10), |s| {
+                s.streams == 1 && s.certificate_serial.as_deref() == Some(serial.as_str())
+            })
+            .await?;
     }
     latencies.sort_by(f64::total_cmp);
     let p = |q: f64| {

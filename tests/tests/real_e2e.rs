@@ -45,19 +45,28 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DynamicObject, ObjectMeta, PostParams};
-use relay_issuer::api::{RelayCluster, RelayClusterStatus};
 use relay_sandbox::charts::{self, container_command, parse_manifests, run_helm};
+use relay_sandbox::e2e::{
+    RelayClusters, metric, metrics, wait_metric, wait_metric_grows, wait_not_ready_because,
+    wait_openssl_serial, wait_ready,
+};
 use relay_sandbox::faults::RequestRecord;
 use relay_sandbox::harness::{self, create_issuer, create_request, put_secret_data};
-use relay_sandbox::processes::{Process, binary, free_port, http_get, kubectl_run};
+use relay_sandbox::processes::{Process, binary, free_port, kubectl_run};
 use relay_sandbox::relay::{
-    Pem, RELAY_NAMESPACE, RelayPki, TRUST_DOMAIN, install_secrets, metric_sum, metric_value,
-    register_cluster,
+    Pem, RELAY_NAMESPACE, RelayPki, TRUST_DOMAIN, install_relay, metric_sum, metric_value,
+    put_root_secret, put_signing_secret, register_cluster,
 };
 use serde_json::{Value, json};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type TestResult = Result<(), BoxError>;
+
+/// A binary of this workspace and the chart's Deployment it stands in for.
+type Workload = (&'static str, &'static str);
+const CONTROLLER: Workload = ("relay-issuer", "relay-issuer-controller");
+const SERVER: Workload = ("relay-issuer", "relay-issuer-server");
+const AGENT: Workload = ("relay-agent", "relay-agent");
 
 /// The Gloo-managed agent's namespace.
 const MANAGED_NS: &str = "team-a";
@@ -93,6 +102,11 @@ struct Plane {
 }
 
 impl Plane {
+    /// The relay server's RelayClusters.
+    fn clusters(&self) -> RelayClusters {
+        RelayClusters::new(&self.client, RELAY_NAMESPACE)
+    }
+
     async fn start() -> Result<Self, BoxError> {
         let root = charts::repo_root();
         let work = root.join("target/e2e");
@@ -214,15 +228,18 @@ impl Plane {
     }
 
     /// Starts the first container of Deployment `namespace/deployment` as a process: its args
-    /// (with `overrides`) and env, `KUBECONFIG` of the Deployment's ServiceAccount.
+    /// (with `overrides`, and its admin server on port `admin`) and env, `KUBECONFIG` of the
+    /// Deployment's ServiceAccount.
     fn run_deployment(
         &self,
-        binary_name: &str,
+        (binary_name, deployment): Workload,
         namespace: &str,
-        deployment: &str,
+        admin: u16,
         overrides: &[(&str, String)],
         log_name: &str,
     ) -> Result<Process, BoxError> {
+        let mut overrides = overrides.to_vec();
+        overrides.push(("--admin-address", format!("127.0.0.1:{admin}")));
         let object: Value = serde_json::from_str(&self.kubectl(
             &[
                 "get",
@@ -249,7 +266,7 @@ impl Plane {
         };
         let mut command = Command::new(program);
         command
-            .args(charts::with_overrides(args, overrides))
+            .args(charts::with_overrides(args, &overrides))
             .envs(charts::resolve_env(
                 &env,
                 namespace,
@@ -259,34 +276,60 @@ impl Plane {
         Ok(Process::spawn(log_name, command, &self.work)?)
     }
 
-    async fn cluster_status(&self, cluster: &str) -> Option<RelayClusterStatus> {
-        let api: Api<RelayCluster> = Api::namespaced(self.client.clone(), RELAY_NAMESPACE);
-        api.get(cluster).await.ok().and_then(|c| c.status)
+    /// [`Plane::run_deployment`], then waits until `/ready` answers 200 on port `admin`.
+    async fn start_ready(
+        &self,
+        workload: Workload,
+        namespace: &str,
+        admin: u16,
+        overrides: &[(&str, String)],
+        log_name: &str,
+        within: Duration,
+    ) -> Result<Process, BoxError> {
+        let mut process = self.run_deployment(workload, namespace, admin, overrides, log_name)?;
+        process.wait_ready(admin, within).await?;
+        Ok(process)
     }
 
-    /// Waits until RelayCluster `cluster`'s status satisfies `check`.
-    async fn wait_cluster(
+    /// `helm upgrade --install RELEASE CHART --namespace NAMESPACE`, each of `sets` a `--set`.
+    fn helm_install(
         &self,
-        cluster: &str,
-        within: Duration,
-        check: impl Fn(&RelayClusterStatus) -> bool,
-    ) -> Result<RelayClusterStatus, BoxError> {
-        let deadline = Instant::now() + within;
-        loop {
-            let status = self.cluster_status(cluster).await;
-            if let Some(status) = &status
-                && check(status)
-            {
-                return Ok(status.clone());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "RelayCluster {cluster} never matched; last status {status:?}"
-                )
-                .into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        release: &str,
+        chart: &str,
+        namespace: &str,
+        sets: &[impl AsRef<str>],
+    ) -> Result<String, BoxError> {
+        let mut args = vec![
+            "upgrade",
+            "--install",
+            release,
+            chart,
+            "--namespace",
+            namespace,
+        ];
+        for set in sets {
+            args.extend(["--set", set.as_ref()]);
         }
+        self.helm(&args)
+    }
+
+    /// The agent chart from folder `chart` into `namespace` for RelayCluster `cluster`, pointed
+    /// at the relay server (`relay_address`, a `--set`), with the further `--set` values `sets`.
+    fn install_agent(
+        &self,
+        chart: &str,
+        namespace: &str,
+        cluster: &str,
+        relay_address: &str,
+        sets: &[&str],
+    ) -> Result<String, BoxError> {
+        let mut all = vec![
+            format!("cluster={cluster}"),
+            relay_address.to_string(),
+            "glooAgent.relay.serverName=localhost".to_string(),
+        ];
+        all.extend(sets.iter().map(|s| s.to_string()));
+        self.helm_install("relay-agent", chart, namespace, &all)
     }
 
     /// Creates namespace `name` unless it exists.
@@ -331,31 +374,6 @@ impl Plane {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-}
-
-fn metrics(port: u16) -> String {
-    http_get(port, "/metrics")
-        .map(|(_, body)| body)
-        .unwrap_or_default()
-}
-
-async fn wait_metric(
-    port: u16,
-    series: &str,
-    within: Duration,
-    check: impl Fn(f64) -> bool,
-) -> Result<f64, BoxError> {
-    let deadline = Instant::now() + within;
-    loop {
-        let value = metric_value(&metrics(port), series);
-        if check(value) {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("{series} stayed at {value}:\n{}", metrics(port)).into());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
@@ -439,18 +457,6 @@ async fn secret_pem(client: &kube::Client, namespace: &str, name: &str) -> Resul
     })
 }
 
-/// The serial of the certificate `openssl s_client` is presented by the relay, upper-case hex.
-fn openssl_serial(port: u16) -> Result<String, BoxError> {
-    let output = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl s_client -connect 127.0.0.1:{port} -servername localhost -alpn h2 </dev/null 2>/dev/null | openssl x509 -noout -serial"
-        ))
-        .output()?;
-    let text = String::from_utf8(output.stdout)?;
-    Ok(text.trim().trim_start_matches("serial=").to_string())
-}
-
 /// The audit log's requests of ServiceAccount `namespace/account`, as request records, and the
 /// number answered 403.
 fn audited(
@@ -522,48 +528,24 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
             format!("certManager.approver.serviceAccount.namespace={cm_namespace}"),
         ]
     };
-    let install_issuer = |enabled: bool| -> Result<String, BoxError> {
-        let sets = approver(enabled);
-        let mut args = vec![
-            "upgrade",
-            "--install",
+    let install_issuer = |enabled: bool| {
+        plane.helm_install(
             "relay-issuer",
-            issuer_chart.as_str(),
-            "--namespace",
+            &issuer_chart,
             RELAY_NAMESPACE,
-        ];
-        for set in &sets {
-            args.push("--set");
-            args.push(set.as_str());
-        }
-        plane.helm(&args)
+            &approver(enabled),
+        )
     };
     install_issuer(false)?;
     let pki = RelayPki::new()?;
-    install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
-    for cluster in ["cluster-a", "cluster-b"] {
-        register_cluster(&client, RELAY_NAMESPACE, cluster).await?;
-    }
-    for ns in [MANAGED_NS, BYO_NS] {
-        put_secret_data(
-            &client,
-            ns,
-            "relay-root-tls-secret",
-            &[("ca.crt", &pki.root)],
-        )
-        .await?;
-    }
-    put_secret_data(
+    install_relay(
         &client,
-        MANAGED_NS,
-        "relay-tls-signing-secret",
-        &[
-            ("tls.crt", &pki.intermediate),
-            ("tls.key", &pki.intermediate_key),
-            ("ca.crt", &pki.root),
-        ],
+        &pki,
+        &["cluster-a", "cluster-b"],
+        &[MANAGED_NS, BYO_NS],
     )
     .await?;
+    put_signing_secret(&client, MANAGED_NS, &pki).await?;
     create_issuer(&client, Some(MANAGED_NS), "relay", json!({})).await?;
     create_issuer(
         &client,
@@ -574,30 +556,28 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     .await?;
 
     let controller_admin = free_port();
-    let mut controller = plane.run_deployment(
-        "relay-issuer",
-        RELAY_NAMESPACE,
-        "relay-issuer-controller",
-        &[("--admin-address", format!("127.0.0.1:{controller_admin}"))],
-        "relay-issuer-controller",
-    )?;
-    controller
-        .wait_ready(controller_admin, Duration::from_secs(60))
+    let controller = plane
+        .start_ready(
+            CONTROLLER,
+            RELAY_NAMESPACE,
+            controller_admin,
+            &[],
+            "relay-issuer-controller",
+            Duration::from_secs(60),
+        )
         .await?;
     let relay_port = free_port();
     let server_admin = free_port();
-    let mut server = plane.run_deployment(
-        "relay-issuer",
-        RELAY_NAMESPACE,
-        "relay-issuer-server",
-        &[
-            ("--listen", format!("127.0.0.1:{relay_port}")),
-            ("--admin-address", format!("127.0.0.1:{server_admin}")),
-        ],
-        "relay-issuer-server",
-    )?;
-    server
-        .wait_ready(server_admin, Duration::from_secs(60))
+    let listen = [("--listen", format!("127.0.0.1:{relay_port}"))];
+    let mut server = plane
+        .start_ready(
+            SERVER,
+            RELAY_NAMESPACE,
+            server_admin,
+            &listen,
+            "relay-issuer-server",
+            Duration::from_secs(60),
+        )
         .await?;
     eprintln!(
         "e2e: issuer chart installed, controller and server up after {:?}",
@@ -666,68 +646,55 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     // ---- 1. Gloo-managed: the agent chart's Certificate, renewed by cert-manager itself.
     let agent_chart = charts::chart_dir(charts::AGENT_CHART).display().to_string();
     let relay_address = format!("glooAgent.relay.serverAddress=127.0.0.1:{relay_port}");
-    plane.helm(&[
-        "upgrade",
-        "--install",
-        "relay-agent",
-        agent_chart.as_str(),
-        "--namespace",
+    plane.install_agent(
+        &agent_chart,
         MANAGED_NS,
-        "--set",
-        "cluster=cluster-a",
-        "--set",
-        relay_address.as_str(),
-        "--set",
-        "glooAgent.relay.serverName=localhost",
-        "--set",
-        "certificate.issuer.create=false",
-        "--set",
-        "certificate.duration=1h",
-        // renewBefore = 0.999 × 1h = 3596s: cert-manager renews 4 s after each issuance.
-        "--set",
-        "glooAgent.relay.clientTlsSecretRotationGracePeriodRatio=0.999",
-    ])?;
-    let agent_admin = free_port();
-    let mut agent = plane.run_deployment(
-        "relay-agent",
-        MANAGED_NS,
-        "relay-agent",
-        &[("--admin-address", format!("127.0.0.1:{agent_admin}"))],
-        "relay-agent-team-a",
+        "cluster-a",
+        &relay_address,
+        &[
+            "certificate.issuer.create=false",
+            "certificate.duration=1h",
+            // renewBefore = 0.999 × 1h = 3596s: cert-manager renews 4 s after each issuance.
+            "glooAgent.relay.clientTlsSecretRotationGracePeriodRatio=0.999",
+        ],
     )?;
-    agent
-        .wait_ready(agent_admin, Duration::from_secs(60))
+    let agent_admin = free_port();
+    let mut agent = plane
+        .start_ready(
+            AGENT,
+            MANAGED_NS,
+            agent_admin,
+            &[],
+            "relay-agent-team-a",
+            Duration::from_secs(60),
+        )
         .await
         .map_err(|e| format!("{e}\ncontroller:\n{}", controller.log()))?;
     let first = plane
-        .wait_cluster("cluster-a", Duration::from_secs(30), |s| s.connected)
+        .clusters()
+        .wait("cluster-a", Duration::from_secs(30), |s| s.connected)
         .await?;
     let renewals_wanted: usize = std::env::var("RELAY_E2E_RENEWALS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let mut serials = vec![first.certificate_serial.clone().unwrap_or_default()];
     let renewals_began = Instant::now();
-    let deadline = renewals_began + Duration::from_secs(30 * renewals_wanted as u64 + 60);
-    while serials.len() < renewals_wanted + 1 {
-        let last = serials.last().cloned().unwrap_or_default();
-        let status = plane
-            .wait_cluster(
-                "cluster-a",
-                deadline.saturating_duration_since(Instant::now()),
-                |s| s.connected && s.certificate_serial.as_deref() != Some(last.as_str()),
+    let serials = plane
+        .clusters()
+        .wait_renewals(
+            "cluster-a",
+            first.certificate_serial.unwrap_or_default(),
+            renewals_wanted,
+            Duration::from_secs(30 * renewals_wanted as u64 + 60),
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "{e}\nagent log:\n{}\ncontroller log:\n{}",
+                agent.log(),
+                controller.log()
             )
-            .await
-            .map_err(|e| {
-                format!(
-                    "after {} renewals: {e}\nagent log:\n{}\ncontroller log:\n{}",
-                    serials.len() - 1,
-                    agent.log(),
-                    controller.log()
-                )
-            })?;
-        serials.push(status.certificate_serial.unwrap_or_default());
-    }
+        })?;
     let text = metrics(agent_admin);
     let swaps = metric_value(&text, "relay_agent_certificate_swaps_total");
     let failures = metric_value(&text, "relay_agent_rpc_failures_total");
@@ -777,22 +744,13 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
 
     // ---- 2. Bring-your-own: kubectl create secret tls | kubectl apply, then cert-manager's CA
     // Issuer. The agent does not care who issued its certificate.
-    plane.helm(&[
-        "upgrade",
-        "--install",
-        "relay-agent",
-        agent_chart.as_str(),
-        "--namespace",
+    plane.install_agent(
+        &agent_chart,
         BYO_NS,
-        "--set",
-        "cluster=cluster-b",
-        "--set",
-        relay_address.as_str(),
-        "--set",
-        "glooAgent.relay.serverName=localhost",
-        "--set",
-        "certificate.create=false",
-    ])?;
+        "cluster-b",
+        &relay_address,
+        &["certificate.create=false"],
+    )?;
     let own = pki.agent("cluster-b", time::Duration::hours(1))?;
     let cert_file = plane.work.join("byo.crt");
     let key_file = plane.work.join("byo.key");
@@ -818,22 +776,24 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     )?;
     plane.kubectl(&["apply", "-f", "-"], Some(&manifest))?;
     let byo_admin = free_port();
-    let mut byo = plane.run_deployment(
-        "relay-agent",
-        BYO_NS,
-        "relay-agent",
-        &[
-            ("--admin-address", format!("127.0.0.1:{byo_admin}")),
-            // The periodic resync (a get by name; the chart's 5m would not come within the
-            // suite), so the least-privilege check below sees it used.
-            ("--resync-interval", "5s".into()),
-        ],
-        "relay-agent-team-b",
-    )?;
-    byo.wait_ready(byo_admin, Duration::from_secs(60)).await?;
+    let byo = plane
+        .start_ready(
+            AGENT,
+            BYO_NS,
+            byo_admin,
+            &[
+                // The periodic resync (a get by name; the chart's 5m would not come within the
+                // suite), so the least-privilege check below sees it used.
+                ("--resync-interval", "5s".into()),
+            ],
+            "relay-agent-team-b",
+            Duration::from_secs(60),
+        )
+        .await?;
     let serial = own.serial();
     plane
-        .wait_cluster("cluster-b", Duration::from_secs(30), |s| {
+        .clusters()
+        .wait("cluster-b", Duration::from_secs(30), |s| {
             s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
         })
         .await?;
@@ -887,7 +847,8 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
         "cert-manager's CA Issuer wrote a new certificate"
     );
     plane
-        .wait_cluster("cluster-b", Duration::from_secs(30), |s| {
+        .clusters()
+        .wait("cluster-b", Duration::from_secs(30), |s| {
             s.connected && s.certificate_serial.as_deref() == Some(serial.as_str())
         })
         .await
@@ -902,7 +863,7 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
 
     // ---- 5. Server certificate reload: new handshakes see it, the agent's stream stays.
     let reconnects_before = metric_sum(&metrics(byo_admin), "relay_agent_reconnects_total");
-    let heartbeats_before = metric_value(&metrics(byo_admin), "relay_agent_heartbeats_total");
+    let heartbeats_before = metric(byo_admin, "relay_agent_heartbeats_total");
     let new_server = pki.new_server_certificate()?;
     put_secret_data(
         &client,
@@ -911,21 +872,8 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
         &[("tls.crt", &new_server.chain), ("tls.key", &new_server.key)],
     )
     .await?;
-    let want = new_server.serial().replace(':', "").to_uppercase();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = String::new();
-    while Instant::now() < deadline {
-        seen = openssl_serial(relay_port)?;
-        if seen.trim_start_matches('0') == want.trim_start_matches('0') {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        seen.trim_start_matches('0'),
-        want.trim_start_matches('0'),
-        "openssl s_client sees the new server certificate"
-    );
+    // openssl s_client sees the new server certificate.
+    wait_openssl_serial(relay_port, &new_server.serial(), Duration::from_secs(20)).await?;
     // Heartbeats go on (the chart's interval is 10 s): two more, no reconnect.
     wait_metric(
         byo_admin,
@@ -977,7 +925,11 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
         )
         .await
         .map_err(|e| format!("{reason}: {e}\n{}", byo.log()))?;
-        let status = plane.cluster_status("cluster-b").await.ok_or("no status")?;
+        let status = plane
+            .clusters()
+            .status("cluster-b")
+            .await
+            .ok_or("no status")?;
         assert!(status.connected, "{reason}: still connected");
         assert_eq!(
             status.certificate_serial.as_deref(),
@@ -1022,42 +974,37 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     .await?;
     let short_serial = short.serial();
     plane
-        .wait_cluster("cluster-b", Duration::from_secs(20), |s| {
+        .clusters()
+        .wait("cluster-b", Duration::from_secs(20), |s| {
             s.connected && s.certificate_serial.as_deref() == Some(short_serial.as_str())
         })
         .await?;
     wait_not_ready_because(byo_admin, "expired", Duration::from_secs(20)).await?;
-    let beats = metric_value(&metrics(byo_admin), "relay_agent_heartbeats_total");
-    wait_metric(
+    wait_metric_grows(
         byo_admin,
         "relay_agent_heartbeats_total",
+        1.0,
         Duration::from_secs(30),
-        |v| v >= beats + 1.0,
     )
     .await?;
-    assert_eq!(
-        metric_value(&metrics(byo_admin), "relay_agent_rpc_failures_total"),
-        0.0
-    );
+    assert_eq!(metric(byo_admin, "relay_agent_rpc_failures_total"), 0.0);
     assert!(
         plane
-            .cluster_status("cluster-b")
+            .clusters()
+            .status("cluster-b")
             .await
             .is_some_and(|s| s.connected)
     );
     server.terminate(Duration::from_secs(20)).await?;
-    server = plane.run_deployment(
-        "relay-issuer",
-        RELAY_NAMESPACE,
-        "relay-issuer-server",
-        &[
-            ("--listen", format!("127.0.0.1:{relay_port}")),
-            ("--admin-address", format!("127.0.0.1:{server_admin}")),
-        ],
-        "relay-issuer-server-2",
-    )?;
-    server
-        .wait_ready(server_admin, Duration::from_secs(60))
+    server = plane
+        .start_ready(
+            SERVER,
+            RELAY_NAMESPACE,
+            server_admin,
+            &listen,
+            "relay-issuer-server-2",
+            Duration::from_secs(60),
+        )
         .await?;
     wait_metric(
         server_admin,
@@ -1066,10 +1013,7 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
         |v| v >= 1.0,
     )
     .await?;
-    assert_eq!(
-        metric_value(&metrics(server_admin), "relay_server_connected_agents"),
-        0.0
-    );
+    assert_eq!(metric(server_admin, "relay_server_connected_agents"), 0.0);
     let fresh = pki.agent("cluster-b", time::Duration::hours(1))?;
     replace_tls_data(
         &secrets,
@@ -1078,20 +1022,15 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     .await?;
     let fresh_serial = fresh.serial();
     plane
-        .wait_cluster("cluster-b", Duration::from_secs(60), |s| {
+        .clusters()
+        .wait("cluster-b", Duration::from_secs(60), |s| {
             s.connected && s.certificate_serial.as_deref() == Some(fresh_serial.as_str())
         })
         .await
         .map_err(|e| format!("{e}\n{}", byo.log()))?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http_get(byo_admin, "/ready").map(|(code, _)| code) != Some(200) {
-        if Instant::now() > deadline {
-            return Err(
-                format!("agent not ready again: {:?}", http_get(byo_admin, "/ready")).into(),
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(byo_admin, true, Duration::from_secs(20))
+        .await
+        .map_err(|e| format!("agent not ready again: {e}"))?;
     eprintln!(
         "e2e: expiry: the live session outlived the certificate, the reconnect was refused, a new certificate recovered it"
     );
@@ -1099,10 +1038,10 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     // ---- 4. Two controller replicas on the real Lease API: kill -9 the leader during a burst.
     let standby_admin = free_port();
     let standby = plane.run_deployment(
-        "relay-issuer",
+        CONTROLLER,
         RELAY_NAMESPACE,
-        "relay-issuer-controller",
-        &[("--admin-address", format!("127.0.0.1:{standby_admin}"))],
+        standby_admin,
+        &[],
         "relay-issuer-controller-standby",
     )?;
     wait_metric(
@@ -1112,29 +1051,16 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
         |_| metrics(standby_admin).contains("relay_issuer_leader"),
     )
     .await?;
-    assert_eq!(
-        metric_value(&metrics(standby_admin), "relay_issuer_leader"),
-        0.0
-    );
+    assert_eq!(metric(standby_admin, "relay_issuer_leader"), 0.0);
     let burst: usize = std::env::var("RELAY_E2E_BURST")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     const BURST_NS: &str = "burst";
     plane.namespace(BURST_NS)?;
-    put_secret_data(
-        &client,
-        BURST_NS,
-        "relay-tls-signing-secret",
-        &[
-            ("tls.crt", &pki.intermediate),
-            ("tls.key", &pki.intermediate_key),
-            ("ca.crt", &pki.root),
-        ],
-    )
-    .await?;
+    put_signing_secret(&client, BURST_NS, &pki).await?;
     create_issuer(&client, Some(BURST_NS), "relay", json!({})).await?;
-    let signed_before = metric_value(&metrics(controller_admin), "relay_issuer_signatures_total");
+    let signed_before = metric(controller_admin, "relay_issuer_signatures_total");
     let burst_began = Instant::now();
     let creating = {
         let client = client.clone();
@@ -1260,8 +1186,7 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
         unlogged <= 64,
         "{unlogged} requests issued without a log line"
     );
-    let survivor_signatures =
-        metric_value(&metrics(standby_admin), "relay_issuer_signatures_total");
+    let survivor_signatures = metric(standby_admin, "relay_issuer_signatures_total");
     assert_eq!(
         survivor_signatures, survivor_issued as f64,
         "the new leader's signatures are its recorded certificates"
@@ -1392,29 +1317,19 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     for ns in [RELAY_NAMESPACE, REMOTE_NS] {
         workload.namespace(ns)?;
     }
-    workload.helm(&[
-        "upgrade",
-        "--install",
+    workload.helm_install(
         "relay-issuer",
-        issuer_chart.as_str(),
-        "--namespace",
+        &issuer_chart,
         RELAY_NAMESPACE,
-        "--set",
-        "server.enabled=false",
-        "--set",
-        &format!("certManager.approver.serviceAccount.name={cm_account}"),
-        "--set",
-        &format!("certManager.approver.serviceAccount.namespace={cm_namespace}"),
-    ])?;
+        &[
+            "server.enabled=false".to_string(),
+            format!("certManager.approver.serviceAccount.name={cm_account}"),
+            format!("certManager.approver.serviceAccount.namespace={cm_namespace}"),
+        ],
+    )?;
     register_cluster(&client, RELAY_NAMESPACE, "cluster-c").await?;
     let workload_client = workload.client.clone();
-    put_secret_data(
-        &workload_client,
-        REMOTE_NS,
-        "relay-root-tls-secret",
-        &[("ca.crt", &pki.root)],
-    )
-    .await?;
+    put_root_secret(&workload_client, REMOTE_NS, &pki).await?;
     put_secret_data(
         &workload_client,
         REMOTE_NS,
@@ -1423,49 +1338,38 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     )
     .await?;
     let remote_controller_admin = free_port();
-    let mut remote_controller = workload.run_deployment(
-        "relay-issuer",
-        RELAY_NAMESPACE,
-        "relay-issuer-controller",
-        &[(
-            "--admin-address",
-            format!("127.0.0.1:{remote_controller_admin}"),
-        )],
-        "workload-relay-issuer-controller",
-    )?;
-    remote_controller
-        .wait_ready(remote_controller_admin, Duration::from_secs(60))
+    let remote_controller = workload
+        .start_ready(
+            CONTROLLER,
+            RELAY_NAMESPACE,
+            remote_controller_admin,
+            &[],
+            "workload-relay-issuer-controller",
+            Duration::from_secs(60),
+        )
         .await?;
-    workload.helm(&[
-        "upgrade",
-        "--install",
-        "relay-agent",
-        agent_chart.as_str(),
-        "--namespace",
+    workload.install_agent(
+        &agent_chart,
         REMOTE_NS,
-        "--set",
-        "cluster=cluster-c",
-        "--set",
-        relay_address.as_str(),
-        "--set",
-        "glooAgent.relay.serverName=localhost",
-        "--set",
-        "certificate.issuer.create=true",
-    ])?;
-    let remote_agent_admin = free_port();
-    let mut remote_agent = workload.run_deployment(
-        "relay-agent",
-        REMOTE_NS,
-        "relay-agent",
-        &[("--admin-address", format!("127.0.0.1:{remote_agent_admin}"))],
-        "workload-relay-agent",
+        "cluster-c",
+        &relay_address,
+        &["certificate.issuer.create=true"],
     )?;
-    remote_agent
-        .wait_ready(remote_agent_admin, Duration::from_secs(90))
+    let remote_agent_admin = free_port();
+    let _remote_agent = workload
+        .start_ready(
+            AGENT,
+            REMOTE_NS,
+            remote_agent_admin,
+            &[],
+            "workload-relay-agent",
+            Duration::from_secs(90),
+        )
         .await
         .map_err(|e| format!("{e}\nworkload controller:\n{}", remote_controller.log()))?;
     let remote = plane
-        .wait_cluster("cluster-c", Duration::from_secs(30), |s| s.connected)
+        .clusters()
+        .wait("cluster-c", Duration::from_secs(30), |s| s.connected)
         .await?;
     let signed_remotely = metric_sum(&metrics(server_admin), "relay_server_sign_requests_total");
     eprintln!(
@@ -1510,23 +1414,6 @@ async fn replace_tls_data(secrets: &Api<Secret>, data: &[(&str, &str)]) -> Resul
         .replace("relay-client-tls-secret", &PostParams::default(), &secret)
         .await?;
     Ok(())
-}
-
-/// Waits until `/ready` answers 503 with a reason containing `words`.
-async fn wait_not_ready_because(port: u16, words: &str, within: Duration) -> Result<(), BoxError> {
-    let deadline = Instant::now() + within;
-    loop {
-        let answer = http_get(port, "/ready");
-        if let Some((503, body)) = &answer
-            && body.contains(words)
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("/ready never said {words:?}: {answer:?}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The serial of the first certificate of PEM `chain`, colon-separated hex (as the relay reports
