@@ -88,7 +88,7 @@ fuzz: ## fuzz CSR/PEM parsing and signing for FUZZ_SECONDS per target (not in CI
 	  mkdir -p corpus/$$target && $(FUZZ_ENV) $(CARGO) $(FUZZ_TOOLCHAIN) fuzz run $$target corpus/$$target seeds/$$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
-ci: tools lint test fuzz-build demo ## what .ci/run runs
+ci: tools lint test fuzz-build demo e2e ## what .ci/run runs (e2e last: it builds the real control plane once per version into a cache)
 
 clean: ## remove build output
 	$(CARGO) clean
