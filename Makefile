@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
 FUZZ_ENV := $(if $(FUZZ_TOOLCHAIN),,RUSTC_BOOTSTRAP=1)
 
-.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent fuzz fuzz-build ci clean cluster cluster-down cluster-smoke fidelity-real e2e
+.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent fuzz fuzz-build ci clean cluster cluster-down cluster-smoke fidelity-real e2e bench-real
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -78,6 +78,20 @@ else
 	  scripts/control-plane.sh down; \
 	  RELAY_TLS_CONTROL_PLANE_DIR=$(abspath target/control-plane-workload) scripts/control-plane.sh down; exit $$status
 endif
+
+# The bench's own plane (state in target/control-plane-bench), fresh, and down afterwards
+# whether it passed or not; our controller is a release build (cert-manager's is optimised too).
+BENCH_REAL_CERTIFICATES ?= 1000
+BENCH_REAL_ROUNDS ?= 3
+BENCH_REAL_PLANE = RELAY_TLS_CONTROL_PLANE_DIR=$(abspath target/control-plane-bench)
+bench-real: tools ## cert-manager's CA ClusterIssuer vs our RelayClusterIssuer on a real plane: BENCH_REAL_CERTIFICATES (1000) Certificates at once, BENCH_REAL_ROUNDS (3) alternating rounds, medians and ratios; BENCH_REAL_CERT_MANAGER_ARGS for cert-manager's flags
+	$(CARGO) build -q --release -p relay-issuer --bin relay-issuer
+	$(CARGO) build -q -p relay-sandbox --example bench_real
+	$(BENCH_REAL_PLANE) scripts/control-plane.sh down
+	status=0; $(BENCH_REAL_PLANE) CONTROL_PLANE_CERT_MANAGER_ARGS="$(BENCH_REAL_CERT_MANAGER_ARGS)" \
+	  RELAY_E2E_BINARIES=$(abspath target/release) target/debug/examples/bench_real \
+	  --certificates $(BENCH_REAL_CERTIFICATES) --rounds $(BENCH_REAL_ROUNDS) || status=$$?; \
+	  $(BENCH_REAL_PLANE) scripts/control-plane.sh down; exit $$status
 
 fuzz-build: ## check that the fuzz targets compile (what CI runs)
 	cd fuzz && CARGO_TARGET_DIR=../target $(CARGO) build --bins

@@ -368,7 +368,7 @@ up() {
   local began=$SECONDS
   [ -x "$KUBECTL" ] && [ -x "$HELM" ] || die "kubectl and helm are needed in target/tools/bin: run make tools"
   build
-  if healthy; then
+  if healthy && [ "$(cat "$STATE/cert-manager-args" 2>/dev/null)" = "${CONTROL_PLANE_CERT_MANAGER_ARGS:-}" ]; then
     say "already up and healthy (reused)"
     echo "$STATE/kubeconfig"
     return 0
@@ -474,9 +474,15 @@ yaml.safe_dump_all(out, sys.stdout)' "$pki/webhook-ca.crt" >"$STATE/cert-manager
   start cert-manager-webhook --listen "127.0.0.1:$WEBHOOK_PORT" \
     --kubeconfig "$STATE/kubeconfigs/cert-manager.cert-manager-webhook.kubeconfig" \
     --tls-cert-file "$pki/cert-manager-webhook.crt" --tls-private-key-file "$pki/cert-manager-webhook.key"
+  # CONTROL_PLANE_CERT_MANAGER_ARGS: more flags for cert-manager's controller (make bench-real
+  # raises its client rate limit with them); recorded, so `up` reuses only a plane started alike.
+  local extra_args
+  read -r -a extra_args <<<"${CONTROL_PLANE_CERT_MANAGER_ARGS:-}"
   start cert-manager-controller --kubeconfig "$STATE/kubeconfigs/cert-manager.cert-manager.kubeconfig" \
     --cluster-resource-namespace cert-manager --leader-election-namespace kube-system \
-    --healthz-listen-address "127.0.0.1:$CM_HEALTHZ_PORT" --metrics-listen-address "127.0.0.1:$CM_METRICS_PORT"
+    --healthz-listen-address "127.0.0.1:$CM_HEALTHZ_PORT" --metrics-listen-address "127.0.0.1:$CM_METRICS_PORT" \
+    "${extra_args[@]}"
+  echo "${CONTROL_PLANE_CERT_MANAGER_ARGS:-}" >"$STATE/cert-manager-args"
   kc wait --for condition=Established --timeout 30s -f "$cm_dir/deploy/crds/" >/dev/null
   wait_for 30 kube-controller-manager controller_manager_ready
   wait_for 30 cert-manager-webhook webhook_ready

@@ -18,6 +18,8 @@
 //!   (they live in `relay_issuer::cert_manager`, which the issuer's controller uses too).
 //! - [`e2e`]: reads and waits of the process end-to-end suites (RelayCluster status, metrics
 //!   and `/ready` over an admin port, the serial `openssl s_client` sees).
+//! - [`plane`]: a real control plane (`make cluster`) or cluster, and this workspace's binaries
+//!   run on it as the pods of their Deployments (`make e2e`, `make bench-real`).
 //! - [`harness`]: the controller's test world (CRDs, CA Secrets, requests, replicas).
 //! - [`processes`]: this workspace's binaries as child processes for end-to-end tests, and the
 //!   real kubectl pointed at a sandbox.
@@ -43,6 +45,7 @@ pub mod harness;
 mod http;
 pub mod jsonpath;
 pub mod metadata;
+pub mod plane;
 pub mod processes;
 pub mod protobuf;
 pub mod raw_watch;
