@@ -110,7 +110,11 @@ pub fn check_client(
     data: &BTreeMap<String, ByteString>,
     now: OffsetDateTime,
 ) -> Result<KeyPair, relay_issuer::Error> {
-    load_key_pair(value(data, "tls.crt"), value(data, "tls.key"), now)
+    Ok(load_key_pair(
+        value(data, "tls.crt"),
+        value(data, "tls.key"),
+        now,
+    )?)
 }
 
 /// Checks a root Secret's `ca.crt`; `source` (`namespace/name`) is named in messages.

@@ -14,6 +14,7 @@ FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 # Every workspace member must be present for cargo to load the workspace, even those not built.
 COPY Cargo.toml Cargo.lock ./
+COPY pki pki
 COPY proto proto
 COPY issuer issuer
 COPY agent agent

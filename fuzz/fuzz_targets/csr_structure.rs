@@ -17,7 +17,7 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use relay_issuer::Error;
+use relay_issuer::pki::Error;
 use relay_issuer::pki::csr::{SubjectAltName, read_csr};
 use relay_issuer::pki::generate::{PkiSpec, generate_pki};
 use relay_issuer::pki::pem::encode_pem;

@@ -17,7 +17,8 @@ pub mod controller;
 mod error;
 pub mod kube_client;
 pub mod leader;
-pub mod pki;
+/// The PKI core, crate `relay-pki` (re-exported under its old path).
+pub use relay_pki as pki;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

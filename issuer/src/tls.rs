@@ -31,14 +31,15 @@ pub fn certified_key(pair: &KeyPair) -> Result<Arc<CertifiedKey>, Error> {
         "RSA PRIVATE KEY" => PrivatePkcs1KeyDer::from(der).into(),
         "EC PRIVATE KEY" => PrivateSec1KeyDer::from(der).into(),
         other => {
-            return Err(Error::KeyPairInvalid {
+            return Err(relay_pki::Error::KeyPairInvalid {
                 problem: KeyPairProblem::KeyInvalid,
                 detail: format!("tls.key holds a {other:?} block, which TLS cannot use"),
-            });
+            }
+            .into());
         }
     };
     let signing_key = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| {
-        Error::KeyPairInvalid {
+        relay_pki::Error::KeyPairInvalid {
             problem: KeyPairProblem::KeyInvalid,
             detail: format!("tls.key cannot be used for TLS ({e})"),
         }

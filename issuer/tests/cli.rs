@@ -500,7 +500,7 @@ fn the_refusal_reason_is_the_one_the_controller_would_write() {
     // Exactly the PKI core's message for Error::CaNotAllowed.
     assert_eq!(
         err.trim_end(),
-        format!("error: {}", relay_issuer::Error::CaNotAllowed)
+        format!("error: {}", relay_issuer::pki::Error::CaNotAllowed)
     );
 }
 

@@ -52,9 +52,10 @@ pub fn run(args: &InspectArgs, now: time::OffsetDateTime) -> Result<(), Error> {
         (_, Some(rb), _) => RenewalRule::RenewBefore(super::duration_arg(rb)?),
         (_, _, Some(pct)) => {
             if !(1..=99).contains(&pct) {
-                return Err(Error::PercentageOutOfRange {
+                return Err(relay_pki::Error::PercentageOutOfRange {
                     percentage: i64::from(pct),
-                });
+                }
+                .into());
             }
             RenewalRule::RenewBeforePercentage(pct)
         }

@@ -93,8 +93,20 @@ fn parse_now(text: &str) -> Result<time::OffsetDateTime, String> {
 /// The process exit code for an error: 2 for refusals and bad input, 1 for internal failures.
 pub fn exit_code(error: &Error) -> u8 {
     match error {
-        Error::SigningFailed { .. } | Error::Generate { .. } => 1,
-        _ => 2,
+        Error::Pki(relay_pki::Error::SigningFailed { .. } | relay_pki::Error::Generate { .. })
+        | Error::Generate { .. } => 1,
+        Error::Pki(_)
+        | Error::TrustBundleInvalid { .. }
+        | Error::Tls { .. }
+        | Error::Io { .. }
+        | Error::FileExists { .. }
+        | Error::SecretManifest { .. }
+        | Error::UnrecognisedInput { .. }
+        | Error::InvalidArgument(_)
+        | Error::KubeApi { .. }
+        | Error::KubeConfig { .. }
+        | Error::LeaderElection { .. }
+        | Error::AdminServer { .. } => 2,
     }
 }
 
@@ -109,5 +121,5 @@ pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
 
 /// Parses a Go duration from a flag.
 pub(crate) fn duration_arg(text: &str) -> Result<time::Duration, Error> {
-    crate::pki::parse_duration(text)
+    Ok(crate::pki::parse_duration(text)?)
 }

@@ -19,7 +19,7 @@ use crate::cert_manager::{
     CONDITION_APPROVED, CONDITION_DENIED, CONDITION_INVALID_REQUEST, CONDITION_READY,
     REASON_DENIED, REASON_FAILED, REASON_ISSUED, REASON_PENDING,
 };
-use crate::pki::{SigningCa, SigningPolicy, format_time, parse_duration};
+use crate::pki::{Error as PkiError, SigningCa, SigningPolicy, format_time, parse_duration};
 use crate::{Disposition, Error};
 
 /// The field manager of every status write, so server-side apply owns exactly our fields.
@@ -492,17 +492,41 @@ pub fn load_signing_ca<'a>(
     })
 }
 
-/// The issuer condition reason for a CA load error.
-pub fn ca_error_reason(error: &Error) -> &'static str {
+/// The issuer condition reason for a CA load error (no `_` arm: a new error is placed here).
+pub fn ca_error_reason(error: &PkiError) -> &'static str {
     match error {
-        Error::CaCertificateMissing | Error::CaCertificateInvalid { .. } => "CACertificateInvalid",
-        Error::CaKeyMissing | Error::CaKeyInvalid { .. } => "CAKeyInvalid",
-        Error::CaNotCa { .. } => "NotACA",
-        Error::CaNotYetValid { .. } => "CANotYetValid",
-        Error::CaExpired { .. } => "CAExpired",
-        Error::CaKeyMismatch { .. } => "KeyMismatch",
-        Error::CaChainBroken { .. } => "ChainBroken",
-        _ => "CAInvalid",
+        PkiError::CaCertificateMissing | PkiError::CaCertificateInvalid { .. } => {
+            "CACertificateInvalid"
+        }
+        PkiError::CaKeyMissing | PkiError::CaKeyInvalid { .. } => "CAKeyInvalid",
+        PkiError::CaNotCa { .. } => "NotACA",
+        PkiError::CaNotYetValid { .. } => "CANotYetValid",
+        PkiError::CaExpired { .. } => "CAExpired",
+        PkiError::CaKeyMismatch { .. } => "KeyMismatch",
+        PkiError::CaChainBroken { .. } => "ChainBroken",
+        PkiError::CsrNotPem { .. }
+        | PkiError::CsrInvalid { .. }
+        | PkiError::CsrSignatureInvalid { .. }
+        | PkiError::CsrKeyUnsupported { .. }
+        | PkiError::CsrSanUnsupported { .. }
+        | PkiError::CsrExtensionInvalid { .. }
+        | PkiError::UsageUnknown { .. }
+        | PkiError::UsageMismatch { .. }
+        | PkiError::IsCaMismatch { .. }
+        | PkiError::CaNotAllowed
+        | PkiError::DurationNotPositive { .. }
+        | PkiError::DurationTooLong { .. }
+        | PkiError::WouldOutliveCa { .. }
+        | PkiError::SigningFailed { .. }
+        | PkiError::DurationSyntax { .. }
+        | PkiError::RatioOutOfRange { .. }
+        | PkiError::PercentageOutOfRange { .. }
+        | PkiError::EmptyValidity { .. }
+        | PkiError::CertificateInvalid { .. }
+        | PkiError::IdentityInvalid { .. }
+        | PkiError::KeyPairInvalid { .. }
+        | PkiError::InvalidArgument(_)
+        | PkiError::Generate { .. } => "CAInvalid",
     }
 }
 

@@ -168,7 +168,7 @@ async fn sign_remotely(
         None => None,
         Some(text) => match parse_duration(text) {
             Ok(d) => Some(d),
-            Err(error) => return Some(Outcome::from_sign_error(&error)),
+            Err(error) => return Some(Outcome::from_sign_error(&error.into())),
         },
     };
     if !ctx.leadership.leads_for_at_least(super::SIGN_MARGIN) {
@@ -255,7 +255,7 @@ async fn sign(
         None => None,
         Some(text) => match parse_duration(text) {
             Ok(d) => Some(d),
-            Err(error) => return Some(Outcome::from_sign_error(&error)),
+            Err(error) => return Some(Outcome::from_sign_error(&error.into())),
         },
     };
     let usages: Vec<String> = spec.usages.iter().map(|u| u.as_str().to_string()).collect();
@@ -284,6 +284,6 @@ async fn sign(
             ctx.remember_signed(uid, outcome.clone());
             outcome
         }
-        Err(error) => Outcome::from_sign_error(&error),
+        Err(error) => Outcome::from_sign_error(&error.into()),
     })
 }

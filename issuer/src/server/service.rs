@@ -35,7 +35,6 @@ use crate::api::RelayCluster;
 use crate::pki::csr::{csr_der_from_pem, read_csr};
 use crate::pki::identity::validate_cluster_name;
 use crate::pki::{self, CertificateTerms, SigningPolicy, csr_identity, peer_certificate};
-use crate::{Disposition, Error};
 
 /// How long an agent has to send its `Hello` after opening `Connect`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -175,7 +174,9 @@ impl Inner {
         caller: &Caller,
         request: &SignCertificateRequest,
     ) -> Result<SignCertificateResponse, Refusal> {
-        let invalid = |e: Error| Refusal::InvalidArgument(e.to_string());
+        fn invalid(e: impl std::fmt::Display) -> Refusal {
+            Refusal::InvalidArgument(e.to_string())
+        }
         validate_cluster_name(&request.cluster).map_err(invalid)?;
         let csr_der = csr_der_from_pem(request.csr_pem.as_bytes()).map_err(invalid)?;
         let csr = read_csr(&csr_der).map_err(invalid)?;
@@ -211,9 +212,12 @@ impl Inner {
             &SigningPolicy::default(),
             OffsetDateTime::now_utc(),
         )
-        .map_err(|e| match e.disposition() {
-            Disposition::Permanent => Refusal::InvalidArgument(e.to_string()),
-            Disposition::Retryable => Refusal::Unavailable(e.to_string()),
+        .map_err(|e| {
+            if e.is_request_fault() {
+                Refusal::InvalidArgument(e.to_string())
+            } else {
+                Refusal::Unavailable(e.to_string())
+            }
         })?;
         info!(cluster = %request.cluster, serial = %issued.serial, not_after = %pki::format_time(issued.not_after), "signed an agent certificate");
         Ok(SignCertificateResponse {

@@ -24,7 +24,7 @@ pub fn generate_private_key(private_key: Option<&Value>) -> Result<KeyPair, Erro
         .and_then(|p| p.get("size"))
         .and_then(Value::as_u64);
     let failed =
-        |e: relay_issuer::Error| invalid(format!("generating the private key failed: {e}"));
+        |e: relay_issuer::pki::Error| invalid(format!("generating the private key failed: {e}"));
     match (algorithm, size) {
         ("RSA", None) => generate_rsa_key(2048).map_err(failed),
         ("RSA", Some(bits)) if (2048..=8192).contains(&bits) => {

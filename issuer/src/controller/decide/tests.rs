@@ -896,7 +896,7 @@ fn status_change_same_reason_and_message_but_missing_transition_time_is_written(
 
 #[test]
 fn outcome_from_sign_error_by_disposition() {
-    let failed = Outcome::from_sign_error(&Error::CaNotAllowed);
+    let failed = Outcome::from_sign_error(&PkiError::CaNotAllowed.into());
     let Outcome::Failed { message } = &failed else {
         panic!("permanent errors fail: {failed:?}")
     };
@@ -905,11 +905,11 @@ fn outcome_from_sign_error_by_disposition() {
         "{message}"
     );
     assert!(
-        message.contains(&Error::CaNotAllowed.to_string()),
+        message.contains(&PkiError::CaNotAllowed.to_string()),
         "{message}"
     );
 
-    let pending = Outcome::from_sign_error(&Error::CaKeyMissing);
+    let pending = Outcome::from_sign_error(&PkiError::CaKeyMissing.into());
     let Outcome::Pending { message } = &pending else {
         panic!("retryable errors are pending: {pending:?}")
     };
@@ -918,7 +918,7 @@ fn outcome_from_sign_error_by_disposition() {
         "{message}"
     );
     assert!(
-        message.contains(&Error::CaKeyMissing.to_string()),
+        message.contains(&PkiError::CaKeyMissing.to_string()),
         "{message}"
     );
 }
@@ -1328,47 +1328,53 @@ fn assert_no_key_material(message: &str, key_pem: &str) {
 #[test]
 fn ca_error_reasons() {
     let cases = [
-        (Error::CaCertificateMissing, "CACertificateInvalid"),
+        (PkiError::CaCertificateMissing, "CACertificateInvalid"),
         (
-            Error::CaCertificateInvalid {
+            PkiError::CaCertificateInvalid {
                 source_name: "tls.crt",
                 index: 1,
                 detail: "x".into(),
             },
             "CACertificateInvalid",
         ),
-        (Error::CaKeyMissing, "CAKeyInvalid"),
-        (Error::CaKeyInvalid { detail: "x".into() }, "CAKeyInvalid"),
+        (PkiError::CaKeyMissing, "CAKeyInvalid"),
         (
-            Error::CaNotCa {
+            PkiError::CaKeyInvalid { detail: "x".into() },
+            "CAKeyInvalid",
+        ),
+        (
+            PkiError::CaNotCa {
                 subject: "s".into(),
                 detail: "d".into(),
             },
             "NotACA",
         ),
         (
-            Error::CaNotYetValid {
+            PkiError::CaNotYetValid {
                 subject: "s".into(),
                 not_before: "t".into(),
             },
             "CANotYetValid",
         ),
         (
-            Error::CaExpired {
+            PkiError::CaExpired {
                 subject: "s".into(),
                 not_after: "t".into(),
             },
             "CAExpired",
         ),
         (
-            Error::CaKeyMismatch {
+            PkiError::CaKeyMismatch {
                 subject: "s".into(),
                 detail: "d".into(),
             },
             "KeyMismatch",
         ),
-        (Error::CaChainBroken { detail: "d".into() }, "ChainBroken"),
-        (Error::CaNotAllowed, "CAInvalid"),
+        (
+            PkiError::CaChainBroken { detail: "d".into() },
+            "ChainBroken",
+        ),
+        (PkiError::CaNotAllowed, "CAInvalid"),
     ];
     for (error, reason) in cases {
         assert_eq!(ca_error_reason(&error), reason, "{error:?}");

@@ -1,5 +1,7 @@
 //! Builders for tests: CAs of every key type, CSRs shaped as tests need them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use super::generate::{GeneratedKeyType, generate_key};
 use super::{SigningCa, parse_duration};
 use rcgen::{
@@ -9,17 +11,17 @@ use rcgen::{
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-pub(crate) const NOW: OffsetDateTime = datetime!(2026-11-28 12:00:00 UTC);
+pub const NOW: OffsetDateTime = datetime!(2026-11-28 12:00:00 UTC);
 
 /// A root, an intermediate signed by it, and their PEMs.
-pub(crate) struct TestPki {
+pub struct TestPki {
     pub root_pem: String,
     pub root_key: KeyPair,
     pub intermediate_pem: String,
     pub intermediate_key_pem: String,
 }
 
-pub(crate) fn ca_params(
+pub fn ca_params(
     cn: &str,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
@@ -37,10 +39,7 @@ pub(crate) fn ca_params(
 }
 
 /// A root valid ±10 years around NOW and an intermediate valid until `intermediate_not_after`.
-pub(crate) fn mk_pki_until(
-    key_type: GeneratedKeyType,
-    intermediate_not_after: OffsetDateTime,
-) -> TestPki {
+pub fn mk_pki_until(key_type: GeneratedKeyType, intermediate_not_after: OffsetDateTime) -> TestPki {
     let root_key = generate_key(key_type).unwrap();
     let root_params = ca_params(
         "test root",
@@ -66,12 +65,12 @@ pub(crate) fn mk_pki_until(
     }
 }
 
-pub(crate) fn mk_pki(key_type: GeneratedKeyType) -> TestPki {
+pub fn mk_pki(key_type: GeneratedKeyType) -> TestPki {
     mk_pki_until(key_type, NOW + Duration::days(1825))
 }
 
 impl TestPki {
-    pub(crate) fn ca(&self) -> SigningCa {
+    pub fn ca(&self) -> SigningCa {
         SigningCa::load(
             self.intermediate_pem.as_bytes(),
             self.intermediate_key_pem.as_bytes(),
@@ -84,7 +83,7 @@ impl TestPki {
 
 /// What a test CSR asks for.
 #[derive(Clone, Debug)]
-pub(crate) struct CsrSpec {
+pub struct CsrSpec {
     pub key_type: GeneratedKeyType,
     pub common_name: Option<String>,
     pub sans: Vec<SanType>,
@@ -111,7 +110,7 @@ impl Default for CsrSpec {
 }
 
 /// Makes a CSR and returns (PEM, the key).
-pub(crate) fn mk_csr(spec: &CsrSpec) -> (String, KeyPair) {
+pub fn mk_csr(spec: &CsrSpec) -> (String, KeyPair) {
     let key = generate_key(spec.key_type).unwrap();
     let pem = csr_params(spec)
         .serialize_request(&key)
@@ -122,7 +121,7 @@ pub(crate) fn mk_csr(spec: &CsrSpec) -> (String, KeyPair) {
 }
 
 /// The rcgen parameters of a CSR shaped as `spec` says (the key is the caller's).
-pub(crate) fn csr_params(spec: &CsrSpec) -> CertificateParams {
+pub fn csr_params(spec: &CsrSpec) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     if let Some(cn) = &spec.common_name {
@@ -136,11 +135,11 @@ pub(crate) fn csr_params(spec: &CsrSpec) -> CertificateParams {
     params
 }
 
-pub(crate) fn dur(text: &str) -> Duration {
+pub fn dur(text: &str) -> Duration {
     parse_duration(text).unwrap()
 }
 
-pub(crate) fn fixture(name: &str) -> Vec<u8> {
+pub fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);

@@ -1,7 +1,8 @@
-//! The PKI core: signing rules, CA checks and renewal arithmetic as plain functions.
+//! relay-pki, the PKI core: signing rules, CA checks and renewal arithmetic as plain functions.
 //!
-//! Nothing in here knows about Kubernetes, gRPC or the network. The controller, the relay server
-//! and the offline CLI feed it bytes and a clock and get back certificates or precise errors.
+//! Nothing in here knows about Kubernetes, gRPC or the network, and its [`Error`] holds no such
+//! type. The issuer's controller, the relay server, the offline CLI and the agent feed it bytes
+//! and a clock and get back certificates or precise errors.
 //!
 //! - [`ca`]: loading and checking the signing CA (`tls.crt`, `tls.key`, `ca.crt`).
 //! - [`csr`]: reading and verifying a PKCS#10 request.
@@ -13,6 +14,10 @@
 //! - [`inspect`]: describing certificates for people and machines.
 //! - [`identity`]: the relay cluster identity (CN + SPIFFE URI) of a certificate or CSR.
 //! - [`keypair`]: checking a `kubernetes.io/tls` Secret's certificate and key before use.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod ca;
 pub mod csr;
@@ -28,8 +33,9 @@ pub mod renewal;
 pub mod sign;
 pub mod usages;
 
-#[cfg(test)]
-pub(crate) mod test_support;
+mod error;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -41,6 +47,7 @@ mod tests_identity;
 
 pub use ca::{RootSource, SigningCa};
 pub use duration::{format_duration, parse_duration};
+pub use error::Error;
 pub use identity::{
     ClusterIdentity, PeerCertificate, certificate_identity, csr_identity, peer_certificate,
     spiffe_id,

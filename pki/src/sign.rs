@@ -11,7 +11,7 @@ use super::keys::key_identifier;
 use super::usages::{Usages, describe_extended, usages_from_names};
 use super::{RootSource, format_time, pem_certificate, truncate_to_second};
 use crate::Error;
-use crate::pki::duration::format_duration;
+use crate::duration::format_duration;
 use ring::rand::{SecureRandom, SystemRandom};
 use time::{Duration, OffsetDateTime};
 

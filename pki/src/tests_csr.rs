@@ -9,7 +9,7 @@ use super::keys::KeyType;
 use super::test_support::{CsrSpec, fixture, mk_csr};
 use super::usages::{ExtendedKeyUsage, KeyUsageSet};
 use crate::Error;
-use crate::pki::generate::GeneratedKeyType;
+use crate::generate::GeneratedKeyType;
 use proptest::prelude::*;
 use rcgen::{BasicConstraints, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType};
 use std::collections::BTreeSet;
