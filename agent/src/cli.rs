@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use relay_issuer::kube_client::{self, ClientOptions};
-use relay_issuer::telemetry::{self, LogOptions};
+use relay_runtime::kube_client::{self, ClientOptions};
+use relay_runtime::shutdown::shutdown_signal;
+use relay_runtime::telemetry::{self, LogOptions};
 
 use crate::backoff::BackoffPolicy;
 use crate::{Config, Error};
@@ -68,7 +69,7 @@ pub struct Args {
 }
 
 fn duration_arg(text: &str) -> Result<Duration, String> {
-    let parsed = relay_issuer::pki::parse_duration(text).map_err(|e| e.to_string())?;
+    let parsed = relay_pki::parse_duration(text).map_err(|e| e.to_string())?;
     Duration::try_from(parsed).map_err(|_| format!("{text:?} is negative; give e.g. 10s"))
 }
 
@@ -115,31 +116,6 @@ pub fn run(args: Args) -> Result<(), Error> {
         let client = kube_client::client(&options, &user_agent).await?;
         crate::run(config, client, shutdown_signal()).await
     })
-}
-
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the agent");
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-    tracing::info!("shutdown signal received");
 }
 
 #[cfg(test)]

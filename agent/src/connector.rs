@@ -23,7 +23,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use relay_issuer::tls::RelayAddress;
+use relay_runtime::tls::RelayAddress;
 
 use crate::Error;
 use crate::provider::{ClientCertificate, Provider};
@@ -42,7 +42,7 @@ pub struct Target {
 }
 
 /// The default relay port when `--relay-address` names none.
-pub const DEFAULT_PORT: u16 = relay_issuer::tls::DEFAULT_RELAY_PORT;
+pub const DEFAULT_PORT: u16 = relay_runtime::tls::DEFAULT_RELAY_PORT;
 
 impl Target {
     /// Parses `--relay-address` (`https://host[:port]`, read by the one parser remote signing
@@ -166,7 +166,7 @@ impl TlsConnector {
             .await
             .map_err(|e| failed(format!("TLS handshake failed ({e})")))?;
         let (_, session) = tls.get_ref();
-        if session.alpn_protocol() != Some(relay_issuer::tls::ALPN_H2) {
+        if session.alpn_protocol() != Some(relay_runtime::tls::ALPN_H2) {
             return Err(failed(
                 "the server did not agree to HTTP/2 (ALPN h2); is this the relay's gRPC port?"
                     .to_string(),

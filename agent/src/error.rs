@@ -100,10 +100,14 @@ pub enum Error {
         source: Box<kube::Error>,
     },
 
-    /// An error from the shared PKI, TLS, admin or client code (`relay-issuer`'s library); its
-    /// message already says what to do.
+    /// An error from the PKI core (`relay-pki`); its message already says what to do.
     #[error(transparent)]
-    Shared(#[from] relay_issuer::Error),
+    Pki(#[from] relay_pki::Error),
+
+    /// An error from the shared runtime (`relay-runtime`: TLS, admin server, Kubernetes client);
+    /// its message already says what to do.
+    #[error(transparent)]
+    Shared(#[from] relay_runtime::Error),
 
     /// The async runtime could not start.
     #[error(
@@ -133,6 +137,7 @@ impl Error {
             Error::Protocol { .. } => "protocol",
             Error::Timeout { .. } => "timeout",
             Error::KubeApi { .. } => "kube_api",
+            Error::Pki(error) => error.metric_label(),
             Error::Shared(error) => error.metric_label(),
             Error::Runtime(_) => "runtime",
         }

@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use kube::runtime::events::Reporter;
 use prometheus_client::registry::Registry;
-use relay_issuer::admin::{self, Health};
+use relay_runtime::admin::{self, Health};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -62,7 +62,7 @@ use watcher::{Role, SecretWatcher, WatchSettings};
 
 /// Installs ring as the process-wide rustls crypto provider (the only one compiled in).
 pub fn install_crypto_provider() {
-    relay_issuer::install_crypto_provider();
+    relay_runtime::install_crypto_provider();
 }
 
 /// Default `--client-tls-secret-name`.

@@ -2,7 +2,7 @@
 //! expiry, swaps and rejections, and the relay connection's state, reconnects, heartbeats and
 //! failures.
 //!
-//! What does not live here: serving them (`relay_issuer::admin`).
+//! What does not live here: serving them (`relay_runtime::admin`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

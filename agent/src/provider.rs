@@ -20,8 +20,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use relay_issuer::pki::KeyPair;
-use relay_issuer::tls::{ALPN_H2, certified_key};
+use relay_pki::KeyPair;
+use relay_runtime::tls::{ALPN_H2, certified_key};
 use rustls::client::{ResolvesClientCert, Resumption};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, SignatureScheme};
@@ -57,7 +57,7 @@ impl fmt::Debug for ClientCertificate {
         f.debug_struct("ClientCertificate")
             .field("serial", &self.serial)
             .field("subject", &self.subject)
-            .field("not_after", &relay_issuer::pki::format_time(self.not_after))
+            .field("not_after", &relay_pki::format_time(self.not_after))
             .field("generation", &self.generation)
             .finish_non_exhaustive()
     }
@@ -221,7 +221,7 @@ pub fn client_config(
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| {
-            Error::Shared(relay_issuer::Error::Tls {
+            Error::Shared(relay_runtime::Error::Tls {
                 what: "cannot set up TLS for the relay connection".into(),
                 detail: e.to_string(),
             })
@@ -250,8 +250,8 @@ impl ResolvesClientCert for Provider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use relay_issuer::pki::generate::{PkiSpec, generate_pki};
-    use relay_issuer::pki::load_key_pair;
+    use relay_pki::generate::{PkiSpec, generate_pki};
+    use relay_pki::load_key_pair;
 
     fn pair(names: &[&str]) -> KeyPair {
         let spec = PkiSpec {
@@ -323,7 +323,7 @@ mod tests {
         let mut roots = RootCertStore::empty();
         let spec = PkiSpec::default();
         let pki = generate_pki(&spec, OffsetDateTime::now_utc()).unwrap();
-        let store = relay_issuer::tls::root_store(pki.root.cert_pem.as_bytes(), "test").unwrap();
+        let store = relay_runtime::tls::root_store(pki.root.cert_pem.as_bytes(), "test").unwrap();
         roots.roots.extend(store.roots.iter().cloned());
         provider.set_roots(Arc::new(roots));
         let config = provider.client_config(provider.clone()).unwrap();

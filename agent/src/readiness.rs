@@ -6,7 +6,7 @@
 
 use time::OffsetDateTime;
 
-use relay_issuer::pki::format_time;
+use relay_pki::format_time;
 
 /// The facts about the current client certificate that readiness depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]

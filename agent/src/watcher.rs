@@ -31,7 +31,7 @@ use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
-use relay_issuer::pki::{KeyPair, certificate_identity, format_time, load_key_pair};
+use relay_pki::{KeyPair, certificate_identity, format_time, load_key_pair};
 use rustls::RootCertStore;
 use time::OffsetDateTime;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -109,7 +109,7 @@ fn value<'a>(data: &'a BTreeMap<String, ByteString>, key: &str) -> Option<&'a [u
 pub fn check_client(
     data: &BTreeMap<String, ByteString>,
     now: OffsetDateTime,
-) -> Result<KeyPair, relay_issuer::Error> {
+) -> Result<KeyPair, relay_runtime::Error> {
     Ok(load_key_pair(
         value(data, "tls.crt"),
         value(data, "tls.key"),
@@ -121,14 +121,14 @@ pub fn check_client(
 pub fn check_roots(
     data: &BTreeMap<String, ByteString>,
     source: &str,
-) -> Result<Arc<RootCertStore>, relay_issuer::Error> {
+) -> Result<Arc<RootCertStore>, relay_runtime::Error> {
     let Some(ca) = value(data, "ca.crt") else {
-        return Err(relay_issuer::Error::TrustBundleInvalid {
+        return Err(relay_runtime::Error::TrustBundleInvalid {
             source_name: source.to_string(),
             detail: "the key ca.crt is missing".to_string(),
         });
     };
-    relay_issuer::tls::root_store(ca, source)
+    relay_runtime::tls::root_store(ca, source)
 }
 
 /// A refused version: what the metric, the event and the log say.
@@ -141,7 +141,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn from_error(error: &relay_issuer::Error) -> Self {
+    fn from_error(error: &relay_runtime::Error) -> Self {
         let mut note = error.to_string();
         if note.len() > MAX_NOTE {
             let mut end = MAX_NOTE;
@@ -343,10 +343,14 @@ impl SecretWatcher {
         }
     }
 
-    fn accept_certificate(&self, pair: &KeyPair, version: &str) -> Result<(), relay_issuer::Error> {
+    fn accept_certificate(
+        &self,
+        pair: &KeyPair,
+        version: &str,
+    ) -> Result<(), relay_runtime::Error> {
         match self.provider.swap(pair).map_err(|e| match e {
             crate::Error::Shared(inner) => inner,
-            other => relay_issuer::Error::Tls {
+            other => relay_runtime::Error::Tls {
                 what: "cannot use the client certificate".into(),
                 detail: other.to_string(),
             },
@@ -446,7 +450,7 @@ impl SecretWatcher {
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use relay_issuer::pki::generate::{PkiSpec, generate_pki};
+    use relay_pki::generate::{PkiSpec, generate_pki};
 
     fn secret(version: Option<&str>, data: &[(&str, &[u8])]) -> Secret {
         Secret {
@@ -580,7 +584,7 @@ mod tests {
 
     #[test]
     fn long_notes_are_cut_at_a_character_boundary() {
-        let error = relay_issuer::Error::InvalidArgument("é".repeat(800));
+        let error = relay_runtime::Error::InvalidArgument("é".repeat(800));
         let rejection = Rejection::from_error(&error);
         assert!(rejection.note.len() <= MAX_NOTE);
     }

@@ -15,6 +15,7 @@ WORKDIR /src
 # Every workspace member must be present for cargo to load the workspace, even those not built.
 COPY Cargo.toml Cargo.lock ./
 COPY pki pki
+COPY runtime runtime
 COPY proto proto
 COPY issuer issuer
 COPY agent agent

@@ -14,16 +14,11 @@ pub enum Error {
     #[error(transparent)]
     Pki(#[from] relay_pki::Error),
 
-    /// A trust bundle (`ca.crt` of `relay-root-tls-secret`) cannot be used.
-    #[error(
-        "the trust bundle in {source_name} cannot be used: {detail}; put one or more PEM root CA certificates in its ca.crt"
-    )]
-    TrustBundleInvalid {
-        /// `namespace/name` of the Secret.
-        source_name: String,
-        /// What is wrong.
-        detail: String,
-    },
+    /// An error of the shared runtime (`relay-runtime`: TLS material, the Kubernetes client,
+    /// leader election, the admin server); its message says what to do.
+    #[error(transparent)]
+    Runtime(#[from] relay_runtime::Error),
+
     /// A TLS listener or connection cannot be set up.
     #[error("{what}: {detail}")]
     Tls {
@@ -79,7 +74,7 @@ pub enum Error {
         detail: String,
     },
 
-    // ---- running against Kubernetes (controller, leader election, admin server) ----
+    // ---- running against Kubernetes (the controller's own API calls) ----
     /// A call to the Kubernetes API failed.
     #[error(
         "the Kubernetes API call to {action} failed: {source}; it is retried with backoff — if it keeps failing, check that the API server is reachable and that the relay-issuer ServiceAccount has the RBAC permissions the Helm chart grants"
@@ -90,33 +85,6 @@ pub enum Error {
         /// What the client said.
         #[source]
         source: Box<kube::Error>,
-    },
-    /// No usable Kubernetes client configuration (kubeconfig or in-cluster).
-    #[error(
-        "cannot configure the Kubernetes client: {detail}; run in a Pod with a ServiceAccount, or point KUBECONFIG at a kubeconfig file"
-    )]
-    KubeConfig {
-        /// What went wrong.
-        detail: String,
-    },
-    /// Leader election cannot proceed.
-    #[error("leader election on Lease {lease} failed: {detail}")]
-    LeaderElection {
-        /// `namespace/name` of the Lease.
-        lease: String,
-        /// What went wrong.
-        detail: String,
-    },
-    /// The admin server (`/live`, `/ready`, `/metrics`) cannot serve.
-    #[error(
-        "the admin server cannot listen on {address}: {source}; pick a free address with --admin-address"
-    )]
-    AdminServer {
-        /// The address it tried.
-        address: String,
-        /// What the OS said.
-        #[source]
-        source: std::io::Error,
     },
 }
 
@@ -146,7 +114,7 @@ impl Error {
         match self {
             Error::Pki(error) if error.is_request_fault() => Disposition::Permanent,
             Error::Pki(_)
-            | Error::TrustBundleInvalid { .. }
+            | Error::Runtime(_)
             | Error::Tls { .. }
             | Error::Io { .. }
             | Error::FileExists { .. }
@@ -154,10 +122,7 @@ impl Error {
             | Error::UnrecognisedInput { .. }
             | Error::InvalidArgument(_)
             | Error::Generate { .. }
-            | Error::KubeApi { .. }
-            | Error::KubeConfig { .. }
-            | Error::LeaderElection { .. }
-            | Error::AdminServer { .. } => Disposition::Retryable,
+            | Error::KubeApi { .. } => Disposition::Retryable,
         }
     }
 
@@ -165,16 +130,13 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::Pki(error) => error.metric_label(),
-            Error::TrustBundleInvalid { .. } => "trust_bundle_invalid",
+            Error::Runtime(error) => error.metric_label(),
             Error::Tls { .. } => "tls",
             Error::Io { .. } | Error::FileExists { .. } => "io",
             Error::SecretManifest { .. } | Error::UnrecognisedInput { .. } => "input_invalid",
             Error::InvalidArgument(_) => "invalid_argument",
             Error::Generate { .. } => "generate_failed",
             Error::KubeApi { .. } => "kube_api",
-            Error::KubeConfig { .. } => "kube_config",
-            Error::LeaderElection { .. } => "leader_election",
-            Error::AdminServer { .. } => "admin_server",
         }
     }
 }

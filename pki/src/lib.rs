@@ -10,7 +10,8 @@
 //! - [`usages`]: cert-manager usage names ↔ X.509 key usages.
 //! - [`renewal`]: cert-manager's renewal time and the relay grace ratio.
 //! - [`duration`]: Go duration syntax.
-//! - [`generate`]: creating a root, an intermediate and a server certificate (`ca create`).
+//! - `generate` (feature `generate`): creating a root, an intermediate and a server certificate
+//!   (`ca create`).
 //! - [`inspect`]: describing certificates for people and machines.
 //! - [`identity`]: the relay cluster identity (CN + SPIFFE URI) of a certificate or CSR.
 //! - [`keypair`]: checking a `kubernetes.io/tls` Secret's certificate and key before use.
@@ -23,6 +24,7 @@ pub mod ca;
 pub mod csr;
 pub(crate) mod der;
 pub mod duration;
+#[cfg(any(test, feature = "generate"))]
 pub mod generate;
 pub mod identity;
 pub mod inspect;

@@ -121,7 +121,7 @@ fn election(identity: &str) -> LeaderElectionConfig {
 /// A replica and its leader-election task.
 struct Elected {
     replica: Replica,
-    election: tokio::task::JoinHandle<Result<(), relay_issuer::Error>>,
+    election: tokio::task::JoinHandle<Result<(), relay_runtime::Error>>,
 }
 
 impl Elected {

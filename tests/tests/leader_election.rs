@@ -16,8 +16,8 @@
 use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
-use relay_issuer::Error;
 use relay_issuer::leader::{self, LeaderElectionConfig, Leadership};
+use relay_runtime::Error;
 use relay_sandbox::Sandbox;
 use relay_sandbox::faults::FaultKind;
 use std::sync::Arc;

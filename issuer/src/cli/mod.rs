@@ -96,17 +96,14 @@ pub fn exit_code(error: &Error) -> u8 {
         Error::Pki(relay_pki::Error::SigningFailed { .. } | relay_pki::Error::Generate { .. })
         | Error::Generate { .. } => 1,
         Error::Pki(_)
-        | Error::TrustBundleInvalid { .. }
+        | Error::Runtime(_)
         | Error::Tls { .. }
         | Error::Io { .. }
         | Error::FileExists { .. }
         | Error::SecretManifest { .. }
         | Error::UnrecognisedInput { .. }
         | Error::InvalidArgument(_)
-        | Error::KubeApi { .. }
-        | Error::KubeConfig { .. }
-        | Error::LeaderElection { .. }
-        | Error::AdminServer { .. } => 2,
+        | Error::KubeApi { .. } => 2,
     }
 }
 

@@ -153,6 +153,7 @@ impl Reloader {
                 data(s, "ca.crt").unwrap_or_default(),
                 &format!("{}/{name}", self.namespace),
             )
+            .map_err(Error::from)
             .and_then(|roots| {
                 let count = roots.len();
                 self.material.tls.set_roots(roots)?;

@@ -14,8 +14,8 @@ use rustls_pki_types::{
 };
 
 use crate::Error;
-use crate::pki::KeyPair;
-use crate::pki::keypair::KeyPairProblem;
+use relay_pki::KeyPair;
+use relay_pki::keypair::KeyPairProblem;
 use rustls::pki_types::ServerName;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -59,7 +59,7 @@ pub fn root_store(ca_crt: &[u8], source: &str) -> Result<Arc<RootCertStore>, Err
         source_name: source.to_string(),
         detail,
     };
-    let blocks = crate::pki::pem::parse_pem(ca_crt)
+    let blocks = relay_pki::pem::parse_pem(ca_crt)
         .map_err(|e| invalid(format!("ca.crt is not valid PEM ({e})")))?;
     let mut store = RootCertStore::empty();
     for (index, block) in blocks
