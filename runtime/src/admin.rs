@@ -5,7 +5,7 @@
 //! - [`bind`] and [`serve`]: listen on `--admin-address` and answer until shut down.
 //!
 //! What does not live here: the metrics themselves (each subsystem registers its own, e.g.
-//! `controller::metrics`), and deciding when the binary is ready (the controller does that).
+//! `relay_issuer::controller::metrics`), and deciding when the binary is ready (each command does).
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -11,7 +11,8 @@
 //! - [`monotonic_now`] (here): the one clock all of them read.
 //!
 //! What does not live here: starting and stopping the controllers as leadership comes and goes
-//! (`controller`), the command-line flags (`cli`), and the leader metric itself.
+//! (`relay_issuer::controller`), the command-line flags (`relay_issuer::cli`), and the leader
+//! metric itself.
 
 mod config;
 pub mod decide;
