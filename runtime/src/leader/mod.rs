@@ -13,6 +13,20 @@
 //! What does not live here: starting and stopping the controllers as leadership comes and goes
 //! (`relay_issuer::controller`), the command-line flags (`relay_issuer::cli`), and the leader
 //! metric itself.
+//!
+//! Why our own and not a lease crate. The candidates were `kube-lease-manager` (once a
+//! dependency here, never used, now dropped) and `kubert`'s `lease` module. We keep this one
+//! because the controller's rule "sign only while leadership has time to spare" needs the
+//! deadline measured the way client-go measures it, on this process's monotonic clock from the
+//! last renewal it saw succeed (a follower: from the last change it observed), so that two
+//! replicas whose wall clocks disagree never both believe they lead. `kubert`'s `Claim` carries an
+//! expiry computed from the Lease's `renewTime` (the holder's wall clock), which is exactly the
+//! skew-sensitive reading client-go avoids; its `LeaseManager::init` also needs the Lease to
+//! exist beforehand, which would move a create into the Helm chart. `kube-lease-manager` exposes
+//! only "changed / is leader", with no deadline at all. The algorithm here is pure (`decide`,
+//! driven by paused-clock tests of every transition) and the glue small (`lease`, one client);
+//! the cost of keeping it is that code, tested against the sandbox and against kube-apiserver
+//! (`make e2e` kills a leader with -9 and times the takeover).
 
 mod config;
 pub mod decide;
