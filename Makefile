@@ -37,7 +37,7 @@ tools: ## install what the tests need (idempotent)
 demo: ## the whole lifecycle on the sandbox, narrated (KEEP=1 keeps it running; kubeconfig in target/demo)
 	scripts/tools.sh
 	$(CARGO) build -q -p relay-issuer -p relay-agent
-	$(CARGO) run -q -p relay-sandbox --example demo -- $(if $(KEEP),--keep,)
+	$(CARGO) run -q -p relay-demo -- $(if $(KEEP),--keep,)
 
 bench-sign: ## certificates/s of the sign path on one core, beside openssl speed ecdsap256
 	python3 scripts/bench-sign.py

@@ -20,6 +20,7 @@ COPY proto proto
 COPY issuer issuer
 COPY agent agent
 COPY tests tests
+COPY demo demo
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p relay-issuer --bin relay-issuer \
