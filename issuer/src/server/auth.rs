@@ -69,7 +69,17 @@ fn trim_ascii_whitespace(bytes: &[u8]) -> &[u8] {
 
 /// Limits failed token attempts per caller address: each address may fail `burst` times, and
 /// regains one attempt every `refill`. A caller with no attempts left is refused before its
-/// token is even compared, until it regains one.
+/// token is even compared, until it regains one. At most 10,000 addresses are kept:
+/// beyond that, recovered ones are forgotten first, then the one closest to recovery.
+///
+/// Why not `governor`'s keyed limiter (which the Kubernetes client's limit uses): this one must
+/// answer "may this address try?" without spending anything, and spend only when the comparison
+/// fails. `governor` spends a cell on every positive check and has no way to look without
+/// spending. Spending per attempt would count an agent's successful bootstrap against its
+/// address (a behaviour change for agents sharing an egress address); spending after the
+/// comparison would let a caller go on comparing tokens once its budget is gone, which is what
+/// the limiter is for. The arithmetic here is the same token bucket, kept as plain functions of
+/// the time passed in, with its own property test.
 #[derive(Debug)]
 pub struct FailureLimiter {
     burst: u32,
@@ -122,6 +132,9 @@ impl FailureLimiter {
     pub fn record_failure(&mut self, address: IpAddr, now: Instant) {
         if self.buckets.len() >= MAX_TRACKED && !self.buckets.contains_key(&address) {
             self.forget_recovered(now);
+            if self.buckets.len() >= MAX_TRACKED {
+                self.forget_closest_to_recovery(now);
+            }
         }
         let burst = f64::from(self.burst);
         let left = match self.buckets.get(&address) {
@@ -144,6 +157,19 @@ impl FailureLimiter {
         self.buckets.retain(|_, bucket| {
             bucket.left + now.saturating_duration_since(bucket.at).as_secs_f64() / refill < burst
         });
+    }
+
+    /// Forgets the address with the most attempts left (the table stays bounded when every
+    /// tracked address is still limited).
+    fn forget_closest_to_recovery(&mut self, now: Instant) {
+        let closest = self
+            .buckets
+            .iter()
+            .max_by(|a, b| self.left(*a.1, now).total_cmp(&self.left(*b.1, now)))
+            .map(|(address, _)| *address);
+        if let Some(address) = closest {
+            self.buckets.remove(&address);
+        }
     }
 
     /// How many addresses are tracked (for tests).
@@ -224,6 +250,21 @@ mod tests {
         assert_eq!(limiter.tracked(), MAX_TRACKED);
         limiter.record_failure("192.168.0.1".parse().unwrap(), t0 + Duration::from_secs(5));
         assert_eq!(limiter.tracked(), 1);
+    }
+
+    #[test]
+    fn the_table_stays_bounded_when_every_caller_is_still_limited() {
+        let t0 = Instant::now();
+        let mut limiter = FailureLimiter::new(1, Duration::from_secs(3600));
+        for i in 0..MAX_TRACKED as u32 {
+            limiter.record_failure(IpAddr::from(i.to_be_bytes()), t0);
+        }
+        // None has recovered: one of them is forgotten for the newcomer, which is limited.
+        let newcomer = IpAddr::from(u32::MAX.to_be_bytes());
+        let later = t0 + Duration::from_secs(1);
+        limiter.record_failure(newcomer, later);
+        assert_eq!(limiter.tracked(), MAX_TRACKED);
+        assert!(limiter.check(newcomer, later).is_err());
     }
 
     proptest! {
