@@ -2,26 +2,33 @@
 //!
 //! - [`Health`]: the readiness flag (and the reason when not ready) that the rest of the binary
 //!   flips, e.g. after the first sync of CertificateRequests.
-//! - [`bind`] and [`serve`]: listen on `--admin-address` and answer until shut down.
+//! - [`router`]: the routes and answers (axum), testable without I/O.
+//! - [`bind`] and [`serve`]: listen on `--admin-address` and answer until shut down. The
+//!   accept loop is ours, around hyper's HTTP/1 connection, rather than `axum::serve`: that one
+//!   gives hyper no timer, so a client could hold a connection open with half-sent headers for
+//!   ever; here headers must arrive within 10 seconds, and shutdown closes idle keep-alive
+//!   connections at once and waits at most 5 seconds for the rest.
 //!
 //! What does not live here: the metrics themselves (each subsystem registers its own, e.g.
 //! `relay_issuer::controller::metrics`), and deciding when the binary is ready (each command does).
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
+use axum::Router;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use http::header::{ALLOW, CONTENT_TYPE};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{Method, Request, StatusCode};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tower::ServiceExt;
 
 use crate::Error;
 
@@ -133,6 +140,7 @@ pub async fn serve(
         source,
     })?;
     tracing::info!(%address, "admin server listening (/live, /ready, /metrics)");
+    let router = router(registry, health);
     let (stop_connections, stopping) = tokio::sync::watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -143,18 +151,11 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let registry = registry.clone();
-                    let health = health.clone();
+                    let router = router.clone();
                     let mut stopping = stopping.clone();
                     connections.spawn(async move {
                         let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                            let response = respond(
-                                request.method(),
-                                request.uri().path(),
-                                &registry,
-                                &health,
-                            );
-                            async move { Ok::<_, Infallible>(response) }
+                            router.clone().oneshot(request.map(Body::new))
                         });
                         let connection = http1::Builder::new()
                             .timer(TokioTimer::new())
@@ -198,46 +199,64 @@ pub async fn serve(
     Ok(())
 }
 
-/// The answer to one request; everything the server decides, without any I/O.
-fn respond(
-    method: &Method,
-    path: &str,
-    registry: &Registry,
-    health: &Health,
-) -> Response<Full<Bytes>> {
-    if !matches!(path, "/live" | "/ready" | "/metrics") {
-        return text(
-            StatusCode::NOT_FOUND,
-            "not found; try /live, /ready or /metrics\n",
-        );
-    }
-    if method != Method::GET {
-        let mut response = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("method {method} not allowed; use GET\n"),
-        );
-        response
-            .headers_mut()
-            .insert(ALLOW, http::HeaderValue::from_static("GET"));
-        return response;
-    }
-    match path {
-        "/live" => text(StatusCode::OK, "ok\n"),
-        "/ready" => match health.readiness() {
-            Ok(()) => text(StatusCode::OK, "ok\n"),
-            Err(reason) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: {reason}\n"),
-            ),
-        },
-        _ => metrics(registry),
+/// The routes, answers included: everything the server decides, without any I/O. `GET` (and
+/// `HEAD`, which axum answers alongside) on `/live`, `/ready` and `/metrics`; 405 with `Allow`
+/// for other methods there; 404 elsewhere.
+pub fn router(registry: Arc<Registry>, health: Health) -> Router {
+    Router::new()
+        .route(
+            "/live",
+            get(|| async { text(StatusCode::OK, "ok\n") }).fallback(method_not_allowed),
+        )
+        .route(
+            "/ready",
+            get(move || {
+                let health = health.clone();
+                async move { ready(&health) }
+            })
+            .fallback(method_not_allowed),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move { metrics(&registry) }
+            })
+            .fallback(method_not_allowed),
+        )
+        .fallback(|| async {
+            text(
+                StatusCode::NOT_FOUND,
+                "not found; try /live, /ready or /metrics\n",
+            )
+        })
+}
+
+async fn method_not_allowed(method: Method) -> Response {
+    let mut response = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} not allowed; use GET\n"),
+    );
+    response
+        .headers_mut()
+        .insert(ALLOW, http::HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+fn ready(health: &Health) -> Response {
+    match health.readiness() {
+        Ok(()) => text(StatusCode::OK, "ok\n"),
+        Err(reason) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        ),
     }
 }
 
-fn metrics(registry: &Registry) -> Response<Full<Bytes>> {
+fn metrics(registry: &Registry) -> Response {
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, registry) {
-        Ok(()) => with_content_type(StatusCode::OK, METRICS_CONTENT_TYPE, body),
+        Ok(()) => ([(CONTENT_TYPE, METRICS_CONTENT_TYPE)], body).into_response(),
         Err(error) => {
             tracing::error!(%error, "cannot encode the metrics");
             text(
@@ -248,21 +267,8 @@ fn metrics(registry: &Registry) -> Response<Full<Bytes>> {
     }
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    with_content_type(status, TEXT_CONTENT_TYPE, body)
-}
-
-fn with_content_type(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, http::HeaderValue::from_static(content_type));
-    response
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (status, [(CONTENT_TYPE, TEXT_CONTENT_TYPE)], body.into()).into_response()
 }
 
 #[cfg(test)]
@@ -328,59 +334,34 @@ mod tests {
         }
     }
 
-    /// A tiny HTTP/1.1 client: one request, `Connection: close`, read to the end.
+    /// One request over a fresh connection, with hyper's HTTP/1 client.
     async fn request(addr: SocketAddr, method: &str, path: &str) -> Answer {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.unwrap();
-        parse(&String::from_utf8(raw).unwrap())
-    }
-
-    fn parse(raw: &str) -> Answer {
-        let (head, body) = raw.split_once("\r\n\r\n").expect("a header/body separator");
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap();
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .expect("a status code")
-            .parse()
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
             .unwrap();
-        let headers: Vec<(String, String)> = lines
-            .map(|line| {
-                let (name, value) = line.split_once(':').unwrap();
-                (name.trim().to_string(), value.trim().to_string())
-            })
+        tokio::spawn(connection);
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, addr.to_string())
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
             .collect();
-        let chunked = headers.iter().any(|(n, v)| {
-            n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
-        });
-        let body = if chunked {
-            dechunk(body)
-        } else {
-            body.to_string()
-        };
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
         Answer {
             status,
             headers,
-            body,
-        }
-    }
-
-    fn dechunk(mut rest: &str) -> String {
-        let mut body = String::new();
-        loop {
-            let (size, after) = rest.split_once("\r\n").unwrap();
-            let size = usize::from_str_radix(size.trim(), 16).unwrap();
-            if size == 0 {
-                return body;
-            }
-            body.push_str(&after[..size]);
-            rest = &after[size + 2..];
+            body: String::from_utf8(body.to_vec()).unwrap(),
         }
     }
 
@@ -478,16 +459,18 @@ mod tests {
                 "{answer:?}"
             );
         }
-        for (method, path) in [
-            ("POST", "/live"),
-            ("PUT", "/ready"),
-            ("DELETE", "/metrics"),
-            ("HEAD", "/live"),
-        ] {
+        for (method, path) in [("POST", "/live"), ("PUT", "/ready"), ("DELETE", "/metrics")] {
             let answer = request(server.addr, method, path).await;
             assert_eq!(answer.status, 405, "{method} {path}: {answer:?}");
-            assert_eq!(answer.header("allow"), Some("GET"), "{answer:?}");
+            assert_eq!(answer.header("allow"), Some("GET, HEAD"), "{answer:?}");
+            let allows = answer.headers.iter().filter(|(n, _)| n == "allow").count();
+            assert_eq!(allows, 1, "one Allow header: {answer:?}");
+            assert!(answer.body.contains("use GET"), "{answer:?}");
         }
+        // HEAD is GET without the body.
+        let answer = request(server.addr, "HEAD", "/live").await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert_eq!(answer.body, "");
         server.stop().await.unwrap();
     }
 
@@ -558,25 +541,32 @@ mod tests {
         assert_eq!(health.readiness(), Err("leader election lost".to_string()));
     }
 
-    #[test]
-    fn respond_routes_without_io() {
-        let registry = Registry::default();
+    #[tokio::test]
+    async fn router_routes_without_io() {
         let health = Health::new();
-        let status =
-            |method: Method, path: &str| respond(&method, path, &registry, &health).status();
-        assert_eq!(status(Method::GET, "/live"), StatusCode::OK);
+        let router = router(Arc::new(Registry::default()), health.clone());
+        let status = |method: Method, path: &str| {
+            let router = router.clone();
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            async move { router.oneshot(request).await.unwrap().status() }
+        };
+        assert_eq!(status(Method::GET, "/live").await, StatusCode::OK);
         assert_eq!(
-            status(Method::GET, "/ready"),
+            status(Method::GET, "/ready").await,
             StatusCode::SERVICE_UNAVAILABLE
         );
-        assert_eq!(status(Method::GET, "/metrics"), StatusCode::OK);
-        assert_eq!(status(Method::GET, "/nope"), StatusCode::NOT_FOUND);
-        assert_eq!(status(Method::POST, "/nope"), StatusCode::NOT_FOUND);
+        assert_eq!(status(Method::GET, "/metrics").await, StatusCode::OK);
+        assert_eq!(status(Method::GET, "/nope").await, StatusCode::NOT_FOUND);
+        assert_eq!(status(Method::POST, "/nope").await, StatusCode::NOT_FOUND);
         assert_eq!(
-            status(Method::PATCH, "/ready"),
+            status(Method::PATCH, "/ready").await,
             StatusCode::METHOD_NOT_ALLOWED
         );
         health.set_ready(true);
-        assert_eq!(status(Method::GET, "/ready"), StatusCode::OK);
+        assert_eq!(status(Method::GET, "/ready").await, StatusCode::OK);
     }
 }
