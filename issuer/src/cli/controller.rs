@@ -13,6 +13,7 @@ use crate::admin::{self, Health};
 use crate::controller::{self, Settings, metrics::Metrics};
 use crate::kube_client::{self, ClientOptions};
 use crate::leader::{self, LeaderElectionConfig, Leadership};
+use crate::shutdown::shutdown_signal;
 use crate::telemetry::{self, LogOptions};
 
 /// Where a Pod's namespace is mounted.
@@ -189,5 +190,3 @@ async fn run_async(args: &ControllerArgs) -> Result<(), Error> {
     info!("relay-issuer controller stopped");
     Ok(())
 }
-
-pub use relay_runtime::shutdown::shutdown_signal;

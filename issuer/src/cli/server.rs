@@ -7,11 +7,12 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 use tracing::info;
 
-use super::controller::{own_namespace, pod_identity, run_service, shutdown_signal, std_duration};
+use super::controller::{own_namespace, pod_identity, run_service, std_duration};
 use crate::Error;
 use crate::admin::{self, Health};
 use crate::kube_client::{self, ClientOptions};
 use crate::server::{self, Settings, metrics::ServerMetrics};
+use crate::shutdown::shutdown_signal;
 use crate::telemetry::LogOptions;
 
 /// Arguments of `relay-issuer server`.
