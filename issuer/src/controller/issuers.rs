@@ -1,5 +1,6 @@
-//! The issuer reconciler (both `RelayIssuer` and `RelayClusterIssuer`): loads the signing CA
-//! through the cache, asks `decide` whether the issuer is Ready, applies the `Ready` condition
+//! The issuer reconciler (both `RelayIssuer` and `RelayClusterIssuer`): runs the `Signer` check
+//! (the signing CA through the cache, or the relay Secrets), asks `decide` whether the issuer is
+//! Ready, applies the `Ready` condition
 //! when it changed, keeps the readiness and CA-expiry metrics, and re-queues itself for the
 //! moment readiness changes by the clock alone (CA expiry warning, expiry).
 //!
@@ -15,12 +16,10 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use tracing::info;
 
-use super::decide::{
-    self, CaFacts, IssuerRef, SecretLocation, issuer_condition, next_readiness_change, readiness,
-};
+use super::Context;
+use super::decide::{CaFacts, IssuerRef, SecretLocation, issuer_condition, next_readiness_change};
 use super::metrics::IssuerLabels;
-use super::relay_mode::relay_readiness;
-use super::{Context, remote};
+use super::signer::{self, Signer};
 use crate::Error;
 use crate::api::{IssuerSettings, IssuerStatus, RelayClusterIssuer, RelayIssuer};
 
@@ -105,25 +104,9 @@ pub async fn reconcile<K: IssuerObject>(
         name: &settings.secret_name,
     };
     let now = OffsetDateTime::now_utc();
-    let policy = decide::signing_policy(&settings.policy, ctx.settings.backdate);
-    // A local CA exists only in `spec.ca` mode.
-    let (state, ca) = match (&settings.relay, settings.both_sources, policy) {
-        (_, _, Err(not_ready)) => (readiness(location, Err(&not_ready), now), None),
-        (_, true, Ok(_)) => (
-            readiness(location, Err(&decide::both_sources_not_ready()), now),
-            None,
-        ),
-        (Some(relay), false, Ok(_)) => {
-            let secrets = remote::read_secrets(&ctx.client, location.namespace, relay, now).await?;
-            let credential = remote::credential(relay, location.namespace, &secrets, now);
-            (relay_readiness(relay, credential.as_ref()), None)
-        }
-        (None, false, Ok(_)) => {
-            let ca = ctx.signing_ca(location).await;
-            let state = readiness(location, ca.as_ref().map(|ca| CaFacts::from(&**ca)), now);
-            (state, ca.ok())
-        }
-    };
+    let checked = signer::check(&issuer_ref, &settings, &ctx, now).await?;
+    let state = signer::readiness(checked.as_ref(), location, now);
+    let ca = checked.as_ref().ok().and_then(Signer::local_ca);
 
     let labels = labels(&issuer_ref);
     ctx.metrics
@@ -134,7 +117,7 @@ pub async fn reconcile<K: IssuerObject>(
         .ca_expiring_soon
         .get_or_create(&labels)
         .set(i64::from(state.expiring_soon));
-    if let Some(ca) = &ca {
+    if let Some(ca) = ca {
         ctx.metrics
             .ca_expiry
             .get_or_create(&labels)
@@ -184,7 +167,7 @@ pub async fn reconcile<K: IssuerObject>(
 
     let next = ca
         .as_ref()
-        .and_then(|ca| next_readiness_change(CaFacts::from(&**ca), now))
+        .and_then(|ca| next_readiness_change(CaFacts::from(*ca), now))
         .map(|at| StdDuration::from_secs((at - now).whole_seconds().max(1) as u64))
         .map_or(RECHECK, |wait| wait.min(RECHECK));
     Ok(Action::requeue(next))

@@ -4,7 +4,9 @@
 //! - [`decide`]: every decision as a pure function (routing, steps, statuses, readiness).
 //! - [`ca_cache`]: parsed signing CAs, cached per Secret resourceVersion.
 //! - [`metrics`]: the controller's Prometheus metrics.
-//! - [`requests`], [`issuers`]: the reconcilers (I/O glue around `decide`).
+//! - [`signer`]: the signing seam: `check` (can the issuer sign now) and `sign` (CSR → chain),
+//!   by the local CA or by the relay server.
+//! - [`requests`], [`issuers`]: the reconcilers (I/O glue around `decide` and the signer).
 //! - [`relay_mode`], [`remote`]: remote signing (`spec.relay`): the decisions, and the glue that
 //!   forwards CSRs to the relay server.
 //! - [`run`] (here): the shared watches (issuers, cluster issuers, Secret metadata), the three
@@ -20,6 +22,7 @@ pub mod metrics;
 pub mod relay_mode;
 pub mod remote;
 pub mod requests;
+pub mod signer;
 
 use std::collections::HashMap;
 use std::future::Future;

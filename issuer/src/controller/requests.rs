@@ -1,5 +1,6 @@
-//! The CertificateRequest reconciler: reads the request, asks `decide` what to do, signs with
-//! the PKI core when the request is approved and its issuer is ready, and applies the result
+//! The CertificateRequest reconciler: reads the request, asks `decide` what to do, signs through
+//! the issuer's `Signer` (local CA or relay server) when the request is approved and the
+//! signer's check passes, and applies the result
 //! (server-side apply of `status` with only the `Ready` condition, under a fixed field
 //! manager), then publishes the event `decide` chose.
 //!
@@ -14,15 +15,15 @@ use kube::{Api, ResourceExt};
 use time::OffsetDateTime;
 use tracing::{debug, info, warn};
 
+use super::Context;
 use super::decide::{
-    self, IssuerRef, Outcome, Route, SecretLocation, Step, issuer_missing_message,
-    issuer_not_ready_message, unknown_kind_message,
+    self, IssuerRef, Outcome, Route, Step, issuer_missing_message, issuer_not_ready_message,
+    unknown_kind_message,
 };
-use super::{Context, remote};
+use super::signer::{self, SignInput};
 use crate::Error;
 use crate::api::{RelayClusterIssuer, RelayIssuer};
 use crate::cert_manager::types::CertificateRequest;
-use crate::pki::{self, SignRequest, parse_duration};
 
 /// Reconciles one CertificateRequest.
 #[tracing::instrument(skip_all, fields(namespace = %request.namespace().unwrap_or_default(), name = %request.name_any()))]
@@ -142,60 +143,9 @@ pub async fn reconcile(
     }
 }
 
-/// Forwards an approved request's CSR to the relay server (`spec.relay`), or says why not.
-async fn sign_remotely(
-    request: &CertificateRequest,
-    uid: &str,
-    issuer: &IssuerRef,
-    relay: &crate::api::RelaySource,
-    ctx: &Context,
-) -> Option<Outcome> {
-    let namespace = issuer.secret_namespace(&ctx.settings.cluster_resource_namespace);
-    let now = OffsetDateTime::now_utc();
-    let secrets = match remote::read_secrets(&ctx.client, namespace, relay, now).await {
-        Ok(secrets) => secrets,
-        Err(error) => return Some(Outcome::from_sign_error(&error)),
-    };
-    let credential = match remote::credential(relay, namespace, &secrets, now) {
-        Ok(credential) => credential,
-        Err(not_ready) => {
-            return Some(Outcome::Pending {
-                message: issuer_not_ready_message(issuer, &not_ready),
-            });
-        }
-    };
-    let duration = match request.spec.duration.as_deref().filter(|d| !d.is_empty()) {
-        None => None,
-        Some(text) => match parse_duration(text) {
-            Ok(d) => Some(d),
-            Err(error) => return Some(Outcome::from_sign_error(&error.into())),
-        },
-    };
-    if !ctx.leadership.leads_for_at_least(super::SIGN_MARGIN) {
-        return None;
-    }
-    let started = Instant::now();
-    let outcome = remote::sign_remotely(
-        relay,
-        &secrets,
-        &credential,
-        &request.spec.request.0,
-        duration,
-    )
-    .await;
-    ctx.metrics
-        .signing_seconds
-        .observe(started.elapsed().as_secs_f64());
-    if matches!(outcome, Outcome::Issued { .. }) {
-        ctx.metrics.signatures.inc();
-        ctx.remember_signed(uid, outcome.clone());
-    }
-    Some(outcome)
-}
-
-/// Signs an approved request, or says why not. A certificate signed earlier whose status write
-/// failed is reused, so a retry never signs twice. `None`: this replica has too little
-/// leadership left to sign and record a certificate now.
+/// Signs an approved request through the issuer's [`Signer`], or says why not. A certificate
+/// signed earlier whose status write failed is reused, so a retry never signs twice. `None`:
+/// this replica has too little leadership left to sign and record a certificate now.
 async fn sign(
     request: &CertificateRequest,
     uid: &str,
@@ -220,70 +170,30 @@ async fn sign(
             message: issuer_missing_message(issuer),
         });
     };
-    if settings.both_sources {
-        return Some(Outcome::Pending {
-            message: issuer_not_ready_message(issuer, &decide::both_sources_not_ready()),
-        });
-    }
-    if let Some(relay) = &settings.relay {
-        return sign_remotely(request, uid, issuer, relay, ctx).await;
-    }
-    let policy = match decide::signing_policy(&settings.policy, ctx.settings.backdate) {
-        Ok(policy) => policy,
-        Err(not_ready) => {
+    let signer = match signer::check(issuer, &settings, ctx, OffsetDateTime::now_utc()).await {
+        Ok(Ok(signer)) => signer,
+        Ok(Err(not_ready)) => {
             return Some(Outcome::Pending {
                 message: issuer_not_ready_message(issuer, &not_ready),
             });
         }
+        Err(error) => return Some(Outcome::from_sign_error(&error)),
     };
-    let location = SecretLocation {
-        issuer_kind: issuer.kind(),
-        namespace: issuer.secret_namespace(&ctx.settings.cluster_resource_namespace),
-        name: &settings.secret_name,
-    };
-    let ca = match ctx.signing_ca(location).await {
-        Ok(ca) => ca,
-        Err(not_ready) => {
-            return Some(Outcome::Pending {
-                message: issuer_not_ready_message(issuer, &not_ready),
-            });
-        }
-    };
-
-    let spec = &request.spec;
-    let duration = match spec.duration.as_deref().filter(|d| !d.is_empty()) {
-        None => None,
-        Some(text) => match parse_duration(text) {
-            Ok(d) => Some(d),
-            Err(error) => return Some(Outcome::from_sign_error(&error.into())),
-        },
-    };
-    let usages: Vec<String> = spec.usages.iter().map(|u| u.as_str().to_string()).collect();
-    let sign_request = SignRequest {
-        csr_pem: &spec.request.0,
-        duration,
-        is_ca: spec.is_ca.unwrap_or(false),
-        usages: &usages,
+    let input = match SignInput::of(request) {
+        Ok(input) => input,
+        Err(error) => return Some(Outcome::from_sign_error(&error)),
     };
     if !ctx.leadership.leads_for_at_least(super::SIGN_MARGIN) {
         return None;
     }
     let started = Instant::now();
-    let result = pki::sign(&ca, &sign_request, &policy, OffsetDateTime::now_utc());
+    let outcome = signer.sign(&input, OffsetDateTime::now_utc()).await;
     ctx.metrics
         .signing_seconds
         .observe(started.elapsed().as_secs_f64());
-    Some(match result {
-        Ok(issued) => {
-            ctx.metrics.signatures.inc();
-            let outcome = Outcome::Issued {
-                summary: issued.summary(),
-                chain_pem: issued.chain_pem,
-                ca_pem: issued.ca_pem,
-            };
-            ctx.remember_signed(uid, outcome.clone());
-            outcome
-        }
-        Err(error) => Outcome::from_sign_error(&error.into()),
-    })
+    if matches!(outcome, Outcome::Issued { .. }) {
+        ctx.metrics.signatures.inc();
+        ctx.remember_signed(uid, outcome.clone());
+    }
+    Some(outcome)
 }
