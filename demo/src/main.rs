@@ -16,17 +16,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use cert_manager_sim::{Simulator, SimulatorOptions};
 use clap::Parser;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
 use kube::api::{DynamicObject, ListParams, PostParams};
+use kube_sandbox::{Sandbox, SandboxOptions};
 use relay_issuer::api::RelayCluster;
 use relay_issuer::pki::{self, SigningCa};
 use relay_sandbox::charts::{Rendered, render_chart};
 use relay_sandbox::processes::{Process, binary, free_port, http_get};
 use relay_sandbox::relay::{Pem, client_config, metric_value, presented_serial, sign_server};
-use relay_sandbox::simulator::{Simulator, SimulatorOptions};
-use relay_sandbox::{Sandbox, SandboxOptions};
 use serde_json::json;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -76,7 +76,7 @@ fn workdir() -> PathBuf {
 }
 
 fn kubectl_cmd(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Result<String, BoxError> {
-    Ok(relay_sandbox::processes::kubectl_run(
+    Ok(kube_sandbox::kubectl::kubectl_run(
         kubeconfig,
         &workdir().join("kube-cache"),
         args,
@@ -312,7 +312,7 @@ async fn main() -> Result<(), BoxError> {
     let requests = Api::<DynamicObject>::namespaced_with(
         client.clone(),
         NAMESPACE,
-        &relay_sandbox::simulator::resource("CertificateRequest", "certificaterequests"),
+        &cert_manager_sim::resource("CertificateRequest", "certificaterequests"),
     );
     let clusters: Api<RelayCluster> = Api::namespaced(client.clone(), NAMESPACE);
     let mut told_requests = BTreeMap::new();

@@ -19,6 +19,8 @@ COPY runtime runtime
 COPY proto proto
 COPY issuer issuer
 COPY agent agent
+COPY kube-sandbox kube-sandbox
+COPY cert-manager-sim cert-manager-sim
 COPY tests tests
 COPY demo demo
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

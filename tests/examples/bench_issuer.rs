@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use cert_manager_sim::{Simulator, SimulatorOptions};
 use futures::StreamExt;
 use kube::api::{DynamicObject, PostParams};
 use kube::runtime::watcher;
 use relay_issuer::pki::generate::GeneratedKeyType;
 use relay_sandbox::harness::{self, Replica};
-use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use serde_json::json;
 use tokio::sync::Mutex;
 

@@ -28,6 +28,7 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cert_manager_sim::resource;
 use futures::StreamExt;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, PostParams};
@@ -37,7 +38,6 @@ use relay_sandbox::harness::{self, create_issuer};
 use relay_sandbox::plane::{CONTROLLER, Plane};
 use relay_sandbox::processes::free_port;
 use relay_sandbox::relay::{RELAY_NAMESPACE, RelayPki, TRUST_DOMAIN, put_signing_secret};
-use relay_sandbox::simulator::resource;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 

@@ -12,7 +12,7 @@
 //!
 //! What it does, all in one process on a 2-worker multi-thread tokio runtime:
 //!
-//! 1. starts a [`relay_sandbox::Sandbox`] on a loopback port and creates namespace `bench`
+//! 1. starts a [`kube_sandbox::Sandbox`] on a loopback port and creates namespace `bench`
 //!    (`POST /api/v1/namespaces`);
 //! 2. opens `--watchers` raw HTTP/1.1 watches
 //!    (`GET /api/v1/namespaces/bench/configmaps?watch=true&resourceVersion=RV`, RV being the
@@ -40,7 +40,7 @@
 //! out of order, a watch ended with an error (such as 410 Expired), a request failed, or the
 //! hard time limit (`--timeout-secs`) was reached; 2 for bad arguments.
 
-use relay_sandbox::Sandbox;
+use kube_sandbox::Sandbox;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;

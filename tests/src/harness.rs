@@ -20,8 +20,8 @@ use relay_issuer::pki::generate::{GeneratedKeyType, PkiSpec, generate_pki};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::simulator::csr;
-use crate::{Error, Sandbox};
+use cert_manager_sim::csr;
+use kube_sandbox::{Error, Sandbox};
 
 /// The controller's own (and cluster resource) namespace in these tests.
 pub const CONTROLLER_NAMESPACE: &str = "relay-tls";
@@ -29,7 +29,7 @@ pub const CONTROLLER_NAMESPACE: &str = "relay-tls";
 /// A sandbox with every CRD the controller needs and its namespace.
 pub async fn sandbox() -> Result<Sandbox, Error> {
     let sandbox = Sandbox::start().await?;
-    for crd in crate::cert_manager::crds() {
+    for crd in kube_sandbox::read_crds(&cert_manager_sim::crds::cert_manager_crds())? {
         sandbox.create_crd(crd)?;
     }
     for crd in relay_issuer::api::crds().into_values() {
@@ -172,7 +172,7 @@ pub fn requests(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(
         client.clone(),
         namespace,
-        &crate::simulator::resource("CertificateRequest", "certificaterequests"),
+        &cert_manager_sim::resource("CertificateRequest", "certificaterequests"),
     )
 }
 
@@ -241,18 +241,18 @@ pub async fn decide_request(
         (
             "Approved",
             "cert-manager.io",
-            crate::simulator::approver::APPROVED_MESSAGE,
+            cert_manager_sim::approver::APPROVED_MESSAGE,
         )
     } else {
         (
             "Denied",
             "cert-manager.io",
-            crate::simulator::approver::DENIED_MESSAGE,
+            cert_manager_sim::approver::DENIED_MESSAGE,
         )
     };
     let status = json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
         "status": {"conditions": [{"type": type_, "status": "True", "reason": reason, "message": message,
-            "lastTransitionTime": crate::now_rfc3339()}]}});
+            "lastTransitionTime": kube_sandbox::now_rfc3339()}]}});
     requests(client, namespace)
         .patch_status(
             name,

@@ -1,8 +1,8 @@
 //! `relay-sandbox serve`: runs the sandbox API server until stopped.
 
+use cert_manager_sim::approver::ApproverMode;
+use cert_manager_sim::{Simulator, SimulatorOptions};
 use clap::{Parser, Subcommand};
-use relay_sandbox::simulator::approver::ApproverMode;
-use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,12 +66,12 @@ async fn main() -> ExitCode {
         eprintln!("error: --listen must be a loopback address (the sandbox has no authentication)");
         return ExitCode::from(2);
     }
-    let options = relay_sandbox::SandboxOptions {
+    let options = kube_sandbox::SandboxOptions {
         listen: Some(listen),
         kubeconfig_out,
         namespaces: Vec::new(),
     };
-    let sandbox = match relay_sandbox::Sandbox::start_with(options).await {
+    let sandbox = match kube_sandbox::Sandbox::start_with(options).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 
 use crate::charts::{self, container_command, run_helm};
 use crate::e2e::RelayClusters;
-use crate::processes::{Process, binary, kubectl_run};
+use crate::processes::{Process, binary};
 use crate::relay::RELAY_NAMESPACE;
+use kube_sandbox::kubectl::kubectl_run;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

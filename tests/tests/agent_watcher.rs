@@ -302,7 +302,7 @@ async fn an_update_after_a_dropped_watch_still_arrives() {
     watching.stop().await;
 }
 
-fn secret_watches(sandbox: &relay_sandbox::Sandbox) -> usize {
+fn secret_watches(sandbox: &kube_sandbox::Sandbox) -> usize {
     sandbox
         .requests()
         .iter()
@@ -346,7 +346,7 @@ async fn the_resync_catches_an_update_without_a_watch() {
     // Re-reading an unchanged Secret does not count or swap anything. The resync reads one
     // after the other: once two more reads have arrived, the first of them was handled.
     let is_secret_get =
-        |r: &relay_sandbox::faults::RequestRecord| r.verb == "get" && r.resource == "secrets";
+        |r: &kube_sandbox::faults::RequestRecord| r.verb == "get" && r.resource == "secrets";
     let reads = sandbox.count_requests(is_secret_get);
     sandbox
         .wait_for_requests(reads + 2, WAIT, is_secret_get)

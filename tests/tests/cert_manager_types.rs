@@ -6,14 +6,15 @@
 //! serving either CRD set takes typed objects, merges status conditions from two server-side
 //! apply managers by `type`, and filters CertificateRequests by `spec.issuerRef.*`.
 
-use relay_sandbox::tools::cert_manager_crds;
+use cert_manager_sim::crds::cert_manager_crds;
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::CustomResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use relay_sandbox::Sandbox;
+use kube_sandbox::Sandbox;
+use kube_sandbox::schema::{ListType, StructuralSchema};
 use relay_sandbox::cert_manager::types::{
     Certificate, CertificateCondition, CertificatePrivateKey, CertificateRequest,
     CertificateRequestCondition, CertificateRequestSpec, CertificateRequestStatus,
@@ -22,7 +23,6 @@ use relay_sandbox::cert_manager::types::{
     X509Subject,
 };
 use relay_sandbox::cert_manager::{self as cm};
-use relay_sandbox::schema::{ListType, StructuralSchema};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ fn generated_crds_compile_as_structural_schemas() {
     for crd in &crds {
         StructuralSchema::compile(&v1_schema(crd))
             .unwrap_or_else(|e| panic!("{}: {e}", crd["metadata"]["name"]));
-        let types = relay_sandbox::crd_resource_types(crd).unwrap();
+        let types = kube_sandbox::crd_resource_types(crd).unwrap();
         assert_eq!(types.len(), 1);
         assert_eq!(
             types[0].extra_field_selectors,

@@ -23,17 +23,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+use cert_manager_sim::crds::cert_manager_crds;
+use cert_manager_sim::{Simulator, SimulatorOptions};
 use clap::Parser;
 use kube::api::{Api, DynamicObject, GroupVersionKind};
-use relay_sandbox::Sandbox;
+use kube_sandbox::Sandbox;
+use kube_sandbox::kubectl::Kubectl;
+use kube_sandbox::kubectl::missing_tool;
+use kube_sandbox::rbac::string_list;
 use relay_sandbox::charts::{
     self, AGENT_CHART, ChartError, ISSUER_CHART, POD_NAME_REF, POD_NAMESPACE_REF, chart_dir, find,
     of_kind, render, repo_root,
 };
-use relay_sandbox::processes::Kubectl;
-use relay_sandbox::rbac::string_list;
-use relay_sandbox::simulator::{Simulator, SimulatorOptions};
-use relay_sandbox::tools::{cert_manager_crds, missing_tool};
 use serde_json::{Value, json};
 
 const ISSUER_NS: &str = "relay-tls";
@@ -559,6 +560,12 @@ fn charts_versions_images_and_dockerfiles_agree() {
         )
         .unwrap();
         assert!(ignore.contains("**/target/"), "{ignore}");
+        for member in &members {
+            assert!(
+                ignore.lines().any(|line| line == format!("!{member}/")),
+                "{binary}.Dockerfile.dockerignore leaves workspace member {member} out of the context"
+            );
+        }
         // The image's user is the one the chart's securityContext names.
         let pod_sc = if chart == ISSUER_CHART {
             &values["podSecurityContext"]
@@ -1727,7 +1734,7 @@ async fn rendered_manifests_are_created_in_the_sandbox() {
     if !helm_present(test) {
         return;
     }
-    if relay_sandbox::processes::kubectl().is_none() {
+    if kube_sandbox::kubectl::kubectl().is_none() {
         missing_tool(test, "kubectl not found (or set RELAY_KUBECTL)");
         return;
     }
@@ -1860,7 +1867,7 @@ async fn rendered_manifests_are_created_in_the_sandbox() {
     let requests: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         AGENT_NS,
-        &relay_sandbox::simulator::resource("CertificateRequest", "certificaterequests"),
+        &cert_manager_sim::resource("CertificateRequest", "certificaterequests"),
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let request = loop {

@@ -18,7 +18,7 @@ fn ca() -> harness::TestCa {
 }
 
 /// A sandbox with RelayIssuer team-a/relay on a fresh P-256 CA, and one controller replica.
-async fn issuing_world() -> (relay_sandbox::Sandbox, kube::Client, Replica) {
+async fn issuing_world() -> (kube_sandbox::Sandbox, kube::Client, Replica) {
     let sandbox = harness::sandbox().await.unwrap();
     let client = sandbox.client().unwrap();
     harness::put_signing_secret(&client, "team-a", "relay-tls-signing-secret", &ca())
@@ -283,7 +283,7 @@ async fn bad_request_fails_once_and_is_not_retried() {
 }
 
 /// Status writes by relay-issuer to request `name`, from the sandbox's request log.
-fn status_writes(sandbox: &relay_sandbox::Sandbox, name: &str) -> usize {
+fn status_writes(sandbox: &kube_sandbox::Sandbox, name: &str) -> usize {
     sandbox
         .requests()
         .iter()
@@ -453,7 +453,7 @@ async fn merge_patching_conditions_would_drop_approved_but_our_writes_keep_it() 
         .patch_status(
             "naive",
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Pending", "message": "m", "lastTransitionTime": relay_sandbox::now_rfc3339()}]}})),
+            &Patch::Merge(json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Pending", "message": "m", "lastTransitionTime": kube_sandbox::now_rfc3339()}]}})),
         )
         .await
         .unwrap();

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use cert_manager_sim::{Simulator, SimulatorOptions};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, PostParams};
 use relay_issuer::pki::generate::GeneratedKeyType;
 use relay_sandbox::harness::{self, CONTROLLER_NAMESPACE, Replica, TestCa};
-use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -292,7 +292,7 @@ async fn end_to_end(kind: Kind) {
     let certificates: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         NAMESPACE,
-        &relay_sandbox::simulator::resource("Certificate", "certificates"),
+        &cert_manager_sim::resource("Certificate", "certificates"),
     );
     for case in &cases {
         let name = format!("agent-{}", case.suffix);

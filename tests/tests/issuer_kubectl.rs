@@ -12,10 +12,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, PostParams};
+use kube_sandbox::Sandbox;
+use kube_sandbox::kubectl::Kubectl;
 use relay_issuer::pki::generate::GeneratedKeyType;
-use relay_sandbox::Sandbox;
 use relay_sandbox::harness::{self, Replica};
-use relay_sandbox::processes::Kubectl;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -235,7 +235,7 @@ async fn describe_a_denied_request_shows_reason_message_and_event() {
     assert_eq!(ready["status"], "False");
     let message = ready["message"].as_str().unwrap();
     assert!(
-        message.contains(relay_sandbox::simulator::approver::DENIED_MESSAGE),
+        message.contains(cert_manager_sim::approver::DENIED_MESSAGE),
         "quotes the approver: {message}"
     );
 

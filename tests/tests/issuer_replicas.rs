@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use kube::api::ListParams;
+use kube_sandbox::faults::FaultKind;
 use relay_issuer::leader::{self, LeaderElectionConfig};
 use relay_issuer::pki::generate::GeneratedKeyType;
-use relay_sandbox::faults::FaultKind;
 use relay_sandbox::harness::{self, CONTROLLER_NAMESPACE, Replica};
 use serde_json::json;
 
@@ -19,7 +19,7 @@ fn requests_count() -> usize {
         .unwrap_or(1000)
 }
 
-async fn world() -> (relay_sandbox::Sandbox, kube::Client) {
+async fn world() -> (kube_sandbox::Sandbox, kube::Client) {
     if let Ok(level) = std::env::var("RELAY_TEST_LOG") {
         let _ = relay_issuer::telemetry::init_logging(&relay_issuer::telemetry::LogOptions {
             log_format: Default::default(),

@@ -7,10 +7,10 @@ use futures::future::join_all;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube_sandbox::Sandbox;
 use relay_issuer::kube_client::{
     ClientOptions, LimitStats, RateLimitLayer, client_from_config, client_with_layer,
 };
-use relay_sandbox::Sandbox;
 use std::time::Duration;
 
 /// The kube config the binaries would get: read from the sandbox's kubeconfig file.

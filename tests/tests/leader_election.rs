@@ -16,10 +16,10 @@
 use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
+use kube_sandbox::Sandbox;
+use kube_sandbox::faults::FaultKind;
 use relay_issuer::leader::{self, LeaderElectionConfig, Leadership};
 use relay_runtime::Error;
-use relay_sandbox::Sandbox;
-use relay_sandbox::faults::FaultKind;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -415,7 +415,7 @@ async fn release_on_shutdown_clears_the_holder_and_shortens_the_lease() {
     let a = Replica::start(&client, "replica-a");
     elected(&[&a], RETRY_PERIOD).await;
     let is_read =
-        |r: &relay_sandbox::faults::RequestRecord| r.resource == "leases" && r.verb == "get";
+        |r: &kube_sandbox::faults::RequestRecord| r.resource == "leases" && r.verb == "get";
     // The leader renews without reading; every read from now on is b's. Two of them: b saw
     // the Lease held by a, and decided to wait, at least twice.
     let reads = sandbox.count_requests(is_read);

@@ -19,13 +19,14 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use cert_manager_sim::{Simulator, SimulatorOptions};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{DynamicObject, PostParams};
+use kube_sandbox::Sandbox;
 use relay_proto::v1::relay_certificates_client::RelayCertificatesClient;
 use relay_proto::v1::relay_client::RelayClient;
 use relay_proto::{AgentMessage, Hello, SignCertificateRequest};
-use relay_sandbox::Sandbox;
 use relay_sandbox::charts::render_chart;
 use relay_sandbox::e2e::{
     RelayClusters, metric, metrics, wait_metric, wait_metric_grows, wait_not_ready_because,
@@ -37,7 +38,6 @@ use relay_sandbox::relay::{
     Pem, RELAY_NAMESPACE, RelayPki, TOKEN, agent_certificate, agent_csr, channel, client_config,
     install_relay, metric_sum, metric_value, sign_agent,
 };
-use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use serde_json::json;
 use tokio::sync::Mutex;
 use tokio_stream::wrappers::ReceiverStream;
@@ -262,7 +262,7 @@ fn tls_secret_manifest(namespace: &str, pem: &Pem, root: &str) -> String {
 }
 
 fn kubectl_run(world: &World, args: &[&str], stdin: Option<&str>) -> Result<String, BoxError> {
-    Ok(relay_sandbox::processes::kubectl_run(
+    Ok(kube_sandbox::kubectl::kubectl_run(
         world.sandbox.kubeconfig(),
         &world.logs.path().join("kube-cache"),
         args,
@@ -275,8 +275,8 @@ fn kubectl_run(world: &World, args: &[&str], stdin: Option<&str>) -> Result<Stri
 /// Checks every request each binary made (by User-Agent) against the RBAC the charts render
 /// for it, and returns the grants no request used, per component.
 fn check_rbac(w: &World) -> Result<Vec<(String, Vec<String>)>, BoxError> {
+    use kube_sandbox::rbac::{denied, grants_for, unused};
     use relay_sandbox::charts::render_chart;
-    use relay_sandbox::rbac::{denied, grants_for, unused};
     let issuer = render_chart("relay-issuer", RELAY_NAMESPACE, &[])?;
     let agent = render_chart(
         "relay-agent",
@@ -358,7 +358,7 @@ async fn gloo_managed_certificates_rotate_twenty_times_without_a_failed_rpc() ->
     let certificates = Api::<DynamicObject>::namespaced_with(
         w.client.clone(),
         MANAGED_NS,
-        &relay_sandbox::simulator::resource("Certificate", "certificates"),
+        &cert_manager_sim::resource("Certificate", "certificates"),
     );
     let certificate: DynamicObject = serde_json::from_value(agent_certificate(
         MANAGED_NS,

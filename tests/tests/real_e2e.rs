@@ -45,12 +45,12 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DynamicObject, ObjectMeta, PostParams};
+use kube_sandbox::faults::RequestRecord;
 use relay_sandbox::charts::{self, parse_manifests};
 use relay_sandbox::e2e::{
     metric, metrics, wait_metric, wait_metric_grows, wait_not_ready_because, wait_openssl_serial,
     wait_ready,
 };
-use relay_sandbox::faults::RequestRecord;
 use relay_sandbox::harness::{self, create_issuer, create_request, put_secret_data};
 use relay_sandbox::plane::{AGENT, CONTROLLER, Plane, SERVER};
 use relay_sandbox::processes::free_port;
@@ -145,7 +145,7 @@ fn certificates(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(
         client.clone(),
         namespace,
-        &relay_sandbox::simulator::resource("Certificate", "certificates"),
+        &cert_manager_sim::resource("Certificate", "certificates"),
     )
 }
 
@@ -519,7 +519,7 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     let issuers = Api::<DynamicObject>::namespaced_with(
         client.clone(),
         BYO_NS,
-        &relay_sandbox::simulator::resource("Issuer", "issuers"),
+        &cert_manager_sim::resource("Issuer", "issuers"),
     );
     let ca_issuer: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "cert-manager.io/v1", "kind": "Issuer",
@@ -972,7 +972,7 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     // Per component, the union of what its ServiceAccounts used (both agents share a chart).
     let mut unused_by_component: Vec<(String, BTreeSet<String>)> = Vec::new();
     for (component, namespace, account, objects) in accounts {
-        let grants = relay_sandbox::rbac::grants_for(objects, namespace, account, namespace);
+        let grants = kube_sandbox::rbac::grants_for(objects, namespace, account, namespace);
         assert!(!grants.is_empty(), "{component}: no grants rendered");
         let (used, forbidden) = audited(&audit, namespace, account)?;
         assert!(
@@ -983,12 +983,12 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
             forbidden.is_empty(),
             "{namespace}/{account} got 403s: {forbidden:#?}"
         );
-        let refused = relay_sandbox::rbac::denied(&grants, &used);
+        let refused = kube_sandbox::rbac::denied(&grants, &used);
         assert!(
             refused.is_empty(),
             "{namespace}/{account} made requests its chart does not grant: {refused:#?}"
         );
-        let unused: BTreeSet<String> = relay_sandbox::rbac::unused(&grants, &used)
+        let unused: BTreeSet<String> = kube_sandbox::rbac::unused(&grants, &used)
             .into_iter()
             .collect();
         match unused_by_component

@@ -23,7 +23,7 @@ use tonic::Code;
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 struct World {
-    _sandbox: relay_sandbox::Sandbox,
+    _sandbox: kube_sandbox::Sandbox,
     client: kube::Client,
     pki: RelayPki,
     server: RelayServer,

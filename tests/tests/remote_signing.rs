@@ -9,17 +9,17 @@
 
 use std::time::{Duration, Instant};
 
+use cert_manager_sim::approver::ApproverMode;
+use cert_manager_sim::{Simulator, SimulatorOptions};
 use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, PostParams};
+use kube_sandbox::Sandbox;
 use relay_issuer::api::{RelayCluster, RelayClusterStatus};
-use relay_sandbox::Sandbox;
 use relay_sandbox::harness::{self, Replica, put_secret_data};
 use relay_sandbox::relay::{
     RELAY_NAMESPACE, RelayPki, RelayServer, TOKEN, agent_certificate, install_secrets,
     metric_value, register_cluster, relay_settings,
 };
-use relay_sandbox::simulator::approver::ApproverMode;
-use relay_sandbox::simulator::{Simulator, SimulatorOptions};
 use serde_json::json;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -89,7 +89,7 @@ impl Clusters {
         let certificates = Api::<DynamicObject>::namespaced_with(
             w.clone(),
             AGENT_NS,
-            &relay_sandbox::simulator::resource("Certificate", "certificates"),
+            &cert_manager_sim::resource("Certificate", "certificates"),
         );
         let certificate: DynamicObject = serde_json::from_value(agent_certificate(
             AGENT_NS,

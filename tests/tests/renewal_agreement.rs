@@ -1,20 +1,20 @@
 //! relay-issuer's renewal and duration arithmetic judged by the simulator's own.
 //!
 //! The cert-manager simulator computes renewal times and Go durations with code written from
-//! cert-manager's and Go's sources (`relay_sandbox::simulator::{renewal, go_duration}`), never
+//! cert-manager's and Go's sources (`cert_manager_sim::{renewal, go_duration}`), never
 //! with relay-issuer's. Here both run on the same inputs: cert-manager's and Go's test tables
 //! (`simulator::upstream_cases`), a few rows evaluated by cert-manager's own Go code, and random
 //! inputs; they must agree. A wrong formula in `relay_issuer::pki::renewal` or a parsing slip in
 //! `relay_issuer::pki::duration` fails here even when end-to-end rotation still "works".
 
-use proptest::prelude::*;
-use relay_issuer::pki::renewal::{cert_manager_renew_before, cert_manager_renewal_time};
-use relay_issuer::pki::{format_duration, parse_duration};
-use relay_sandbox::simulator::upstream_cases::{
+use cert_manager_sim::upstream_cases::{
     GO_DURATION_STRING_CASES, GO_PARSE_DURATION_CASES, GO_PARSE_DURATION_ERROR_CASES,
     RENEW_BEFORE_CASES, RENEWAL_TIME_CASES,
 };
-use relay_sandbox::simulator::{go_duration, renewal};
+use cert_manager_sim::{go_duration, renewal};
+use proptest::prelude::*;
+use relay_issuer::pki::renewal::{cert_manager_renew_before, cert_manager_renewal_time};
+use relay_issuer::pki::{format_duration, parse_duration};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 

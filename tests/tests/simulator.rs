@@ -4,12 +4,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use cert_manager_sim::approver::ApproverMode;
+use cert_manager_sim::crds::cert_manager_crds;
+use cert_manager_sim::{Simulator, SimulatorOptions};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use relay_sandbox::Sandbox;
-use relay_sandbox::simulator::approver::ApproverMode;
-use relay_sandbox::simulator::{Simulator, SimulatorOptions};
-use relay_sandbox::tools::cert_manager_crds;
+use kube_sandbox::Sandbox;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ fn api(client: &kube::Client, kind: &str, plural: &str) -> Api<DynamicObject> {
     Api::namespaced_with(
         client.clone(),
         "default",
-        &relay_sandbox::simulator::resource(kind, plural),
+        &cert_manager_sim::resource(kind, plural),
     )
 }
 
@@ -59,8 +59,8 @@ async fn signer(client: kube::Client, manager: &str, answer: impl Fn(&Value) -> 
 /// Marks every approved request Failed, as an issuer does with a request it can never sign.
 async fn failing_signer(client: kube::Client) {
     signer(client, "failing-signer", |_| {
-        json!({"failureTime": relay_sandbox::now_rfc3339(),
-            "conditions": [{"type": "Ready", "status": "False", "reason": "Failed", "message": "the CSR carries a RSA 1024-bit key", "lastTransitionTime": relay_sandbox::now_rfc3339()}]})
+        json!({"failureTime": kube_sandbox::now_rfc3339(),
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Failed", "message": "the CSR carries a RSA 1024-bit key", "lastTransitionTime": kube_sandbox::now_rfc3339()}]})
     })
     .await
 }
@@ -92,7 +92,7 @@ async fn test_signer(client: kube::Client) {
         )
         .unwrap();
         json!({"certificate": STANDARD.encode(issued.chain_pem.as_bytes()), "ca": STANDARD.encode(issued.ca_pem.as_bytes()),
-            "conditions": [{"type": "Ready", "status": "True", "reason": "Issued", "message": issued.summary(), "lastTransitionTime": relay_sandbox::now_rfc3339()}]})
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Issued", "message": issued.summary(), "lastTransitionTime": kube_sandbox::now_rfc3339()}]})
     })
     .await
 }
@@ -339,7 +339,7 @@ async fn the_webhook_refuses_illegal_updates() {
         .unwrap();
     wait_for("the sentinel's approval", async || {
         let v = serde_json::to_value(requests.get("sentinel").await.ok()?).ok()?;
-        relay_sandbox::simulator::condition(&v, "Approved").map(|_| ())
+        cert_manager_sim::condition(&v, "Approved").map(|_| ())
     })
     .await;
     let v = serde_json::to_value(requests.get("agent-1").await.unwrap()).unwrap();
@@ -414,4 +414,58 @@ async fn a_failed_request_is_recorded_with_the_issuers_reason_and_retried_after_
         .filter_map(|r| r.metadata.name)
         .collect();
     assert_eq!(names, vec!["agent-1".to_string()]);
+}
+
+/// The simulator's CSR (what cert-manager's Certificate controller would send) is one
+/// relay-issuer signs, and its KeyUsage/ExtendedKeyUsage are binding.
+#[test]
+fn csr_carries_names_and_usages_and_signs_with_relay_issuer() {
+    let spec = json!({"commonName": "cluster-a", "uris": ["spiffe://relay.local/relay/cluster/cluster-a"], "dnsNames": ["a.example.com"],
+        "ipAddresses": ["10.0.0.1"], "emailAddresses": ["ops@example.com"], "usages": ["client auth", "digital signature"]});
+    let key = cert_manager_sim::csr::generate_private_key(Some(
+        &json!({"algorithm": "ECDSA", "size": 256}),
+    ))
+    .unwrap();
+    let csr = cert_manager_sim::csr::certificate_signing_request(&spec, &key).unwrap();
+    let pki = relay_issuer::pki::generate::generate_pki(
+        &relay_issuer::pki::generate::PkiSpec::default(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let ca = relay_issuer::pki::SigningCa::load(
+        pki.intermediate.cert_pem.as_bytes(),
+        pki.intermediate.key_pem.as_bytes(),
+        Some(pki.root.cert_pem.as_bytes()),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let usages = cert_manager_sim::csr::usages_of(&spec);
+    let issued = relay_issuer::pki::sign(
+        &ca,
+        &relay_issuer::pki::SignRequest {
+            csr_pem: csr.as_bytes(),
+            duration: None,
+            is_ca: false,
+            usages: &usages,
+        },
+        &relay_issuer::pki::SigningPolicy::default(),
+        time::OffsetDateTime::now_utc(),
+    );
+    assert!(issued.is_ok(), "{issued:?}");
+    // The same CSR asking for other usages is refused: KU/EKU are encoded in the CSR.
+    let other = vec!["server auth".to_string()];
+    assert!(
+        relay_issuer::pki::sign(
+            &ca,
+            &relay_issuer::pki::SignRequest {
+                csr_pem: csr.as_bytes(),
+                duration: None,
+                is_ca: false,
+                usages: &other
+            },
+            &relay_issuer::pki::SigningPolicy::default(),
+            time::OffsetDateTime::now_utc()
+        )
+        .is_err()
+    );
 }

@@ -8,10 +8,10 @@
 
 use http_body_util::BodyExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use relay_sandbox::fidelity::{self, Target};
+use kube_sandbox::fidelity::{self, Target};
+use kube_sandbox::kubectl::Kubectl;
+use kube_sandbox::raw_watch::RawWatch;
 use relay_sandbox::harness::{self, CONTROLLER_NAMESPACE};
-use relay_sandbox::processes::Kubectl;
-use relay_sandbox::raw_watch::RawWatch;
 use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::collections::BTreeMap;

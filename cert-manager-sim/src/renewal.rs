@@ -16,7 +16,7 @@
 //! crate directly.
 
 use super::go_duration::saturating_nanos;
-use crate::Error;
+use kube_sandbox::Error;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime, UtcOffset};
 

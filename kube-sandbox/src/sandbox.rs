@@ -384,8 +384,11 @@ pub fn crd_resource_types(crd: &Value) -> Result<Vec<ResourceType>, Error> {
 
 /// Now as RFC 3339 with whole seconds, UTC.
 pub fn now_rfc3339() -> String {
-    use relay_issuer::pki::{format_time, truncate_to_second};
-    format_time(truncate_to_second(time::OffsetDateTime::now_utc()))
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
 /// The first field (as `.a.b`) of `original` that pruning removed (null values aside, which
@@ -410,7 +413,7 @@ fn first_pruned_path(original: &Value, pruned: &Value, path: String) -> Option<S
 }
 
 /// Every CustomResourceDefinition in the YAML (or JSON) files of `dir`, in file-name order.
-pub(crate) fn read_crds(dir: &Path) -> Result<Vec<Value>, Error> {
+pub fn read_crds(dir: &Path) -> Result<Vec<Value>, Error> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))

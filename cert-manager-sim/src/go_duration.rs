@@ -14,7 +14,7 @@
 //! crate reproduces Go's parser exactly. Nothing else lives here: cert-manager's renewal
 //! arithmetic is in [`super::renewal`].
 
-use crate::Error;
+use kube_sandbox::Error;
 use time::Duration;
 
 /// 2^63: the magnitude of the most negative Go duration, and the bound on every partial sum.
@@ -38,10 +38,7 @@ fn unit_nanos(unit: &[u8]) -> Option<u64> {
 ///
 /// Errors carry Go's message, e.g. `time: unknown unit "d" in duration "1d"`.
 pub fn parse_nanos(input: &str) -> Result<i64, Error> {
-    let fail = |message: String| Error::GoDuration {
-        message,
-        input: input.to_string(),
-    };
+    let fail = |message: String| Error::BadRequest(format!("time: {message} {}", quote(input)));
     let invalid = || fail("invalid duration".into());
     let mut rest = input.as_bytes();
     let mut negative = false;

@@ -13,12 +13,13 @@ use kube::api::{
 };
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
-use relay_sandbox::fidelity::Target;
-use relay_sandbox::raw_watch::RawWatch;
-use relay_sandbox::tools::cert_manager_crds;
+use kube_sandbox::fidelity::Target;
+use kube_sandbox::raw_watch::RawWatch;
+mod upstream;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use upstream::cert_manager_crds;
 
 /// What kube-rs 5 sends for get and watch (`kube-core/src/request.rs`).
 const META: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
@@ -271,7 +272,7 @@ async fn accept_negotiation_honours_the_first_supported_media_type() {
     assert_eq!(code, 406, "{body}");
     assert_eq!(body["reason"], "NotAcceptable");
     // A known difference (README): kube-apiserver 1.35 opens this watch (200).
-    if !relay_sandbox::fidelity::is_real() {
+    if !kube_sandbox::fidelity::is_real() {
         let (code, _, body) = raw_get(
             &client,
             "/api/v1/namespaces/default/secrets?watch=true&timeoutSeconds=1",
@@ -503,7 +504,7 @@ async fn watch_metadata_sees_added_modified_deleted_with_resource_versions_and_n
     .await;
     // A known difference (README): kube-apiserver sends bookmarks periodically, none at once;
     // the watch starts at start_rv, so it sees the changes either way.
-    if !relay_sandbox::fidelity::is_real() {
+    if !kube_sandbox::fidelity::is_real() {
         let first = raw.next().await.unwrap();
         assert_eq!(first["type"], "BOOKMARK");
         assert_metadata_only_bookmark(&first["object"], false);

@@ -10,10 +10,10 @@ use super::condition;
 use super::csr::{certificate_signing_request, generate_private_key, usages_of};
 use super::go_duration;
 use super::renewal::{leaf_validity, metav1_time, renewal_time};
-use crate::Error;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube_sandbox::Error;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};
@@ -116,7 +116,7 @@ pub fn decide(observed: &Observed<'_>) -> Action {
         .iter()
         .find(|r| revision_of(r) == Some(next));
     if let Some(request) = in_flight {
-        let name = crate::store::name_of(request).to_string();
+        let name = kube_sandbox::store::name_of(request).to_string();
         let issuing = condition_is(cert, "Issuing", "True");
         if condition_is(request, "Ready", "True")
             && request
@@ -220,7 +220,7 @@ pub fn decide(observed: &Observed<'_>) -> Action {
             "Issuing certificate as Secret was previously issued by a different issuer",
         );
     }
-    if annotated(keys::CERTIFICATE_NAME) != crate::store::name_of(cert) {
+    if annotated(keys::CERTIFICATE_NAME) != kube_sandbox::store::name_of(cert) {
         return issue(
             next,
             "IncorrectCertificate",
@@ -353,7 +353,7 @@ impl Controller {
     }
 
     async fn sync_one(&mut self, ns: &str, cert: &Value) -> Result<(), Error> {
-        let name = crate::store::name_of(cert).to_string();
+        let name = kube_sandbox::store::name_of(cert).to_string();
         let secret_name = cert
             .pointer("/spec/secretName")
             .and_then(Value::as_str)
@@ -414,7 +414,7 @@ impl Controller {
             Action::Complete { request } => {
                 let request = requests
                     .iter()
-                    .find(|r| crate::store::name_of(r) == request)
+                    .find(|r| kube_sandbox::store::name_of(r) == request)
                     .cloned()
                     .unwrap_or(Value::Null);
                 self.complete(ns, cert, &request, &requests, &secrets, &requests_api)
@@ -435,7 +435,7 @@ impl Controller {
         message: &str,
         requests: &Api<DynamicObject>,
     ) -> Result<(), Error> {
-        let name = crate::store::name_of(cert).to_string();
+        let name = kube_sandbox::store::name_of(cert).to_string();
         let spec = cert.get("spec").cloned().unwrap_or(Value::Null);
         let private_key = spec.get("privateKey");
         let reuse = private_key
@@ -507,8 +507,8 @@ impl Controller {
         secrets: &Api<k8s_openapi::api::core::v1::Secret>,
         requests: &Api<DynamicObject>,
     ) -> Result<(), Error> {
-        let name = crate::store::name_of(cert).to_string();
-        let request_name = crate::store::name_of(request).to_string();
+        let name = kube_sandbox::store::name_of(cert).to_string();
+        let request_name = kube_sandbox::store::name_of(request).to_string();
         let key_pem = self
             .keys
             .get(&format!("{ns}/{request_name}"))
@@ -609,7 +609,7 @@ impl Controller {
             .map_err(kube_error)?;
         self.keys.remove(&format!("{ns}/{request_name}"));
         let revision = revision_of(request).unwrap_or(1);
-        let ready = json!({"type": "Ready", "status": "True", "reason": "Ready", "message": "Certificate is up to date and has not expired", "lastTransitionTime": crate::now_rfc3339(), "observedGeneration": cert.pointer("/metadata/generation")});
+        let ready = json!({"type": "Ready", "status": "True", "reason": "Ready", "message": "Certificate is up to date and has not expired", "lastTransitionTime": kube_sandbox::now_rfc3339(), "observedGeneration": cert.pointer("/metadata/generation")});
         let mut conditions = merge_conditions(cert, &[ready]);
         if let Some(list) = conditions.as_array_mut() {
             list.retain(|c| c.get("type").and_then(Value::as_str) != Some("Issuing"));
@@ -627,7 +627,9 @@ impl Controller {
             .max(1);
         let mut owned: Vec<(i64, String)> = all
             .iter()
-            .filter_map(|r| revision_of(r).map(|rev| (rev, crate::store::name_of(r).to_string())))
+            .filter_map(|r| {
+                revision_of(r).map(|rev| (rev, kube_sandbox::store::name_of(r).to_string()))
+            })
             .collect();
         owned.sort();
         let excess = owned.len().saturating_sub(limit as usize);
@@ -638,7 +640,7 @@ impl Controller {
     }
 
     async fn record_failure(&mut self, ns: &str, cert: &Value, message: &str) -> Result<(), Error> {
-        let name = crate::store::name_of(cert).to_string();
+        let name = kube_sandbox::store::name_of(cert).to_string();
         let attempts = cert
             .pointer("/status/failedIssuanceAttempts")
             .and_then(Value::as_i64)
@@ -651,7 +653,7 @@ impl Controller {
                 "The certificate request has failed to complete and will be retried: {message}"
             ),
         );
-        self.set_status(ns, &name, json!({"conditions": merge_conditions(cert, &[issuing]), "lastFailureTime": crate::now_rfc3339(), "failedIssuanceAttempts": attempts})).await
+        self.set_status(ns, &name, json!({"conditions": merge_conditions(cert, &[issuing]), "lastFailureTime": kube_sandbox::now_rfc3339(), "failedIssuanceAttempts": attempts})).await
     }
 
     async fn set_status(&self, ns: &str, name: &str, status: Value) -> Result<(), Error> {
@@ -669,7 +671,7 @@ impl Controller {
 }
 
 fn issuing_condition(status: &str, reason: &str, message: &str) -> Value {
-    json!({"type": "Issuing", "status": status, "reason": reason, "message": message, "lastTransitionTime": crate::now_rfc3339()})
+    json!({"type": "Issuing", "status": status, "reason": reason, "message": message, "lastTransitionTime": kube_sandbox::now_rfc3339()})
 }
 
 /// The Certificate's conditions with `updates` replacing entries of the same type.

@@ -3,18 +3,19 @@
 //! get --watch, wait --for=condition, and describe with events written via events.k8s.io/v1.
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use relay_sandbox::fidelity::Target;
-use relay_sandbox::processes::Kubectl;
-use relay_sandbox::tools::cert_manager_crds;
+use kube_sandbox::fidelity::Target;
+use kube_sandbox::kubectl::Kubectl;
+mod upstream;
 use serde_json::json;
 use std::process::Stdio;
 use std::time::Duration;
+use upstream::cert_manager_crds;
 
 /// The real kubectl for the target (its kubeconfig names the test's namespace); these tests
 /// require it (`make tools` installs it).
 fn kubectl(sandbox: &Target) -> Kubectl {
     let binary =
-        relay_sandbox::processes::kubectl().expect("kubectl not found: run `make tools` first");
+        kube_sandbox::kubectl::kubectl().expect("kubectl not found: run `make tools` first");
     Kubectl::new(binary, sandbox.kubeconfig()).unwrap()
 }
 

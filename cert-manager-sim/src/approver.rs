@@ -4,9 +4,9 @@
 //! exactly as cert-manager's default approver does (reason `cert-manager.io`, message
 //! "Certificate request has been approved by cert-manager.io").
 
-use crate::Error;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::watcher;
+use kube_sandbox::Error;
 use serde_json::{Value, json};
 
 /// How the approver behaves.
@@ -151,7 +151,7 @@ async fn approve(client: kube::Client, mode: &ApproverMode, object: DynamicObjec
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    conditions.push(condition(&decision, &crate::now_rfc3339()));
+    conditions.push(condition(&decision, &kube_sandbox::now_rfc3339()));
     let namespaced = Api::<DynamicObject>::namespaced_with(
         client,
         &ns,

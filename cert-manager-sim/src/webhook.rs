@@ -8,9 +8,9 @@
 
 use super::condition;
 use super::go_duration::{format, parse};
-use crate::error::Cause;
-use crate::registry::ResourceType;
-use crate::{Admission, Error};
+use kube_sandbox::Cause;
+use kube_sandbox::registry::ResourceType;
+use kube_sandbox::{Admission, Error};
 use serde_json::Value;
 use time::Duration;
 
@@ -209,7 +209,7 @@ impl Admission for CertManagerWebhook {
         } else {
             Err(Error::Invalid {
                 kind: resource.kind.clone(),
-                name: crate::store::name_of(new).to_string(),
+                name: kube_sandbox::store::name_of(new).to_string(),
                 causes,
             })
         }

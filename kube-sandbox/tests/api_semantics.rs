@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Secre
 use k8s_openapi::api::events::v1::Event as EventsEvent;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
-use relay_sandbox::fidelity::Target;
+use kube_sandbox::fidelity::Target;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -459,7 +459,7 @@ async fn watchers_see_changes_in_both_list_modes() {
 }
 
 fn rand_suffix() -> String {
-    relay_sandbox::store::new_uid()[..8].to_string()
+    kube_sandbox::store::new_uid()[..8].to_string()
 }
 
 /// One request and the whole response (status line, headers, body) as text. On the sandbox it
@@ -648,12 +648,12 @@ async fn injected_faults_fail_requests_and_dropped_watches_are_resumed() {
     let cms: Api<ConfigMap> = Api::default_namespaced(client);
     let cms_for_watch = cms.clone();
     s.faults()
-        .fail_fraction(1.0, &[relay_sandbox::faults::FaultKind::Internal]);
+        .fail_fraction(1.0, &[kube_sandbox::faults::FaultKind::Internal]);
     let (code, reason, _) = api_err(cms.list(&ListParams::default()).await.unwrap_err());
     assert_eq!((code, reason.as_str()), (500, "InternalError"));
     // 429 carries Retry-After (kube-rs retries 429 by itself, so check it on the wire).
     s.faults()
-        .fail_fraction(1.0, &[relay_sandbox::faults::FaultKind::TooManyRequests]);
+        .fail_fraction(1.0, &[kube_sandbox::faults::FaultKind::TooManyRequests]);
     let (code, response) = raw(&t, "GET", "/api/v1/namespaces/default/configmaps/x", "").await;
     assert_eq!(code, 429, "{response}");
     assert!(
@@ -661,7 +661,7 @@ async fn injected_faults_fail_requests_and_dropped_watches_are_resumed() {
         "{response}"
     );
     s.faults()
-        .fail_fraction(1.0, &[relay_sandbox::faults::FaultKind::Conflict]);
+        .fail_fraction(1.0, &[kube_sandbox::faults::FaultKind::Conflict]);
     let (code, response) = raw(
         &t,
         "POST",
@@ -672,7 +672,7 @@ async fn injected_faults_fail_requests_and_dropped_watches_are_resumed() {
     assert_eq!(code, 409, "{response}");
     s.faults().fail_fraction(0.0, &[]);
     let is_watch =
-        |r: &relay_sandbox::faults::RequestRecord| r.verb == "watch" && r.resource == "configmaps";
+        |r: &kube_sandbox::faults::RequestRecord| r.verb == "watch" && r.resource == "configmaps";
     let watches_before = s.count_requests(is_watch);
     // The watcher runs on its own task, so it re-opens the dropped watch by itself.
     let (events, mut received) = tokio::sync::mpsc::unbounded_channel();

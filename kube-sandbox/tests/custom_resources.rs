@@ -6,9 +6,10 @@
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
-use relay_sandbox::fidelity::Target;
-use relay_sandbox::tools::cert_manager_crds;
+use kube_sandbox::fidelity::Target;
+mod upstream;
 use serde_json::{Value, json};
+use upstream::cert_manager_crds;
 
 const CSR_B64: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlJQkRUQ0J0QUlCQURBVU1SSXdFQVlEVlFRRERBbGpiSFZ6ZEdWeUxXRXdXVEFUQmdjcWhrak9QUUlCQmdncQpoa2pPUFFNQkJ3TkNBQVRoaHNQeS93PT0KLS0tLS1FTkQgQ0VSVElGSUNBVEUgUkVRVUVTVC0tLS0tCg==";
 

@@ -2,12 +2,11 @@
 //! `spec.privateKey`, and a CSR that carries the subject, every SAN kind, KeyUsage,
 //! ExtendedKeyUsage and BasicConstraints from the Certificate's spec.
 
-use crate::Error;
+use kube_sandbox::Error;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
 };
-use relay_issuer::pki::generate::{GeneratedKeyType, generate_key, generate_rsa_key};
 use serde_json::Value;
 
 fn invalid(message: String) -> Error {
@@ -23,20 +22,31 @@ pub fn generate_private_key(private_key: Option<&Value>) -> Result<KeyPair, Erro
     let size = private_key
         .and_then(|p| p.get("size"))
         .and_then(Value::as_u64);
-    let failed =
-        |e: relay_issuer::pki::Error| invalid(format!("generating the private key failed: {e}"));
+    let failed = |e: String| invalid(format!("generating the private key failed: {e}"));
+    let generate_for = |alg: &'static rcgen::SignatureAlgorithm| {
+        KeyPair::generate_for(alg).map_err(|e| failed(e.to_string()))
+    };
     match (algorithm, size) {
-        ("RSA", None) => generate_rsa_key(2048).map_err(failed),
+        ("RSA", None) => rsa_key(2048).map_err(failed),
         ("RSA", Some(bits)) if (2048..=8192).contains(&bits) => {
-            generate_rsa_key(bits as usize).map_err(failed)
+            rsa_key(bits as usize).map_err(failed)
         }
-        ("ECDSA", None | Some(256)) => generate_key(GeneratedKeyType::P256).map_err(failed),
-        ("ECDSA", Some(384)) => generate_key(GeneratedKeyType::P384).map_err(failed),
-        ("Ed25519", _) => generate_key(GeneratedKeyType::Ed25519).map_err(failed),
+        ("ECDSA", None | Some(256)) => generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        ("ECDSA", Some(384)) => generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+        ("Ed25519", _) => generate_for(&rcgen::PKCS_ED25519),
         (algorithm, size) => Err(invalid(format!(
             "unsupported private key: {algorithm} {size:?}"
         ))),
     }
+}
+
+/// An RSA key of `bits` (ring, rcgen's backend, cannot generate RSA keys; the `rsa` crate can).
+fn rsa_key(bits: usize) -> Result<KeyPair, String> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let key =
+        rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits).map_err(|e| e.to_string())?;
+    let der = key.to_pkcs8_der().map_err(|e| e.to_string())?;
+    KeyPair::try_from(der.as_bytes()).map_err(|e| e.to_string())
 }
 
 fn key_usage(name: &str) -> Option<KeyUsagePurpose> {
@@ -157,55 +167,6 @@ pub fn certificate_signing_request(spec: &Value, key: &KeyPair) -> Result<String
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn csr_carries_names_and_usages_and_signs_with_relay_issuer() {
-        let spec = json!({"commonName": "cluster-a", "uris": ["spiffe://relay.local/relay/cluster/cluster-a"], "dnsNames": ["a.example.com"],
-            "ipAddresses": ["10.0.0.1"], "emailAddresses": ["ops@example.com"], "usages": ["client auth", "digital signature"]});
-        let key = generate_private_key(Some(&json!({"algorithm": "ECDSA", "size": 256}))).unwrap();
-        let csr = certificate_signing_request(&spec, &key).unwrap();
-        let pki = relay_issuer::pki::generate::generate_pki(
-            &relay_issuer::pki::generate::PkiSpec::default(),
-            time::OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-        let ca = relay_issuer::pki::SigningCa::load(
-            pki.intermediate.cert_pem.as_bytes(),
-            pki.intermediate.key_pem.as_bytes(),
-            Some(pki.root.cert_pem.as_bytes()),
-            time::OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-        let usages = usages_of(&spec);
-        let issued = relay_issuer::pki::sign(
-            &ca,
-            &relay_issuer::pki::SignRequest {
-                csr_pem: csr.as_bytes(),
-                duration: None,
-                is_ca: false,
-                usages: &usages,
-            },
-            &relay_issuer::pki::SigningPolicy::default(),
-            time::OffsetDateTime::now_utc(),
-        );
-        assert!(issued.is_ok(), "{issued:?}");
-        // The same CSR asking for other usages is refused: KU/EKU are encoded in the CSR.
-        let other = vec!["server auth".to_string()];
-        assert!(
-            relay_issuer::pki::sign(
-                &ca,
-                &relay_issuer::pki::SignRequest {
-                    csr_pem: csr.as_bytes(),
-                    duration: None,
-                    is_ca: false,
-                    usages: &other
-                },
-                &relay_issuer::pki::SigningPolicy::default(),
-                time::OffsetDateTime::now_utc()
-            )
-            .is_err()
-        );
-    }
 
     #[test]
     fn keys_follow_the_private_key_spec() {

@@ -15,9 +15,9 @@ use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::Api;
+use kube_sandbox::fidelity::Target;
+use kube_sandbox::kubectl::Kubectl;
 use prost::Message;
-use relay_sandbox::fidelity::Target;
-use relay_sandbox::processes::Kubectl;
 use serde_json::{Value, json};
 use std::io::Write as _;
 use std::process::Stdio;
@@ -27,7 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// require it (`make tools` installs it).
 fn kubectl(sandbox: &Target) -> Kubectl {
     let binary =
-        relay_sandbox::processes::kubectl().expect("kubectl not found: run `make tools` first");
+        kube_sandbox::kubectl::kubectl().expect("kubectl not found: run `make tools` first");
     Kubectl::new(binary, sandbox.kubeconfig()).unwrap()
 }
 
@@ -44,8 +44,8 @@ async fn sandbox_and_kubectl(namespace: Option<&str>) -> (Target, Kubectl) {
 /// The target with `namespace` created. On a real cluster the name is used as is (these tests
 /// name different namespaces, and `make fidelity-real` starts a fresh plane).
 async fn sandbox_with_namespace(namespace: &str) -> Target {
-    if !relay_sandbox::fidelity::is_real() {
-        let sandbox = relay_sandbox::Sandbox::start_with(relay_sandbox::SandboxOptions {
+    if !kube_sandbox::fidelity::is_real() {
+        let sandbox = kube_sandbox::Sandbox::start_with(kube_sandbox::SandboxOptions {
             namespaces: vec![namespace.to_string()],
             ..Default::default()
         })

@@ -1,6 +1,9 @@
-//! The cert-manager simulator: what cert-manager's webhook, approver and Certificate controller
-//! do, for tests and the demo.
+//! cert-manager-sim: what cert-manager's webhook, approver and Certificate controller do, on a
+//! `kube-sandbox`, for the tests of external issuers and their clients (and relay-tls's demo).
+//! It knows nothing of relay-tls: it judges an issuer only by the CertificateRequests it
+//! answers.
 //!
+//! - [`crds`]: cert-manager's own CRDs, from the pinned release's Go module.
 //! - [`webhook`]: the validating webhook's rules, as a sandbox admission hook.
 //! - [`approver`]: the default approver (approve all, approve listed groups, deny all).
 //! - [`csr`]: private keys and CSRs as the Certificate controller makes them.
@@ -11,13 +14,14 @@
 
 pub mod approver;
 pub mod certificates;
+pub mod crds;
 pub mod csr;
 pub mod go_duration;
 pub mod renewal;
 pub mod upstream_cases;
 pub mod webhook;
 
-use crate::{Error, Sandbox};
+use kube_sandbox::{Error, Sandbox};
 
 /// The API resource of a cert-manager.io/v1 kind (e.g. `CertificateRequest`,
 /// `certificaterequests`).
@@ -90,11 +94,11 @@ impl Drop for Simulator {
 }
 
 impl Simulator {
-    /// Registers cert-manager's CRDs (from this project's Rust types, unless already present,
-    /// e.g. loaded from the real CRD files), installs the webhook rules and starts the approver
-    /// and the Certificate controller against `sandbox`.
+    /// Registers cert-manager's CRDs (the pinned release's files, [`crds::cert_manager_crds`];
+    /// any already present are kept), installs the webhook rules and starts the approver and
+    /// the Certificate controller against `sandbox`.
     pub fn start(sandbox: &Sandbox, options: SimulatorOptions) -> Result<Self, Error> {
-        for crd in crate::cert_manager::crds() {
+        for crd in kube_sandbox::read_crds(&crds::cert_manager_crds())? {
             let name = crd
                 .pointer("/metadata/name")
                 .and_then(serde_json::Value::as_str)

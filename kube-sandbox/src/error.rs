@@ -93,25 +93,15 @@ pub enum Error {
     /// reason), e.g. a create that carries a resourceVersion.
     #[error("{0}")]
     Storage(String),
-    /// A cert-manager duration field that Go's `time.ParseDuration` refuses (HTTP 400), worded
-    /// as Go words it: `time: unknown unit "d" in duration "1d"`.
-    #[error("time: {message} {}", crate::simulator::go_duration::quote(.input))]
-    GoDuration {
-        /// What is wrong, e.g. `missing unit in duration`.
-        message: String,
-        /// The text as given.
-        input: String,
-    },
 }
 
 impl Error {
     /// The HTTP status code and the `reason` of the Kubernetes Status for this error.
     pub fn code_and_reason(&self) -> (u16, &'static str) {
         match self {
-            Error::BadSelector(_)
-            | Error::FieldLabelNotSupported(_)
-            | Error::BadRequest(_)
-            | Error::GoDuration { .. } => (400, "BadRequest"),
+            Error::BadSelector(_) | Error::FieldLabelNotSupported(_) | Error::BadRequest(_) => {
+                (400, "BadRequest")
+            }
             Error::ApplyConflict { .. } | Error::Conflict { .. } => (409, "Conflict"),
             Error::Invalid { .. } => (422, "Invalid"),
             Error::NotFound { .. } => (404, "NotFound"),
