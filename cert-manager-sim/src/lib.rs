@@ -4,6 +4,7 @@
 //! answers.
 //!
 //! - [`crds`]: cert-manager's own CRDs, from the pinned release's Go module.
+//! - [`types`]: Rust types of cert-manager's kinds, generated from those CRDs (`build.rs`).
 //! - [`webhook`]: the validating webhook's rules, as a sandbox admission hook.
 //! - [`approver`]: the default approver (approve all, approve listed groups, deny all).
 //! - [`csr`]: private keys and CSRs as the Certificate controller makes them.
@@ -18,6 +19,7 @@ pub mod crds;
 pub mod csr;
 pub mod go_duration;
 pub mod renewal;
+pub mod types;
 pub mod upstream_cases;
 pub mod webhook;
 

@@ -9,7 +9,6 @@
 //!   and `/ready` over an admin port, the serial `openssl s_client` sees).
 //! - [`plane`]: a real control plane (`make cluster`) or cluster, and this workspace's binaries
 //!   run on it as the pods of their Deployments (`make e2e`, `make bench-real`).
-//! - [`cert_manager`]: cert-manager's `Certificate`/`CertificateRequest` types.
 //!
 //! What does not live here: the API emulator and cert-manager's behaviour (their own crates),
 //! the product (`relay-issuer`, `relay-agent`).
@@ -22,5 +21,3 @@ pub mod harness;
 pub mod plane;
 pub mod processes;
 pub mod relay;
-
-pub use relay_issuer::cert_manager;
