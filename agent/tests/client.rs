@@ -4,16 +4,16 @@
 //! server restart, and an expired certificate that keeps its live session but cannot reconnect
 //! until a new one arrives.
 
-mod agent_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent_support::{AgentCert, Pki, Seen, TestRelay, eventually, opened, swap_in};
 use relay_agent::backoff::BackoffPolicy;
 use relay_agent::client::{ClientSettings, RelayConnection};
 use relay_agent::connector::Target;
 use relay_agent::{ConnectionStatus, Metrics, Provider};
+use support::{AgentCert, Pki, Seen, TestRelay, eventually, opened, swap_in};
 use tokio::sync::watch;
 
 const WAIT: Duration = Duration::from_secs(20);

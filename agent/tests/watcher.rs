@@ -4,12 +4,11 @@
 //! counted rejection; a dropped watch still delivers the next update; the periodic resync
 //! catches an update without any watch; the trust bundle is followed the same way.
 
-mod agent_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_support::{AgentCert, Pki, eventually};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use kube::runtime::events::Reporter;
@@ -18,6 +17,7 @@ use relay_agent::watcher::{
 };
 use relay_agent::{Metrics, Provider};
 use relay_sandbox::harness::{self, put_secret_data};
+use support::{AgentCert, Pki, eventually};
 use tokio::sync::watch;
 
 const NAMESPACE: &str = "team-a";
@@ -54,14 +54,14 @@ fn settings(resync: Duration, watch: bool) -> WatchSettings {
             instance: Some("agent-0".into()),
         },
         cluster: "cluster-1".into(),
-        trust_domain: agent_support::TRUST_DOMAIN.into(),
+        trust_domain: support::TRUST_DOMAIN.into(),
     }
 }
 
 fn follow(client: &kube::Client, roles: &[(&str, Role)], settings: WatchSettings) -> Watching {
     relay_agent::install_crypto_provider();
     if std::env::var("AGENT_TEST_LOG").is_ok() {
-        let _ = relay_issuer::telemetry::init_logging(&relay_issuer::telemetry::LogOptions {
+        let _ = relay_runtime::telemetry::init_logging(&relay_runtime::telemetry::LogOptions {
             log_level: "relay_agent=debug,kube=info".into(),
             ..Default::default()
         });
@@ -229,7 +229,7 @@ async fn good_certificates_reach_the_provider_and_bad_ones_keep_the_last_good() 
 
     // A CA certificate with its own (matching) key: refused as a CA.
     let ca = harness::test_ca(
-        relay_issuer::pki::generate::GeneratedKeyType::P256,
+        relay_pki::generate::GeneratedKeyType::P256,
         time::Duration::days(30),
     )
     .unwrap();

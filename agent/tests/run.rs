@@ -3,13 +3,13 @@
 //! Secret move the connection without failures; `/ready` says why it is not ready (no
 //! certificate yet, an expired certificate on a live session) and recovers by itself.
 
-mod agent_support;
+mod support;
 
 use std::time::Duration;
 
-use agent_support::{AgentCert, Pki, Seen, TestRelay, eventually};
 use relay_agent::{Agent, BackoffPolicy, Config};
 use relay_sandbox::harness::{self, put_secret_data};
+use support::{AgentCert, Pki, Seen, TestRelay, eventually};
 
 const NAMESPACE: &str = "team-a";
 const WAIT: Duration = Duration::from_secs(20);

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use relay_agent::Provider;
-use relay_issuer::pki::{SigningCa, spiffe_id};
+use relay_pki::{SigningCa, spiffe_id};
 use relay_proto::v1::relay_server::{Relay, RelayServer};
 use relay_proto::{AgentMessage, ServerMessage, Welcome, agent_message};
 use relay_sandbox::relay::{self, RelayPki};
@@ -59,7 +59,7 @@ impl Pki {
 
     /// A root store holding the root.
     pub fn roots(&self) -> Arc<RootCertStore> {
-        relay_issuer::tls::root_store(self.root_pem().as_bytes(), "test root").unwrap()
+        relay_runtime::tls::root_store(self.root_pem().as_bytes(), "test root").unwrap()
     }
 
     /// A client certificate for `cluster` valid for `lifetime` from now.

@@ -3,13 +3,13 @@
 //! once, and resumption cannot bring the old one back (the control case shows that with
 //! resumption enabled it would).
 
-mod agent_support;
+mod support;
 
 use std::sync::{Arc, Mutex};
 
-use agent_support::{Pki, serial_of, swap_in};
 use relay_agent::Provider;
 use rustls::ClientConfig;
+use support::{Pki, serial_of, swap_in};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -70,7 +70,7 @@ async fn handshake(config: &Arc<ClientConfig>, addr: std::net::SocketAddr) {
 }
 
 async fn seen_after(seen: &Handshakes, count: usize) -> Vec<(String, bool)> {
-    agent_support::eventually(
+    support::eventually(
         "the server to record the handshakes",
         std::time::Duration::from_secs(10),
         || seen.lock().unwrap().len() >= count,
