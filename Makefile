@@ -43,7 +43,7 @@ bench-sign: ## certificates/s of the sign path on one core, beside openssl speed
 	python3 scripts/bench-sign.py
 
 bench-sandbox: ## sandbox writes/s with 100 open watches receiving every event, and fan-out latency
-	$(CARGO) run --release -p relay-sandbox --example bench_sandbox -- --writes 20000 --watchers 100
+	$(CARGO) run --release -p kube-sandbox --example bench_sandbox -- --writes 20000 --watchers 100
 
 bench-issuer: ## 10,000 CertificateRequests at once: requests/s, approval→Ready p50/p99, and idle single-request latency
 	$(CARGO) run --release -p relay-sandbox --example bench_issuer -- --requests 10000 --single 50

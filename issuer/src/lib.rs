@@ -14,6 +14,7 @@ pub mod cert_manager;
 pub mod cli;
 pub mod controller;
 mod error;
+pub(crate) mod k8s;
 /// The PKI core, crate `relay-pki` (re-exported under its old path).
 pub use relay_pki as pki;
 pub mod server;

@@ -8,7 +8,6 @@
 
 use std::time::Duration as StdDuration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use time::{Duration, OffsetDateTime};
 
 use crate::api::{GROUP, IssuerCondition, IssuerPolicy, KIND_CLUSTER_ISSUER, KIND_ISSUER};
@@ -19,6 +18,7 @@ use crate::cert_manager::{
     CONDITION_APPROVED, CONDITION_DENIED, CONDITION_INVALID_REQUEST, CONDITION_READY,
     REASON_DENIED, REASON_FAILED, REASON_ISSUED, REASON_PENDING,
 };
+use crate::k8s::kube_time;
 use crate::pki::{Error as PkiError, SigningCa, SigningPolicy, format_time, parse_duration};
 use crate::{Disposition, Error};
 
@@ -259,16 +259,6 @@ pub struct StatusChange {
     /// Published only when the Ready condition's reason or message changes, so a request that
     /// waits or retries does not repeat its event.
     pub event: Option<EventNote>,
-}
-
-/// A Kubernetes `Time` (whole seconds) for `t`.
-pub(crate) fn kube_time(t: OffsetDateTime) -> Time {
-    Time(jiff_from(t))
-}
-
-fn jiff_from(t: OffsetDateTime) -> k8s_openapi::jiff::Timestamp {
-    k8s_openapi::jiff::Timestamp::from_second(t.unix_timestamp())
-        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// The status to apply for `outcome`, given the request's current status, as of `now`.

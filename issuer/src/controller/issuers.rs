@@ -140,7 +140,7 @@ pub async fn reconcile<K: IssuerObject>(
         let status = IssuerStatus {
             conditions: vec![condition],
         };
-        match super::apply_status(
+        match crate::k8s::apply_status(
             &api,
             &issuer.name_any(),
             super::decide::FIELD_MANAGER,

@@ -173,7 +173,7 @@ impl Context {
         let Some(secret) = secret else {
             return decide::load_signing_ca(location, SecretData::NotFound, now).map(Arc::new);
         };
-        let key = |k: &str| secret_data(&secret, k);
+        let key = |k: &str| crate::k8s::secret_data(&secret, k);
         let result = decide::load_signing_ca(
             location,
             SecretData::Found {
@@ -542,44 +542,6 @@ async fn lead(
         _ = stopped => {}
     }
     Ok(())
-}
-
-/// The bytes of key `key` of a Secret, if present. The relay server and remote signing read
-/// their Secrets through this too.
-pub(crate) fn secret_data<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|v| v.0.as_slice())
-}
-
-/// Applies `status` to object `name` by server-side apply of the status subresource under
-/// `field_manager` (forced: the fields are ours). `Ok(false)`: the object is gone. The relay
-/// server writes `RelayCluster` status through this too.
-pub(crate) async fn apply_status<K>(
-    api: &Api<K>,
-    name: &str,
-    field_manager: &str,
-    status: &impl serde::Serialize,
-) -> Result<bool, kube::Error>
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let patch = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
-    let params = kube::api::PatchParams::apply(field_manager).force();
-    match api
-        .patch_status(name, &params, &kube::api::Patch::Apply(&patch))
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-        Err(error) => Err(error),
-    }
 }
 
 /// A watch-event consumer that removes a deleted issuer's metric series.

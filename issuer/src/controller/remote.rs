@@ -39,7 +39,7 @@ pub struct RelaySecrets {
 
 /// Key `key` of `secret`, unless the Secret or the key is missing or the value is blank.
 fn key(secret: &Option<Secret>, key: &str) -> Option<Vec<u8>> {
-    super::secret_data(secret.as_ref()?, key)
+    crate::k8s::secret_data(secret.as_ref()?, key)
         .filter(|v| !v.trim_ascii().is_empty())
         .map(<[u8]>::to_vec)
 }

@@ -97,7 +97,9 @@ pub async fn reconcile(
             return Ok(Action::await_change());
         }
         let api: Api<CertificateRequest> = Api::namespaced(ctx.client.clone(), &namespace);
-        match super::apply_status(&api, &name, super::decide::FIELD_MANAGER, &change.status).await {
+        match crate::k8s::apply_status(&api, &name, super::decide::FIELD_MANAGER, &change.status)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
                 debug!("the request was deleted while being reconciled");

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use crate::api::{RelayCluster, RelayClusterStatus};
-use crate::controller::decide::kube_time;
+use crate::k8s::kube_time;
 
 /// The field manager of the relay server's status writes.
 pub const FIELD_MANAGER: &str = "relay-server";
@@ -230,8 +230,7 @@ impl StatusWriter {
         let due = self.update(ConnectionBook::take_due);
         let mut failed = false;
         for (cluster, status) in due {
-            match crate::controller::apply_status(&self.api, &cluster, FIELD_MANAGER, &status).await
-            {
+            match crate::k8s::apply_status(&self.api, &cluster, FIELD_MANAGER, &status).await {
                 Ok(true) => {
                     debug!(%cluster, connected = status.connected, "RelayCluster status written")
                 }

@@ -25,7 +25,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::metrics::ServerMetrics;
 use super::tls::ServerTls;
 use crate::Error;
-use crate::controller::secret_data as data;
+use crate::k8s::secret_data as data;
 use crate::pki::{SigningCa, format_time, load_key_pair};
 use crate::tls::{certified_key, root_store};
 

@@ -1,6 +1,7 @@
 use super::*;
 
 use k8s_openapi::ByteString;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use proptest::prelude::*;
 use rcgen::{CertificateParams, DistinguishedName, DnType, IsCa, KeyUsagePurpose};
 

@@ -6,7 +6,7 @@
 //! assertion inside a test.
 //!
 //! ```text
-//! cargo run --release -p relay-sandbox --example bench_sandbox -- \
+//! cargo run --release -p kube-sandbox --example bench_sandbox -- \
 //!     [--writes 20000] [--watchers 100] [--concurrency 32] [--timeout-secs 120]
 //! ```
 //!
