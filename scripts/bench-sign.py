@@ -6,6 +6,7 @@ The sign path and the floor are measured in alternating rounds and the medians r
 slow spell of a shared machine does not land on one side only."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -71,7 +72,8 @@ def instruction_overhead():
     if not shutil.which("valgrind"):
         return None
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "relay-issuer", "--example", "sign_cost"], check=True)
-    exe = "target/release/examples/sign_cost"
+    target = os.environ.get("CARGO_TARGET_DIR", "target")
+    exe = os.path.join(target, "release", "examples", "sign_cost")
     n = 300
     path = instructions(exe, "path", n) - instructions(exe, "setup-path", 0)
     floor_ = instructions(exe, "floor", n) - instructions(exe, "setup-floor", 0)

@@ -156,30 +156,27 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Decodes a block's body: standard base64 with canonical padding, ASCII whitespace anywhere
-/// ignored (line breaks, CRLF, indentation); `None` when it is not base64.
+/// ignored (line breaks, CRLF, indentation); `None` when it is not base64. (Compacting first
+/// and decoding once measured cheaper than decoding line by line.)
 fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
-    if text.iter().any(u8::is_ascii_whitespace) {
-        let compact: Vec<u8> = text
-            .iter()
-            .copied()
-            .filter(|b| !b.is_ascii_whitespace())
-            .collect();
-        STANDARD.decode(compact).ok()
-    } else {
-        STANDARD.decode(text).ok()
-    }
+    let compact: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    STANDARD.decode(compact).ok()
 }
 
 /// Encodes DER as a PEM block with 64-character lines and LF endings.
 pub fn encode_pem(label: &str, der: &[u8]) -> String {
-    let body = STANDARD.encode(der);
-    let mut out = String::with_capacity(body.len() + body.len() / 64 + 2 * label.len() + 32);
+    let body_len = der.len().div_ceil(3) * 4;
+    let mut out = String::with_capacity(body_len + body_len / 64 + 2 * label.len() + 32);
     out.push_str("-----BEGIN ");
     out.push_str(label);
     out.push_str("-----\n");
-    // Base64 is ASCII, so every 64-byte chunk is whole characters.
-    for line in body.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+    // 48 bytes are one 64-character line.
+    for chunk in der.chunks(48) {
+        STANDARD.encode_string(chunk, &mut out);
         out.push('\n');
     }
     out.push_str("-----END ");
@@ -300,6 +297,32 @@ mod tests {
     }
 
     proptest! {
+        /// However the body is wrapped or damaged, decoding it agrees with decoding it without
+        /// its whitespace, and a clean body gives back the data.
+        #[test]
+        fn decoding_any_wrapping_agrees_with_decoding_the_compacted_body(
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+            breaks in proptest::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec![&b"\n"[..], b"\r\n", b" ", b"\t"])), 0..6),
+            noise in proptest::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec![b'=', b'A', b'*'])), 0..2),
+        ) {
+            let mut text = STANDARD.encode(&data).into_bytes();
+            for (at, gap) in breaks {
+                let at = at.index(text.len() + 1);
+                text.splice(at..at, gap.iter().copied());
+            }
+            let clean = noise.is_empty();
+            for (at, byte) in noise {
+                let at = at.index(text.len() + 1);
+                text.insert(at, byte);
+            }
+            let compact: Vec<u8> = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            let expected = STANDARD.decode(&compact).ok();
+            if clean {
+                prop_assert_eq!(expected.as_deref(), Some(&data[..]));
+            }
+            prop_assert_eq!(decode_base64(&text), expected);
+        }
+
         #[test]
         fn encode_then_parse_round_trips(der in proptest::collection::vec(any::<u8>(), 0..2000)) {
             let blocks = parse_pem(encode_pem("CERTIFICATE REQUEST", &der).as_bytes()).unwrap();
