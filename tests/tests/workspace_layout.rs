@@ -78,10 +78,12 @@ fn members(metadata: &Value) -> BTreeMap<String, (String, BTreeSet<String>)> {
 }
 
 /// The README's crate diagram: node id → (crate name, folder), and the arrows as crate names.
-fn diagram() -> (
-    BTreeMap<String, (String, String)>,
-    BTreeSet<(String, String)>,
-) {
+struct Diagram {
+    nodes: BTreeMap<String, (String, String)>,
+    arrows: BTreeSet<(String, String)>,
+}
+
+fn diagram() -> Diagram {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
     let section = &readme[readme.find("### Crates").expect("a Crates section")..];
     let block = &section[section.find("```mermaid").unwrap()..];
@@ -103,13 +105,13 @@ fn diagram() -> (
         .into_iter()
         .map(|(from, to)| (nodes[&from].0.clone(), nodes[&to].0.clone()))
         .collect();
-    (nodes, arrows)
+    Diagram { nodes, arrows }
 }
 
 #[test]
 fn the_readme_diagram_is_the_workspace_graph() {
     let members = members(&metadata());
-    let (nodes, arrows) = diagram();
+    let Diagram { nodes, arrows } = diagram();
     let drawn: BTreeMap<String, String> = nodes.into_values().collect();
     let actual: BTreeMap<String, String> = members
         .iter()
