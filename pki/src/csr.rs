@@ -147,7 +147,28 @@ impl<'a> CsrParts<'a> {
     }
 }
 
-/// Checks that a Name is a SEQUENCE OF non-empty SETs of (OID, value) pairs.
+/// The universal string types a Name's attribute values and a challengePassword may use
+/// (UTF8String, NumericString, PrintableString, TeletexString, IA5String, VisibleString,
+/// UniversalString, BMPString), primitive as DER requires. Anything else would be copied into
+/// the certificate verbatim, and other tools refuse such a Name (OpenSSL: "mstring not
+/// universal").
+const STRING_TAGS: [u8; 8] = [0x0c, 0x12, 0x13, 0x14, 0x16, 0x1a, 0x1c, 0x1e];
+
+/// Reads one string value (see [`STRING_TAGS`]).
+fn expect_string(reader: &mut DerReader<'_>, what: &'static str) -> Result<(), DerError> {
+    match reader.peek_tag() {
+        Some(found) if STRING_TAGS.contains(&found) => reader.any(what).map(|_| ()),
+        Some(found) => Err(DerError::new(
+            what,
+            format!(
+                "has tag 0x{found:02x}, which is not a string type (UTF8String, PrintableString, IA5String, ...)"
+            ),
+        )),
+        None => Err(DerError::new(what, "is missing")),
+    }
+}
+
+/// Checks that a Name is a SEQUENCE OF non-empty SETs of (OID, string value) pairs.
 fn check_name(name: Element<'_>) -> Result<(), DerError> {
     let mut rdns = name.reader();
     while !rdns.is_empty() {
@@ -160,7 +181,7 @@ fn check_name(name: Element<'_>) -> Result<(), DerError> {
             let pair = pairs.expect(tag::SEQUENCE, "a subject attribute")?;
             let mut parts = pair.reader();
             parts.expect(tag::OID, "a subject attribute type")?;
-            parts.any("a subject attribute value")?;
+            expect_string(&mut parts, "a subject attribute value")?;
             parts.finish("a subject attribute")?;
         }
     }
@@ -177,6 +198,14 @@ fn extension_request<'a>(attributes: Element<'a>) -> Result<Option<&'a [u8]>, De
         let kind = parts.expect(tag::OID, "an attribute type")?;
         let values = parts.expect(tag::SET, "an attribute's values")?;
         parts.finish("an attribute")?;
+        if kind.content == oid::CHALLENGE_PASSWORD {
+            // PKCS#9: a single DirectoryString. Unused here, but read as the type says, as
+            // other readers of the request do.
+            let mut values = values.reader();
+            expect_string(&mut values, "the challengePassword attribute")?;
+            values.finish("the challengePassword attribute")?;
+            continue;
+        }
         if kind.content != oid::EXTENSION_REQUEST {
             continue;
         }

@@ -66,6 +66,8 @@ pub(crate) mod oid {
     pub const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
     /// extensionRequest (1.2.840.113549.1.9.14), the CSR attribute carrying extensions.
     pub const EXTENSION_REQUEST: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e];
+    /// PKCS#9 challengePassword (1.2.840.113549.1.9.7).
+    pub const CHALLENGE_PASSWORD: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x07];
     /// sha384WithRSAEncryption (1.2.840.113549.1.1.12).
     pub const SHA384_WITH_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c];
     /// sha512WithRSAEncryption (1.2.840.113549.1.1.13).

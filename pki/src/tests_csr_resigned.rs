@@ -1020,3 +1020,99 @@ fn a_sorted_multi_attribute_rdn_reads_as_the_oracle_reads_it() {
             .any(|w| w == b"relay")
     );
 }
+
+// ---------- what `csr_structure` fuzzing found (2026-12-05) ----------
+
+/// The request's subject with its first attribute value replaced by `value`.
+fn with_subject_value(value: Node) -> (Vec<u8>, &'static KeyPair) {
+    let (base, key) = base_request(CsrSpec::default(), None);
+    let der = resigned(&base, key, |tree| {
+        let subject = &mut fields(tree)[1];
+        let Node::Tree(_, rdns) = subject else {
+            panic!("the subject is not a SEQUENCE")
+        };
+        let Some(Node::Tree(_, pairs)) = rdns.first_mut() else {
+            panic!("the subject has no RDN")
+        };
+        let Some(Node::Tree(_, parts)) = pairs.first_mut() else {
+            panic!("the RDN has no attribute")
+        };
+        parts[1] = value;
+    });
+    (der, key)
+}
+
+/// A subject value that is not a universal string would be copied into the certificate, where
+/// OpenSSL refuses it ("mstring not universal") though x509-parser reads it: refused, and the
+/// message names the tag. Every string type stays accepted, as the oracle reads it.
+#[test]
+fn subject_values_must_be_strings() {
+    for (tag, content) in [
+        (0xd3u8, b"rB@".to_vec()), // private class, as the fuzzer found
+        (0x83, b"x".to_vec()),     // context-specific
+        (0x02, vec![0x01]),        // INTEGER
+        (0x04, b"x".to_vec()),     // OCTET STRING
+    ] {
+        let (der, _) = with_subject_value(Node::Leaf(tag, content));
+        let error = ours(&der).unwrap_err().to_string();
+        assert!(
+            error.contains("a subject attribute value") && error.contains(&format!("0x{tag:02x}")),
+            "tag 0x{tag:02x}: {error}"
+        );
+    }
+    // A constructed UTF8String (BER, never DER).
+    let (der, _) = with_subject_value(Node::Tree(0x2c, vec![]));
+    assert!(ours(&der).is_err());
+    for tag in [0x0c, 0x12, 0x13, 0x14, 0x16, 0x1a, 0x1e] {
+        let (der, _) = with_subject_value(Node::Leaf(tag, b"12".to_vec()));
+        let view = ours(&der).unwrap_or_else(|e| panic!("tag 0x{tag:02x}: {e}"));
+        assert_eq!(Some(&view), oracle(&der).as_ref(), "tag 0x{tag:02x}");
+    }
+}
+
+/// The request's attributes with a challengePassword holding `values` (a SET's contents).
+fn with_challenge_password(values: Vec<Node>) -> Vec<u8> {
+    let (base, key) = base_request(CsrSpec::default(), None);
+    resigned(&base, key, |tree| {
+        let attributes = &mut fields(tree)[3];
+        let Node::Tree(_, list) = attributes else {
+            panic!("the attributes are not a [0] list")
+        };
+        // Shorter than the extensionRequest, so first in DER's SET OF order.
+        list.insert(
+            0,
+            Node::Tree(
+                0x30,
+                vec![
+                    Node::Leaf(0x06, super::der::oid::CHALLENGE_PASSWORD.to_vec()),
+                    Node::Tree(0x31, values),
+                ],
+            ),
+        );
+    })
+}
+
+/// PKCS#9's challengePassword is a single DirectoryString. x509-parser refuses a request whose
+/// first value is not a string (the fuzzer's was an empty SEQUENCE), and so do we now; we also
+/// refuse no value or two (x509-parser reads only the first, so it accepts those).
+#[test]
+fn a_challenge_password_must_be_one_string() {
+    let der = with_challenge_password(vec![Node::Tree(0x30, vec![])]);
+    let error = ours(&der).unwrap_err().to_string();
+    assert!(error.contains("challengePassword"), "{error}");
+    assert_eq!(oracle(&der), None);
+    for values in [
+        vec![],
+        vec![
+            Node::Leaf(0x0c, b"a".to_vec()),
+            Node::Leaf(0x0c, b"b".to_vec()),
+        ],
+    ] {
+        let der = with_challenge_password(values);
+        let error = ours(&der).unwrap_err().to_string();
+        assert!(error.contains("challengePassword"), "{error}");
+    }
+    let der = with_challenge_password(vec![Node::Leaf(0x0c, b"secret".to_vec())]);
+    let view = ours(&der).unwrap();
+    assert_eq!(Some(&view), oracle(&der).as_ref());
+}
