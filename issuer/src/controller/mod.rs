@@ -116,6 +116,9 @@ struct RequestMemory {
     attempts: u32,
     /// A certificate signed for it, re-applied rather than re-signed until seen recorded.
     signed: Option<Outcome>,
+    /// Whether a status write of that certificate succeeded (a later re-apply after watch lag
+    /// is neither counted nor announced again).
+    issued_recorded: bool,
     /// Whether its `WaitingForApproval` event was published.
     waiting_announced: bool,
 }
@@ -248,6 +251,14 @@ impl Context {
 
     fn signed_but_unrecorded(&self, uid: &str) -> Option<Outcome> {
         self.remember(uid, |m| m.signed.clone())
+    }
+
+    fn issued_recorded(&self, uid: &str) -> bool {
+        self.remember(uid, |m| m.issued_recorded)
+    }
+
+    fn mark_issued_recorded(&self, uid: &str) {
+        self.remember(uid, |m| m.issued_recorded = true);
     }
 
     fn publish_event(&self, request: &CertificateRequest, note: EventNote) {

@@ -113,9 +113,17 @@ pub async fn reconcile(
                 ));
             }
         }
-        ctx.metrics.count_outcome(outcome.metric_label());
-        if let Some(event) = change.event {
-            ctx.publish_event(&request, event);
+        // A reconcile that saw the request from before our first write (watch lag) re-applies
+        // the same certificate: the write is idempotent, but the outcome is counted and
+        // announced once per request.
+        if !(signed_here && ctx.issued_recorded(&uid)) {
+            ctx.metrics.count_outcome(outcome.metric_label());
+            if let Some(event) = change.event {
+                ctx.publish_event(&request, event);
+            }
+        }
+        if signed_here {
+            ctx.mark_issued_recorded(&uid);
         }
     }
 
