@@ -85,10 +85,7 @@ pub fn chart_dir(name: &str) -> PathBuf {
 }
 
 fn default_helm_path() -> PathBuf {
-    std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join("target"))
-        .join("tools/bin/helm")
+    kube_sandbox::kubectl::target_dir().join("tools/bin/helm")
 }
 
 /// The helm binary: `$RELAY_HELM`, else `target/tools/bin/helm` (`make tools` installs it);

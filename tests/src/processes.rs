@@ -9,12 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// This workspace's target directory.
-fn target_dir() -> PathBuf {
-    std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
-}
+use kube_sandbox::kubectl::target_dir;
 
 /// The debug binary `name` (`relay-issuer` or `relay-agent`); both are built once per test
 /// process.
