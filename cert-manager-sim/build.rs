@@ -39,11 +39,8 @@ fn generate() -> Result<(), String> {
         Err(_) => {
             let text = std::fs::read_to_string(versions)
                 .map_err(|e| format!("cannot read {versions}: {e}"))?;
-            let version = text
-                .lines()
-                .find_map(|line| line.trim().strip_prefix("CERT_MANAGER_VERSION="))
-                .ok_or("scripts/versions.env does not set CERT_MANAGER_VERSION")?
-                .trim();
+            let version = go_module::pinned_version(&text, "CERT_MANAGER_VERSION")
+                .ok_or("scripts/versions.env does not set CERT_MANAGER_VERSION")?;
             go_module::module_dir("github.com/cert-manager/cert-manager", version)?
                 .join("deploy/crds")
         }

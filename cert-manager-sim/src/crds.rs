@@ -15,13 +15,7 @@ pub const CERT_MANAGER_MODULE: &str = "github.com/cert-manager/cert-manager";
 
 /// The value of `name=` in `scripts/versions.env`.
 pub fn pinned_version(name: &str) -> Option<&'static str> {
-    VERSIONS
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.split_once('='))
-        .find(|(key, _)| key.trim() == name)
-        .map(|(_, value)| value.trim())
+    kube_sandbox::go_module::pinned_version(VERSIONS, name)
 }
 
 /// The pinned cert-manager release, e.g. `v1.21.2`.

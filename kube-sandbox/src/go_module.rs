@@ -7,6 +7,17 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The value of `name=` in the text of a pins file of `NAME=value` lines (`#` comments), such as
+/// a workspace's `versions.env`.
+pub fn pinned_version<'a>(pins: &'a str, name: &str) -> Option<&'a str> {
+    pins.lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .find(|(key, _)| key.trim() == name)
+        .map(|(_, value)| value.trim())
+}
+
 /// The extracted folder of `module@version` in Go's module cache, downloading it first when
 /// absent.
 pub fn module_dir(module: &str, version: &str) -> Result<PathBuf, String> {

@@ -10,11 +10,8 @@ pub fn cert_manager_crds() -> PathBuf {
     CRDS.get_or_init(|| {
         let versions = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/versions.env");
         let text = std::fs::read_to_string(versions).expect("read scripts/versions.env");
-        let version = text
-            .lines()
-            .find_map(|line| line.trim().strip_prefix("CERT_MANAGER_VERSION="))
-            .expect("scripts/versions.env sets CERT_MANAGER_VERSION")
-            .trim();
+        let version = kube_sandbox::go_module::pinned_version(&text, "CERT_MANAGER_VERSION")
+            .expect("scripts/versions.env sets CERT_MANAGER_VERSION");
         kube_sandbox::go_module::module_dir("github.com/cert-manager/cert-manager", version)
             .unwrap_or_else(|e| panic!("{e}"))
             .join("deploy/crds")
