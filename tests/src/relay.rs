@@ -492,6 +492,23 @@ pub async fn presented_serial(
     serial_of(leaf)
 }
 
+/// Completes one TLS handshake with the relay, then resets the connection (`SO_LINGER` 0, as
+/// `openssl s_time` and load-balancer TLS probes end theirs).
+pub async fn handshake_then_reset(
+    address: SocketAddr,
+    config: rustls::ClientConfig,
+) -> Result<(), BoxError> {
+    let connector = TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(address).await?;
+    let tls = connector
+        .connect(ServerName::try_from("localhost")?.to_owned(), tcp)
+        .await?;
+    let (tcp, _) = tls.into_inner();
+    tcp.set_zero_linger()?;
+    drop(tcp);
+    Ok(())
+}
+
 /// The serial of a DER certificate, colon-separated hex (as the relay and the agent report it).
 pub fn serial_of(der: &[u8]) -> Result<String, BoxError> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)?;

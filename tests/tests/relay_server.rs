@@ -14,7 +14,8 @@ use relay_proto::{AgentMessage, Hello, SignCertificateRequest, server_message};
 use relay_sandbox::harness::{put_secret_data, sandbox};
 use relay_sandbox::relay::{
     Pem, RELAY_NAMESPACE, RelayPki, RelayServer, TOKEN, agent_csr, channel, client_config,
-    install_secrets, metric_value, presented_serial, register_cluster, relay_settings,
+    handshake_then_reset, install_secrets, metric_value, presented_serial, register_cluster,
+    relay_settings,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -213,6 +214,68 @@ async fn connect_refuses_unregistered_untrusted_anonymous_and_lying_agents() -> 
             "relay_server_connect_refusals_total{reason=\"no_client_certificate\"}"
         ) >= 1.0
     );
+    w.server.stop().await?;
+    Ok(())
+}
+
+/// Waits until `series` reaches `at_least` in the server's metrics; returns the text.
+async fn wait_for_metric(server: &RelayServer, series: &str, at_least: f64) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = server.metrics_text();
+        if metric_value(&text, series) >= at_least || tokio::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn probes_and_clients_that_reset_after_the_handshake_are_not_handshake_failures() -> TestResult
+{
+    let w = world().await?;
+    // A TCP health check: connect, then close without a byte.
+    drop(tokio::net::TcpStream::connect(w.server.address).await?);
+    let probe = "relay_server_client_closed_connections_total{stage=\"before_client_hello\"}";
+    let text = wait_for_metric(&w.server, probe, 1.0).await;
+    assert_eq!(metric_value(&text, probe), 1.0, "{text}");
+
+    // TLS probes: complete the handshake (with and without a client certificate), then reset.
+    // The server sees either the completed handshake or a reset after its whole flight.
+    let cert = w.pki.agent("cluster-a", time::Duration::hours(1))?;
+    let probes = 20;
+    for i in 0..probes {
+        let client = (i % 2 == 0).then_some(&cert);
+        handshake_then_reset(w.server.address, client_config(&w.pki.root, client)?).await?;
+    }
+    let ended = |text: &str| {
+        metric_value(
+            text,
+            "relay_server_handshakes_total{client=\"certificate\"}",
+        ) + metric_value(text, "relay_server_handshakes_total{client=\"none\"}")
+            + metric_value(
+                text,
+                "relay_server_client_closed_connections_total{stage=\"after_server_flight\"}",
+            )
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut text = w.server.metrics_text();
+    while ended(&text) < f64::from(probes) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        text = w.server.metrics_text();
+    }
+    assert_eq!(ended(&text), f64::from(probes), "{text}");
+    assert!(
+        !text.contains("relay_server_handshake_failures_total{"),
+        "no probe is a handshake failure: {text}"
+    );
+
+    // A real failure still counts as one.
+    let foreign = RelayPki::new()?.agent("cluster-a", time::Duration::hours(1))?;
+    assert!(connect(&w, &foreign, "cluster-a").await.is_err());
+    let series = "relay_server_handshake_failures_total{reason=\"untrusted_client_certificate\"}";
+    let text = wait_for_metric(&w.server, series, 1.0).await;
+    assert!(metric_value(&text, series) >= 1.0, "{text}");
     w.server.stop().await?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The relay server's Prometheus metrics, registered under the `relay_server` prefix: connected
-//! agents, handshakes and their failures by reason, Connect refusals, sign requests by outcome,
+//! agents, handshakes and their failures by reason, connections the client closed mid-handshake, Connect refusals, sign requests by outcome,
 //! the server certificate's expiry, and Secret reloads.
 //!
 //! What does not live here: serving them (`admin`).
@@ -15,6 +15,13 @@ use prometheus_client::registry::Registry;
 pub struct ReasonLabels {
     /// Low-cardinality reason.
     pub reason: String,
+}
+
+/// Label set: how far a handshake got.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    /// `before_client_hello`, `before_server_flight` or `after_server_flight`.
+    pub stage: String,
 }
 
 /// Label set: a handshake's client authentication.
@@ -51,6 +58,10 @@ pub struct ServerMetrics {
     pub handshakes: Family<HandshakeLabels, Counter>,
     /// `relay_server_handshake_failures_total{reason}`: failed TLS handshakes.
     pub handshake_failures: Family<ReasonLabels, Counter>,
+    /// `relay_server_client_closed_connections_total{stage}`: connections the client closed or
+    /// reset during the TLS handshake without an alert (TCP health checks, TLS probes that reset
+    /// after the server's flight). Not counted as handshake failures.
+    pub client_closed: Family<StageLabels, Counter>,
     /// `relay_server_connect_refusals_total{reason}`: Connect streams refused after the handshake.
     pub connect_refusals: Family<ReasonLabels, Counter>,
     /// `relay_server_sign_requests_total{outcome,auth}`: SignCertificate calls.
@@ -85,6 +96,11 @@ impl ServerMetrics {
             "handshake_failures",
             "Failed TLS handshakes, by reason",
             metrics.handshake_failures.clone(),
+        );
+        r.register(
+            "client_closed_connections",
+            "Connections the client closed or reset during the TLS handshake without an alert (health checks, probes), by stage; not handshake failures",
+            metrics.client_closed.clone(),
         );
         r.register(
             "connect_refusals",
@@ -124,6 +140,15 @@ impl ServerMetrics {
         self.handshake_failures
             .get_or_create(&ReasonLabels {
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a connection the client closed during the handshake.
+    pub fn client_closed(&self, stage: &str) {
+        self.client_closed
+            .get_or_create(&StageLabels {
+                stage: stage.to_string(),
             })
             .inc();
     }

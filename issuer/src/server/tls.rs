@@ -162,7 +162,7 @@ impl PeerInfo {
 
 /// A TLS connection that completed its handshake.
 pub struct TlsConnection {
-    stream: TlsStream<TcpStream>,
+    stream: TlsStream<Counted<TcpStream>>,
     peer: PeerInfo,
 }
 
@@ -214,17 +214,70 @@ impl AsyncWrite for TlsConnection {
     }
 }
 
-/// A low-cardinality label for why a handshake failed.
-pub fn handshake_failure_reason(error: &io::Error) -> &'static str {
+/// How far a handshake got, as seen from the socket: what the server read and wrote before it
+/// ended. Kept beside the connection (not derived from rustls' state, which the failed
+/// handshake takes with it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandshakeProgress {
+    /// Bytes read from the client.
+    pub read: u64,
+    /// Bytes written to the client (the server's flight: ServerHello … Finished, or an alert).
+    pub written: u64,
+}
+
+/// How a handshake that did not complete ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeEnd {
+    /// A real failure (`relay_server_handshake_failures_total{reason}`): TLS refused the
+    /// client or the client refused us with an alert, or the connection broke otherwise.
+    Failed(&'static str),
+    /// The client closed or reset the connection without a TLS alert
+    /// (`relay_server_client_closed_connections_total{stage}`): a TCP health check, or a client
+    /// such as `openssl s_time` or a load balancer's TLS probe that completes its side of the
+    /// handshake and then resets. Not a failure of the server or of the client's credentials.
+    ClosedByClient(&'static str),
+}
+
+/// Stage label: the client closed before sending anything (a TCP probe).
+pub const CLOSED_BEFORE_CLIENT_HELLO: &str = "before_client_hello";
+/// Stage label: the client closed after its first bytes, before the server answered.
+pub const CLOSED_BEFORE_SERVER_FLIGHT: &str = "before_server_flight";
+/// Stage label: the client closed after the server's whole flight, which is all a client needs
+/// to complete the handshake on its side.
+pub const CLOSED_AFTER_SERVER_FLIGHT: &str = "after_server_flight";
+
+/// Classifies a handshake that ended with `error` after `progress`.
+pub fn handshake_end(error: &io::Error, progress: HandshakeProgress) -> HandshakeEnd {
     if error.kind() == io::ErrorKind::TimedOut {
-        return "timeout";
+        return HandshakeEnd::Failed("timeout");
     }
-    let Some(tls) = error
+    if let Some(tls) = error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
-        return "io";
-    };
+    {
+        return HandshakeEnd::Failed(tls_failure_reason(tls));
+    }
+    let closed = matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    );
+    match (closed, progress) {
+        (false, _) => HandshakeEnd::Failed("io"),
+        (true, HandshakeProgress { read: 0, .. }) => {
+            HandshakeEnd::ClosedByClient(CLOSED_BEFORE_CLIENT_HELLO)
+        }
+        (true, HandshakeProgress { written: 0, .. }) => {
+            HandshakeEnd::ClosedByClient(CLOSED_BEFORE_SERVER_FLIGHT)
+        }
+        (true, _) => HandshakeEnd::ClosedByClient(CLOSED_AFTER_SERVER_FLIGHT),
+    }
+}
+
+/// A low-cardinality label for a TLS-level handshake failure.
+fn tls_failure_reason(tls: &rustls::Error) -> &'static str {
     match tls {
         // A chain to an unknown root, or one whose signatures do not verify under a root of
         // the same name (another CA with the same subject).
@@ -239,6 +292,80 @@ pub fn handshake_failure_reason(error: &io::Error) -> &'static str {
         rustls::Error::PeerIncompatible(_) => "incompatible_client",
         rustls::Error::AlertReceived(_) => "client_alert",
         _ => "tls_error",
+    }
+}
+
+/// A socket that counts what passes through it, so that a failed handshake can say how far it
+/// got ([`HandshakeProgress`]).
+pub struct Counted<S> {
+    inner: S,
+    progress: HandshakeProgress,
+}
+
+impl<S> Counted<S> {
+    /// Wraps `inner` with nothing counted yet.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            progress: HandshakeProgress::default(),
+        }
+    }
+
+    /// What has passed so far.
+    pub fn progress(&self) -> HandshakeProgress {
+        self.progress
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len().saturating_sub(before);
+        self.progress.read = self.progress.read.saturating_add(read as u64);
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(written)) = &polled {
+            self.progress.written = self.progress.written.saturating_add(*written as u64);
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(written)) = &polled {
+            self.progress.written = self.progress.written.saturating_add(*written as u64);
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 
@@ -271,13 +398,22 @@ pub async fn accept_loop(
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
-            let handshake = TlsAcceptor::from(config).accept(tcp);
+            let handshake = TlsAcceptor::from(config)
+                .accept(Counted::new(tcp))
+                .into_fallible();
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                 Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    let reason = handshake_failure_reason(&error);
-                    metrics.handshake_failed(reason);
-                    debug!(%remote, reason, %error, "TLS handshake failed");
+                Ok(Err((error, socket))) => {
+                    match handshake_end(&error, socket.progress()) {
+                        HandshakeEnd::Failed(reason) => {
+                            metrics.handshake_failed(reason);
+                            debug!(%remote, reason, %error, "TLS handshake failed");
+                        }
+                        HandshakeEnd::ClosedByClient(stage) => {
+                            metrics.client_closed(stage);
+                            debug!(%remote, stage, "the client closed the connection during the TLS handshake");
+                        }
+                    }
                     return;
                 }
                 Err(_) => {
@@ -309,6 +445,96 @@ mod tests {
     use crate::pki::generate::{PkiSpec, generate_pki};
     use crate::pki::load_key_pair;
     use time::OffsetDateTime;
+
+    fn progress(read: u64, written: u64) -> HandshakeProgress {
+        HandshakeProgress { read, written }
+    }
+
+    #[test]
+    fn a_client_that_closes_without_an_alert_is_not_a_failure() {
+        for kind in [
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::UnexpectedEof,
+        ] {
+            let error = io::Error::from(kind);
+            assert_eq!(
+                handshake_end(&error, progress(0, 0)),
+                HandshakeEnd::ClosedByClient("before_client_hello"),
+                "{kind:?}"
+            );
+            assert_eq!(
+                handshake_end(&error, progress(517, 0)),
+                HandshakeEnd::ClosedByClient("before_server_flight"),
+                "{kind:?}"
+            );
+            assert_eq!(
+                handshake_end(&error, progress(517, 1400)),
+                HandshakeEnd::ClosedByClient("after_server_flight"),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_refusals_timeouts_and_other_io_errors_are_failures() {
+        let tls = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+        let cases = [
+            (
+                tls(rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer,
+                )),
+                "untrusted_client_certificate",
+            ),
+            (
+                tls(rustls::Error::InvalidCertificate(
+                    CertificateError::BadSignature,
+                )),
+                "untrusted_client_certificate",
+            ),
+            (
+                tls(rustls::Error::InvalidCertificate(CertificateError::Expired)),
+                "expired_client_certificate",
+            ),
+            (
+                tls(rustls::Error::InvalidCertificate(CertificateError::Revoked)),
+                "invalid_client_certificate",
+            ),
+            (tls(rustls::Error::NoApplicationProtocol), "no_alpn"),
+            (
+                tls(rustls::Error::AlertReceived(
+                    rustls::AlertDescription::BadCertificate,
+                )),
+                "client_alert",
+            ),
+            (tls(rustls::Error::DecryptError), "tls_error"),
+            (io::Error::from(io::ErrorKind::TimedOut), "timeout"),
+            (io::Error::from(io::ErrorKind::OutOfMemory), "io"),
+        ];
+        for (error, reason) in cases {
+            // However far the handshake got, these stay failures.
+            for at in [progress(0, 0), progress(517, 0), progress(517, 1400)] {
+                assert_eq!(
+                    handshake_end(&error, at),
+                    HandshakeEnd::Failed(reason),
+                    "{error:?} at {at:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn counted_sockets_count_both_directions() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (near, mut far) = tokio::io::duplex(64);
+        let mut counted = Counted::new(near);
+        counted.write_all(b"server flight").await.unwrap();
+        far.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 5];
+        counted.read_exact(&mut buf).await.unwrap();
+        assert_eq!(counted.progress(), progress(5, 13));
+    }
 
     #[tokio::test]
     async fn readiness_waits_for_both_the_certificate_and_the_roots() {
