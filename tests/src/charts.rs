@@ -24,6 +24,8 @@ pub const AGENT_CHART: &str = "relay-agent";
 pub const POD_NAMESPACE_REF: &str = "$(fieldRef:metadata.namespace)";
 /// The env value standing for the pod's name (downward API `metadata.name`).
 pub const POD_NAME_REF: &str = "$(fieldRef:metadata.name)";
+/// The marker of the Pod's UID.
+pub const POD_UID_REF: &str = "$(fieldRef:metadata.uid)";
 
 /// A container's command line as rendered: (args, env). Env from the downward API is the
 /// marker `$(fieldRef:<fieldPath>)`, e.g. [`POD_NAMESPACE_REF`] (see [`resolve_env`]).
@@ -289,7 +291,9 @@ pub fn rendered_command(
 }
 
 /// `env` with the downward-API markers filled in: [`POD_NAMESPACE_REF`] → `namespace`,
-/// [`POD_NAME_REF`] → `pod_name`; other values are left as they are.
+/// [`POD_NAME_REF`] → `pod_name`, [`POD_UID_REF`] → empty (a process outside Kubernetes has
+/// no Pod to own its objects; an owner that does not exist would have them collected at once);
+/// other values are left as they are.
 pub fn resolve_env(
     env: &[(String, String)],
     namespace: &str,
@@ -300,6 +304,7 @@ pub fn resolve_env(
             let value = match value.as_str() {
                 POD_NAMESPACE_REF => namespace.to_string(),
                 POD_NAME_REF => pod_name.to_string(),
+                POD_UID_REF => String::new(),
                 _ => value.clone(),
             };
             (name.clone(), value)

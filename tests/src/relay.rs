@@ -492,6 +492,51 @@ pub async fn presented_serial(
     serial_of(leaf)
 }
 
+/// An open Connect stream: the outbound sender, the inbound stream and the Welcome.
+pub type AgentSession = (
+    tokio::sync::mpsc::Sender<relay_proto::AgentMessage>,
+    tonic::Streaming<relay_proto::ServerMessage>,
+    relay_proto::Welcome,
+);
+
+/// Opens Connect to the relay at `address` (trusting `root_pem`) with `cert`, sends Hello for
+/// `hello_cluster` and waits for the Welcome.
+pub async fn connect_agent(
+    address: SocketAddr,
+    root_pem: &str,
+    cert: &Pem,
+    hello_cluster: &str,
+) -> Result<AgentSession, tonic::Status> {
+    use futures::StreamExt;
+    let config =
+        client_config(root_pem, Some(cert)).map_err(|e| tonic::Status::internal(e.to_string()))?;
+    let channel = channel(address, config)
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tx.send(relay_proto::AgentMessage::hello(relay_proto::Hello {
+        cluster: hello_cluster.into(),
+        agent_version: "test".into(),
+        certificate_serial: cert.serial(),
+        certificate_not_after_unix: 0,
+    }))
+    .await
+    .map_err(|e| tonic::Status::internal(e.to_string()))?;
+    let mut inbound = relay_proto::v1::relay_client::RelayClient::new(channel)
+        .connect(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    match inbound.next().await {
+        Some(Ok(relay_proto::ServerMessage {
+            message: Some(relay_proto::server_message::Message::Welcome(welcome)),
+        })) => Ok((tx, inbound, welcome)),
+        Some(Err(status)) => Err(status),
+        other => Err(tonic::Status::internal(format!(
+            "expected Welcome, got {other:?}"
+        ))),
+    }
+}
+
 /// Completes one TLS handshake with the relay, then resets the connection (`SO_LINGER` 0, as
 /// `openssl s_time` and load-balancer TLS probes end theirs).
 pub async fn handshake_then_reset(

@@ -4,7 +4,8 @@
 //! - `helm lint --strict` passes for both, in every mode;
 //! - the chart's CRDs are byte for byte `deploy/crds/` (what `relay-issuer crds` generates);
 //! - `helm template` renders what the issue asks for: the controller (2 replicas, leader
-//!   election) and the server (1 replica, Recreate, the relay Service on 9900 grpc), each able
+//!   election) and the server (1 replica by default, or several with a budget and anti-affinity;
+//!   the relay Service on 9900 grpc), each able
 //!   to be turned off; RBAC with exactly the verbs the binaries use (as kept in the charts'
 //!   files/rbac.yaml); the cert-manager approver ClusterRole bound to cert-manager's
 //!   ServiceAccount; PodDisruptionBudget; hardened security contexts; probes on /live and
@@ -182,6 +183,12 @@ fn server_grants(secrets: &[&str]) -> BTreeSet<Grant> {
         ("", &["secrets"], &["list", "watch"], secrets),
         ("relaytls.dev", &["relayclusters"], &["list", "watch"], &[]),
         ("relaytls.dev", &["relayclusters/status"], &["patch"], &[]),
+        (
+            "coordination.k8s.io",
+            &["leases"],
+            &["list", "watch", "patch", "delete"],
+            &[],
+        ),
         ("events.k8s.io", &["events"], &["create", "patch"], &[]),
     ])
 }
@@ -654,10 +661,27 @@ fn issuer_chart_renders_the_controller_and_the_server() {
         "relay-issuer-controller"
     );
 
-    // The server: one replica, never two at once, the relay Service on 9900 named grpc.
+    // The server: one replica by default, rolling updates (replicas may overlap: statuses name
+    // their replica), its Lease owned by the Pod, the relay Service on 9900 named grpc.
     let server = get(&objects, "Deployment", "relay-issuer-server");
     assert_eq!(server["spec"]["replicas"], 1);
-    assert_eq!(server["spec"]["strategy"], json!({"type": "Recreate"}));
+    assert!(
+        server["spec"]["strategy"].is_null(),
+        "RollingUpdate, the default"
+    );
+    assert!(
+        !kinds_and_names(&objects).contains("PodDisruptionBudget relay-issuer-server"),
+        "no budget for a single replica"
+    );
+    let env = &container(&objects, "relay-issuer-server")["env"];
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "POD_UID"
+                && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"),
+        "{env}"
+    );
     assert_hardened_pod(&objects, "relay-issuer-server", 9403);
     let args = args_of(&objects, "relay-issuer-server");
     assert_eq!(args[0], "server");
@@ -668,6 +692,8 @@ fn issuer_chart_renders_the_controller_and_the_server() {
         "--root-tls-secret=relay-root-tls-secret",
         "--signing-secret=relay-tls-signing-secret",
         "--token-secret=relay-identity-token-secret",
+        "--replica-lease-duration=15s",
+        "--status-refresh=10m",
     ] {
         assert!(args.contains(&arg.to_string()), "{arg} not in {args:?}");
     }
@@ -691,6 +717,39 @@ fn issuer_chart_renders_the_controller_and_the_server() {
         "the relay Service must not send agents to the controller"
     );
     assert!(of_kind(&objects, "ServiceMonitor").is_empty());
+
+    // Several server replicas: a budget, spread over nodes (softly unless asked otherwise).
+    let objects = issuer(&[("server.replicas", "3")]);
+    let server = get(&objects, "Deployment", "relay-issuer-server");
+    assert_eq!(server["spec"]["replicas"], 3);
+    let pdb = get(&objects, "PodDisruptionBudget", "relay-issuer-server");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert!(selects(
+        &pdb["spec"]["selector"]["matchLabels"],
+        &pod_labels(server)
+    ));
+    let anti = &server["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"];
+    let term = &anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"];
+    assert_eq!(term["topologyKey"], "kubernetes.io/hostname");
+    assert!(selects(
+        &term["labelSelector"]["matchLabels"],
+        &pod_labels(server)
+    ));
+    let objects = issuer(&[
+        ("server.replicas", "3"),
+        ("server.antiAffinity", "hard"),
+        ("server.podDisruptionBudget.enabled", "false"),
+    ]);
+    let server = get(&objects, "Deployment", "relay-issuer-server");
+    let anti = &server["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"];
+    assert_eq!(
+        anti["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    assert!(!kinds_and_names(&objects).contains("PodDisruptionBudget relay-issuer-server"));
+    let objects = issuer(&[("server.replicas", "3"), ("server.antiAffinity", "none")]);
+    let server = get(&objects, "Deployment", "relay-issuer-server");
+    assert!(server["spec"]["template"]["spec"]["affinity"].is_null());
 
     // Values reach the flags.
     let objects = issuer(&[
@@ -1567,7 +1626,14 @@ fn rendered_commands_are_what_the_binaries_accept() {
         "relay-issuer-server",
     )
     .unwrap();
-    assert_eq!(env, downward);
+    let mut server_downward = downward.clone();
+    server_downward.push(("POD_UID".to_string(), charts::POD_UID_REF.to_string()));
+    assert_eq!(env, server_downward);
+    assert_eq!(
+        charts::resolve_env(&env, "relay-tls", "relay-issuer-server-0")[2],
+        ("POD_UID".to_string(), String::new()),
+        "outside Kubernetes there is no Pod to own the replica's Lease"
+    );
     match issuer_cli(&args) {
         relay_issuer::cli::Command::Server(s) => {
             assert_eq!(s.listen, "0.0.0.0:19900");

@@ -10,12 +10,12 @@ use kube::Api;
 use relay_issuer::api::RelayCluster;
 use relay_proto::v1::relay_certificates_client::RelayCertificatesClient;
 use relay_proto::v1::relay_client::RelayClient;
-use relay_proto::{AgentMessage, Hello, SignCertificateRequest, server_message};
+use relay_proto::{AgentMessage, SignCertificateRequest, server_message};
 use relay_sandbox::harness::{put_secret_data, sandbox};
 use relay_sandbox::relay::{
-    Pem, RELAY_NAMESPACE, RelayPki, RelayServer, TOKEN, agent_csr, channel, client_config,
-    handshake_then_reset, install_secrets, metric_value, presented_serial, register_cluster,
-    relay_settings,
+    AgentSession, Pem, RELAY_NAMESPACE, RelayPki, RelayServer, TOKEN, agent_csr, channel,
+    client_config, connect_agent, handshake_then_reset, install_secrets, metric_value,
+    presented_serial, register_cluster, relay_settings,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -48,45 +48,13 @@ async fn world() -> Result<World, Box<dyn std::error::Error + Send + Sync>> {
     })
 }
 
-/// Opens Connect with `hello_cluster`; returns the outbound sender and the first reply.
+/// Opens Connect to the world's server with `hello_cluster`.
 async fn connect(
     world: &World,
     cert: &Pem,
     hello_cluster: &str,
-) -> Result<
-    (
-        mpsc::Sender<AgentMessage>,
-        tonic::Streaming<relay_proto::ServerMessage>,
-        relay_proto::Welcome,
-    ),
-    tonic::Status,
-> {
-    let channel = channel(
-        world.server.address,
-        client_config(&world.pki.root, Some(cert)).unwrap(),
-    )
-    .await
-    .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    let (tx, rx) = mpsc::channel(8);
-    tx.send(AgentMessage::hello(Hello {
-        cluster: hello_cluster.into(),
-        agent_version: "test".into(),
-        certificate_serial: cert.serial(),
-        certificate_not_after_unix: 0,
-    }))
-    .await
-    .unwrap();
-    let mut inbound = RelayClient::new(channel)
-        .connect(ReceiverStream::new(rx))
-        .await?
-        .into_inner();
-    match inbound.next().await {
-        Some(Ok(relay_proto::ServerMessage {
-            message: Some(server_message::Message::Welcome(welcome)),
-        })) => Ok((tx, inbound, welcome)),
-        Some(Err(status)) => Err(status),
-        other => panic!("expected Welcome, got {other:?}"),
-    }
+) -> Result<AgentSession, tonic::Status> {
+    connect_agent(world.server.address, &world.pki.root, cert, hello_cluster).await
 }
 
 async fn cluster_status(

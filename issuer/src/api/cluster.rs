@@ -40,6 +40,12 @@ pub const KIND_CLUSTER: &str = "RelayCluster";
         json_path = ".status.certificateNotAfter"
     ),
     printcolumn(
+        name = "Replica",
+        type_ = "string",
+        json_path = ".status.replica",
+        priority = 1
+    ),
+    printcolumn(
         name = "Agent",
         type_ = "string",
         json_path = ".status.agentVersion",
@@ -65,7 +71,14 @@ pub struct RelayClusterStatus {
     /// Whether an agent of this cluster holds a Connect stream now.
     #[serde(default)]
     pub connected: bool,
-    /// When the server last heard from the agent (connect, heartbeat or disconnect).
+    /// The relay server replica (its Pod's name) that holds the agent's session, or held it
+    /// last. A status that says connected through a replica that stopped renewing its Lease is
+    /// cleared by the other replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    /// When the server last heard from the agent: connect, disconnect, and while connected at
+    /// most every `--status-refresh` (10 minutes by default; liveness while connected is the
+    /// replica's Lease, not this time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<crate::cert_manager::types::DateTimeSchema>")]
     pub last_seen: Option<Time>,

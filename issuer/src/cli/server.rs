@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::controller::{own_namespace, pod_identity, run_service, std_duration};
 use crate::Error;
@@ -49,9 +49,24 @@ pub struct ServerArgs {
     /// How fast a rate-limited address regains one attempt (Go duration).
     #[arg(long, default_value = "12s", value_parser = super::duration_arg)]
     pub token_failure_refill: time::Duration,
-    /// This replica's name, for events. Default: the host name.
+    /// This replica's name, for events, `RelayCluster` statuses and its Lease. Default: the
+    /// host name. Must differ between replicas.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// The Pod's UID (downward API): the replica's Lease is then owned by the Pod, and
+    /// Kubernetes deletes it with the Pod.
+    #[arg(long, env = "POD_UID")]
+    pub pod_uid: Option<String>,
+    /// How long this replica's Lease holds without renewal (Go duration; renewed every third
+    /// of it). When a replica dies, the others clear its clusters' "connected" within this
+    /// plus a third of it.
+    #[arg(long, default_value = "15s", value_parser = super::duration_arg)]
+    pub replica_lease_duration: time::Duration,
+    /// How often heartbeats alone refresh a connected cluster's `status.lastSeen` (Go
+    /// duration). Each refresh is one API write per cluster: at 100,000 agents, 10m is about
+    /// 170 writes/s.
+    #[arg(long, default_value = "10m", value_parser = super::duration_arg)]
+    pub status_refresh: time::Duration,
     /// Address of the admin server (`/live`, `/ready`, `/metrics`).
     #[arg(long, env = "RELAY_ADMIN_ADDRESS", default_value = "0.0.0.0:9403")]
     pub admin_address: String,
@@ -61,6 +76,18 @@ pub struct ServerArgs {
     /// Logging.
     #[command(flatten)]
     pub log: LogOptions,
+}
+
+/// Each agent session holds a socket: raises the soft limit on open files to the hard limit
+/// (as Go programs do at start), so a replica is bounded by what the container runtime allows,
+/// not by the shell's customary 1024.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => info!(limit, "open-file limit (each agent session holds one)"),
+        Err(error) => {
+            warn!(%error, "could not raise the open-file limit; each agent session holds one file descriptor")
+        }
+    }
 }
 
 /// Runs `relay-issuer server` until SIGINT/SIGTERM.
@@ -82,8 +109,13 @@ async fn run_async(args: &ServerArgs) -> Result<(), Error> {
     settings.token_failure_burst = args.token_failure_burst;
     settings.token_failure_refill = std_duration(args.token_failure_refill);
     settings.pod_name = Some(pod_identity(args.pod_name.as_deref()));
+    settings.replica = pod_identity(args.pod_name.as_deref());
+    settings.pod_uid = args.pod_uid.clone().filter(|uid| !uid.is_empty());
+    settings.replica_lease_duration = std_duration(args.replica_lease_duration);
+    settings.status_refresh = std_duration(args.status_refresh);
     crate::pki::identity::validate_trust_domain(&settings.trust_domain)?;
 
+    raise_open_file_limit();
     let client = kube_client::client(&args.client, "relay-issuer-server").await?;
     let mut registry = Registry::default();
     let metrics = ServerMetrics::register(&mut registry);

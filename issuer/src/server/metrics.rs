@@ -24,6 +24,15 @@ pub struct StageLabels {
     pub stage: String,
 }
 
+/// Label set: a RelayCluster status write.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusWriteLabels {
+    /// `claim`, `update` or `clear`.
+    pub kind: String,
+    /// `written`, `superseded`, `gone` or `failed`.
+    pub outcome: String,
+}
+
 /// Label set: a handshake's client authentication.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HandshakeLabels {
@@ -73,6 +82,8 @@ pub struct ServerMetrics {
     /// `relay_server_secret_reload_failures_total{secret,reason}`: new Secret data refused (the
     /// previous data stays in use).
     pub secret_reload_failures: Family<SecretLabels, Counter>,
+    /// `relay_server_status_writes_total{kind,outcome}`: RelayCluster status writes.
+    pub status_writes: Family<StatusWriteLabels, Counter>,
     /// `relay_server_heartbeats_total`: agent heartbeats answered.
     pub heartbeats: Counter,
 }
@@ -128,6 +139,11 @@ impl ServerMetrics {
             metrics.secret_reload_failures.clone(),
         );
         r.register(
+            "status_writes",
+            "RelayCluster status writes, by kind (claim, update, clear) and outcome (written, superseded, gone, failed)",
+            metrics.status_writes.clone(),
+        );
+        r.register(
             "heartbeats",
             "Agent heartbeats answered",
             metrics.heartbeats.clone(),
@@ -163,6 +179,16 @@ impl ServerMetrics {
                     "none"
                 }
                 .into(),
+            })
+            .inc();
+    }
+
+    /// Counts a RelayCluster status write.
+    pub fn status_write(&self, kind: &str, outcome: &str) {
+        self.status_writes
+            .get_or_create(&StatusWriteLabels {
+                kind: kind.to_string(),
+                outcome: outcome.to_string(),
             })
             .inc();
     }

@@ -3,7 +3,7 @@
 //!
 //! - [`decide`]: who may connect or sign what, usages and lifetimes (pure).
 //! - [`auth`]: bootstrap tokens and the failed-attempt limiter (pure).
-//! - [`clusters`]: the connection book and the `RelayCluster` status writer.
+//! - [`clusters`]: the connection book, replica liveness, and the `RelayCluster` status writer.
 //! - [`secrets`]: watching and hot-reloading the server's Secrets.
 //! - [`tls`]: rustls configuration and the accept loop.
 //! - [`service`]: the tonic services.
@@ -20,17 +20,17 @@ pub mod service;
 pub mod tls;
 
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use relay_proto::v1::relay_certificates_server::RelayCertificatesServer;
 use relay_proto::v1::relay_server::RelayServer;
-use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -39,7 +39,7 @@ use tracing::info;
 use crate::Error;
 use crate::admin::Health;
 use crate::api::RelayCluster;
-use clusters::StatusWriter;
+use clusters::{ConnectionBook, ReplicaLease, ReplicaLiveness, StatusWriter};
 use metrics::ServerMetrics;
 use secrets::{Material, Reloader, SecretNames};
 use service::{RelayService, ServiceParts};
@@ -61,6 +61,16 @@ pub struct Settings {
     pub token_failure_refill: Duration,
     /// This Pod's name, for events.
     pub pod_name: Option<String>,
+    /// This replica's name in `RelayCluster` statuses and its Lease: the Pod's name in a
+    /// cluster; unique per process otherwise.
+    pub replica: String,
+    /// The Pod's UID, when known: the replica's Lease is owned by the Pod.
+    pub pod_uid: Option<String>,
+    /// How long this replica's Lease holds without renewal (renewed every third of it); other
+    /// replicas clear its statuses once it lapses.
+    pub replica_lease_duration: Duration,
+    /// How often heartbeats alone refresh `status.lastSeen` of a connected cluster.
+    pub status_refresh: Duration,
 }
 
 impl Settings {
@@ -75,8 +85,20 @@ impl Settings {
             token_failure_burst: 5,
             token_failure_refill: Duration::from_secs(12),
             pod_name: None,
+            replica: unique_replica_name(),
+            pod_uid: None,
+            replica_lease_duration: Duration::from_secs(15),
+            status_refresh: Duration::from_secs(600),
         }
     }
+}
+
+/// A replica name unique to this process and call (for servers outside a Pod, and tests that
+/// run several in one process).
+fn unique_replica_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("relay-server-{}-{n}", std::process::id())
 }
 
 /// Serves the relay on `listener` until `shutdown` completes: watches the Secrets and the
@@ -117,32 +139,53 @@ pub async fn run(
         .default_backoff()
         .for_each(|_| futures::future::ready(())),
     );
-    let status = StatusWriter::new(cluster_api);
+    let refresh =
+        time::Duration::try_from(settings.status_refresh).unwrap_or(time::Duration::minutes(10));
+    let status = StatusWriter::new(
+        cluster_api,
+        ConnectionBook::new(&settings.replica, refresh),
+        metrics.clone(),
+    );
     let (stop_sender, stopping) = watch::channel(false);
-    let status_task = {
-        let status = status.clone();
-        let mut stopped = stopping.clone();
-        tokio::spawn(status.run(async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }))
+    let stopped = |mut stopping: watch::Receiver<bool>| async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
     };
+    let status_task = tokio::spawn(status.clone().run(stopped(stopping.clone())));
+
+    // Replicas: this one's Lease, everyone's Leases, and the sweep that clears statuses of
+    // replicas that stopped renewing.
+    let lease_duration = settings.replica_lease_duration;
+    let lease_api = Api::<Lease>::namespaced(client.clone(), &namespace);
+    let liveness = Arc::new(Mutex::new(ReplicaLiveness::new(
+        &settings.replica,
+        lease_duration,
+        Instant::now(),
+    )));
+    let lease_task = tokio::spawn(
+        ReplicaLease::new(
+            lease_api.clone(),
+            &settings.replica,
+            lease_duration,
+            settings.pod_uid.as_deref(),
+        )
+        .keep(stopped(stopping.clone())),
+    );
+    let replicas_task = tokio::spawn(clusters::writer::watch_replicas(
+        lease_api,
+        liveness.clone(),
+    ));
+    let sweep_task = tokio::spawn(clusters::writer::sweep_forever(
+        status.clone(),
+        store.clone(),
+        liveness,
+        (lease_duration / 3).max(Duration::from_millis(200)),
+        stopped(stopping.clone()),
+    ));
 
     let readiness_task = {
-        let store = store.clone();
         let tls = material.tls.clone();
-        let status = status.clone();
         let health = health.clone();
         tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
-                let now = OffsetDateTime::now_utc();
-                status.update(|book| {
-                    for cluster in store.state() {
-                        if let Some(s) = &cluster.status {
-                            book.restore(&cluster.name_any(), s, now);
-                        }
-                    }
-                });
-            }
             if !tls.is_ready() {
                 health.set_not_ready(
                     "waiting for a usable relay-server-tls-secret and relay-root-tls-secret",
@@ -175,7 +218,7 @@ pub async fn run(
         metrics,
         connections,
     ));
-    info!(%address, namespace = %namespace, trust_domain = %settings.trust_domain, "relay server listening (TLS 1.3, gRPC)");
+    info!(%address, namespace = %namespace, trust_domain = %settings.trust_domain, replica = %settings.replica, "relay server listening (TLS 1.3, gRPC)");
     let served = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(RelayCertificatesServer::new(service.clone()))
@@ -188,8 +231,12 @@ pub async fn run(
         .await;
     accept_task.abort();
     readiness_task.abort();
-    // Let the status writer record the disconnects before the watches go.
+    // Let the status writer record the disconnects before the watches go, then give up the
+    // Lease (other replicas need not wait for it to lapse).
     let _ = tokio::time::timeout(Duration::from_secs(5), status_task).await;
+    sweep_task.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    replicas_task.abort();
     secrets_task.abort();
     clusters_task.abort();
     served.map_err(|e| Error::Tls {

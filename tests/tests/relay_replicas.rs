@@ -1,0 +1,261 @@
+//! Several relay server replicas on one sandbox: an agent moving between replicas never makes
+//! its RelayCluster flap, a replica that stops renewing its Lease has its "connected" statuses
+//! cleared by the others, a replica's own statuses from before a restart are cleared, and a
+//! status cleared while a session is open here is claimed back.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use relay_issuer::api::{RelayCluster, RelayClusterStatus};
+use relay_issuer::server::Settings;
+use relay_sandbox::harness::sandbox;
+use relay_sandbox::relay::{
+    RELAY_NAMESPACE, RelayPki, RelayServer, connect_agent, install_secrets, metric_value,
+    register_cluster, relay_settings,
+};
+use serde_json::json;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+fn replica(name: &str) -> Settings {
+    let mut settings = relay_settings();
+    settings.replica = name.into();
+    settings.replica_lease_duration = Duration::from_secs(1);
+    settings
+}
+
+async fn status(client: &kube::Client, name: &str) -> Option<RelayClusterStatus> {
+    let api: Api<RelayCluster> = Api::namespaced(client.clone(), RELAY_NAMESPACE);
+    api.get(name).await.ok().and_then(|c| c.status)
+}
+
+async fn wait_status(
+    client: &kube::Client,
+    name: &str,
+    what: &str,
+    check: impl Fn(&RelayClusterStatus) -> bool,
+) -> RelayClusterStatus {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = status(client, name).await;
+        if let Some(status) = now.as_ref().filter(|s| check(s)) {
+            return status.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "RelayCluster {name}: never {what}; last {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn through(replica: &str) -> impl Fn(&RelayClusterStatus) -> bool + '_ {
+    move |s| s.connected && s.replica.as_deref() == Some(replica)
+}
+
+async fn set_status(client: &kube::Client, name: &str, status: serde_json::Value) -> TestResult {
+    let api: Api<RelayCluster> = Api::namespaced(client.clone(), RELAY_NAMESPACE);
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn wait_metric(server: &RelayServer, series: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metric_value(&server.metrics_text(), series) < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} never counted: {}",
+            server.metrics_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_agent_moving_between_replicas_never_shows_disconnected() -> TestResult {
+    relay_issuer::install_crypto_provider();
+    let sandbox = sandbox().await?;
+    let client = sandbox.client()?;
+    let pki = RelayPki::new()?;
+    install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
+    register_cluster(&client, RELAY_NAMESPACE, "cluster-a").await?;
+    let a = RelayServer::start(client.clone(), replica("relay-a")).await?;
+    let b = RelayServer::start(client.clone(), replica("relay-b")).await?;
+    let cert = pki.agent("cluster-a", time::Duration::hours(1))?;
+
+    let on_a = connect_agent(a.address, &pki.root, &cert, "cluster-a").await?;
+    wait_status(
+        &client,
+        "cluster-a",
+        "connected through relay-a",
+        through("relay-a"),
+    )
+    .await;
+
+    // Record every status from here on.
+    let api: Api<RelayCluster> = Api::namespaced(client.clone(), RELAY_NAMESPACE);
+    let (seen_sender, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let recorder = tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+        while let Some(Ok(event)) = events.next().await {
+            if let watcher::Event::Apply(cluster) | watcher::Event::InitApply(cluster) = event {
+                let _ = seen_sender.send(cluster);
+            }
+        }
+    });
+
+    // The agent moves to relay-b (the new stream first, as after a swap through the Service),
+    // then its stream on relay-a ends: relay-a's disconnect no longer holds.
+    let on_b = connect_agent(b.address, &pki.root, &cert, "cluster-a").await?;
+    wait_status(
+        &client,
+        "cluster-a",
+        "connected through relay-b",
+        through("relay-b"),
+    )
+    .await;
+    drop(on_a);
+    wait_metric(
+        &a,
+        "relay_server_status_writes_total{kind=\"update\",outcome=\"superseded\"}",
+    )
+    .await;
+
+    // Sentinel: a label written after relay-a's refused write; every status the watch
+    // delivered before it must say connected.
+    let sentinel = "relaytls.dev/sentinel";
+    let api: Api<RelayCluster> = Api::namespaced(client.clone(), RELAY_NAMESPACE);
+    api.patch(
+        "cluster-a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {sentinel: "1"}}})),
+    )
+    .await?;
+    let mut statuses = Vec::new();
+    while let Some(cluster) = tokio::time::timeout(Duration::from_secs(20), seen.recv()).await? {
+        if cluster
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(sentinel))
+        {
+            break;
+        }
+        statuses.push(cluster.status);
+    }
+    recorder.abort();
+    assert!(!statuses.is_empty());
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.connected)),
+        "the cluster flapped: {statuses:?}"
+    );
+    let now = status(&client, "cluster-a").await.ok_or("no status")?;
+    assert!(through("relay-b")(&now), "{now:?}");
+
+    // relay-b's own disconnect does hold.
+    drop(on_b);
+    let gone = wait_status(&client, "cluster-a", "disconnected", |s| !s.connected).await;
+    assert_eq!(gone.replica.as_deref(), Some("relay-b"));
+    a.stop().await?;
+    b.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn statuses_nobody_alive_holds_are_cleared_and_live_sessions_are_claimed_back() -> TestResult
+{
+    relay_issuer::install_crypto_provider();
+    let sandbox = sandbox().await?;
+    let client = sandbox.client()?;
+    let pki = RelayPki::new()?;
+    install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
+    let connected_through = |replica: &str| json!({"connected": true, "streams": 1, "replica": replica, "certificateSerial": "0a:0b"});
+    // Held by: a replica that never had a Lease; one whose Lease is not renewed any more;
+    // relay-a itself before a restart; a server from before replicas (no replica named); a
+    // replica whose Lease runs for an hour.
+    let held = [
+        ("by-ghost", Some("relay-ghost")),
+        ("by-dying", Some("relay-dying")),
+        ("by-my-last-run", Some("relay-a")),
+        ("by-old-server", None),
+        ("by-live", Some("relay-live")),
+    ];
+    for (cluster, holder) in held {
+        register_cluster(&client, RELAY_NAMESPACE, cluster).await?;
+        let mut status = connected_through(holder.unwrap_or_default());
+        if holder.is_none() {
+            status["replica"] = serde_json::Value::Null;
+        }
+        set_status(&client, cluster, status).await?;
+    }
+    let leases: Api<Lease> = Api::namespaced(client.clone(), RELAY_NAMESPACE);
+    for (holder, seconds) in [("relay-dying", 1), ("relay-live", 3600)] {
+        let lease: Lease = serde_json::from_value(json!({
+            "metadata": {
+                "name": format!("relay-server-{holder}"),
+                "labels": {"relaytls.dev/relay-server-replica": holder},
+            },
+            "spec": {
+                "holderIdentity": holder,
+                "leaseDurationSeconds": seconds,
+                "renewTime": "2026-12-05T00:00:00.000000Z",
+            },
+        }))?;
+        leases.create(&PostParams::default(), &lease).await?;
+    }
+
+    let a = RelayServer::start(client.clone(), replica("relay-a")).await?;
+    for cluster in ["by-ghost", "by-dying", "by-my-last-run", "by-old-server"] {
+        let cleared = wait_status(&client, cluster, "cleared", |s| !s.connected).await;
+        assert_eq!(cleared.streams, 0);
+        assert_eq!(
+            cleared.certificate_serial.as_deref(),
+            Some("0a:0b"),
+            "the rest of the status is kept"
+        );
+    }
+    // The sweep that cleared those looked at by-live in the same pass.
+    let live = status(&client, "by-live").await.ok_or("no status")?;
+    assert!(through("relay-live")(&live), "{live:?}");
+    // relay-a's own Lease exists and names it.
+    let own = leases.get("relay-server-relay-a").await?;
+    assert_eq!(
+        own.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("relay-a")
+    );
+
+    // A session held here whose status someone cleared is claimed back by the next sweep.
+    register_cluster(&client, RELAY_NAMESPACE, "cluster-a").await?;
+    let cert = pki.agent("cluster-a", time::Duration::hours(1))?;
+    let _session = connect_agent(a.address, &pki.root, &cert, "cluster-a").await?;
+    wait_status(
+        &client,
+        "cluster-a",
+        "connected through relay-a",
+        through("relay-a"),
+    )
+    .await;
+    set_status(
+        &client,
+        "cluster-a",
+        json!({"connected": false, "streams": 0}),
+    )
+    .await?;
+    wait_status(&client, "cluster-a", "claimed back", through("relay-a")).await;
+
+    // A clean stop gives the Lease up.
+    a.stop().await?;
+    assert!(leases.get_opt("relay-server-relay-a").await?.is_none());
+    Ok(())
+}
