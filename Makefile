@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
 FUZZ_ENV := $(if $(FUZZ_TOOLCHAIN),,RUSTC_BOOTSTRAP=1)
 
-.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent fuzz fuzz-build ci clean cluster cluster-down cluster-smoke fidelity-real e2e bench-real
+.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent bench-relay fuzz fuzz-build ci clean cluster cluster-down cluster-smoke fidelity-real e2e bench-real
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,13 @@ bench-sandbox: ## sandbox writes/s with 100 open watches receiving every event, 
 
 bench-issuer: ## 10,000 CertificateRequests at once: requests/s, approval→Ready p50/p99, and idle single-request latency
 	$(CARGO) run --release -p relay-sandbox --example bench_issuer -- --requests 10000 --single 50
+
+# AGENTS, REPLICAS and RELAY_BENCH_ARGS (e.g. --kill-one --steady 60) size the run.
+AGENTS ?= 45000
+REPLICAS ?= 3
+bench-relay: tools ## a fleet against real relay-issuer server replicas on the sandbox: connect storm, memory/CPU per session, heartbeat p99, RelayCluster status lag and writes, replica loss (RELAY_BENCH_ARGS=--kill-one)
+	$(CARGO) build --release -p relay-issuer --bin relay-issuer -p relay-sandbox --example bench_relay
+	target/release/examples/bench_relay --agents $(AGENTS) --replicas $(REPLICAS) $(RELAY_BENCH_ARGS)
 
 bench-agent: ## relay-agent footprint: stripped release binary size and steady resident memory with one connection
 	scripts/bench-agent.sh

@@ -264,6 +264,59 @@ async fn merge_patch_replaces_arrays_whole_and_json_patch_edits_in_place() {
     assert_eq!(labels["kubernetes.io/metadata.name"], x);
 }
 
+/// The relay server's conditional status writes rest on this: a JSON patch whose `test`
+/// operation fails is refused with 422 and changes nothing, including a test of
+/// `/metadata/resourceVersion` and a test of a path that does not exist.
+#[tokio::test]
+async fn a_json_patch_whose_test_fails_is_422_and_changes_nothing() {
+    let (_s, client) = start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let created = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "t"}, "data": {"holder": "a"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let rv = created.metadata.resource_version.clone().unwrap();
+    let patch = |ops: serde_json::Value| -> Patch<()> {
+        Patch::Json(serde_json::from_value::<json_patch::Patch>(ops).unwrap())
+    };
+    let set = json!({"op": "replace", "path": "/data/holder", "value": "b"});
+    for failing in [
+        json!([{"op": "test", "path": "/data/holder", "value": "someone-else"}, set]),
+        json!([{"op": "test", "path": "/data/missing", "value": "a"}, set]),
+        json!([{"op": "test", "path": "/metadata/resourceVersion", "value": "1"}, set]),
+    ] {
+        let (code, _, message) = api_err(
+            cms.patch("t", &PatchParams::default(), &patch(failing.clone()))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(code, 422, "{failing}: {message}");
+    }
+    let unchanged = cms.get("t").await.unwrap();
+    assert_eq!(
+        unchanged.metadata.resource_version.as_deref(),
+        Some(rv.as_str())
+    );
+    assert_eq!(unchanged.data.unwrap()["holder"], "a");
+    let changed = cms
+        .patch(
+            "t",
+            &PatchParams::default(),
+            &patch(json!([
+                {"op": "test", "path": "/data/holder", "value": "a"},
+                {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+                set,
+            ])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.data.unwrap()["holder"], "b");
+}
+
 #[tokio::test]
 async fn namespaces_must_exist() {
     let (_s, client) = start().await;

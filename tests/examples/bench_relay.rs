@@ -1,0 +1,893 @@
+//! `make bench-relay`: the relay server under a fleet, measured from outside.
+//!
+//! One orchestrating process runs the sandbox API server in-process, writes the relay Secrets,
+//! registers `--agents` RelayClusters, starts `--replicas` real `relay-issuer server` processes
+//! (release build) against the sandbox, and then `--workers` load-generator processes (this
+//! same program with `--worker`). Each worker holds a share of the agent sessions: every session
+//! has its own cluster identity, its own P-256 key and a certificate signed by the test
+//! intermediate, opens `Connect` through our own connector (`relay_issuer::tls`), sends Hello,
+//! waits for Welcome and then heartbeats at the interval the Welcome announces, reconnecting
+//! with the agent's own backoff (`relay_agent::backoff`, 1 s doubling to 30 s) to the next
+//! replica when its stream breaks. Sessions are spread over the replicas by index, as a
+//! Service would spread them.
+//!
+//! Reported per run:
+//! - the connect storm: time until all agents had their Welcome, and failed attempts;
+//! - per replica: sessions, resident memory (RSS and peak) and bytes per session over the
+//!   replica's idle RSS, CPU per handshake during the storm, CPU while steady;
+//! - heartbeat round trips p50/p99/max while steady;
+//! - RelayCluster status writes (by outcome; conflicts are the `superseded` ones) and write
+//!   rate, and the lag from each agent's Welcome to the moment a watch of the RelayClusters
+//!   shows it connected; the real kubectl's `get relayclusters` count at the end;
+//! - with `--kill-one`: one replica killed with SIGKILL; how long until every agent had a
+//!   Welcome from a live replica again, until every RelayCluster was truthful (none connected
+//!   through the dead replica), and how many watch events after that still showed one
+//!   connected through it (must be 0).
+//!
+//! A benchmark to run by hand or with `make bench-relay`, never a timed assertion in a test.
+//! Last line, for scripts: `relay bench: agents=… replicas=… storm_s=… …`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::watcher;
+use relay_agent::backoff::{Backoff, BackoffPolicy};
+use relay_issuer::api::RelayCluster;
+use relay_issuer::pki::SigningCa;
+use relay_proto::{AgentMessage, server_message};
+use relay_sandbox::harness;
+use relay_sandbox::processes::{free_port, http_get};
+use relay_sandbox::relay::{
+    Pem, RELAY_NAMESPACE, RelayPki, connect_agent, install_secrets, metric_value, sign_agent,
+};
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Handshakes one worker runs at once during the storm.
+const HANDSHAKES_IN_FLIGHT: usize = 128;
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn cluster_name(index: usize) -> String {
+    format!("bench-{index:06}")
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("bench-relay: no tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    relay_issuer::install_crypto_provider();
+    let result = if args.iter().any(|a| a == "--worker") {
+        runtime.block_on(worker(&args))
+    } else {
+        runtime.block_on(orchestrate(&args))
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench-relay: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker: a share of the agents.
+
+#[derive(Default)]
+struct WorkerStats {
+    connected: AtomicU64,
+    welcomed_once: AtomicU64,
+    failed_attempts: AtomicU64,
+    reconnects: AtomicU64,
+    max_reconnect_ms: AtomicU64,
+    rtt_us: Mutex<Vec<u64>>,
+    welcomes: Mutex<Vec<(String, u64)>>,
+}
+
+async fn worker(args: &[String]) -> Result<(), BoxError> {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let from: usize = arg(args, "--from", 0);
+    let to: usize = arg(args, "--to", 0);
+    let dir = PathBuf::from(arg(args, "--dir", String::new()));
+    let servers: Vec<std::net::SocketAddr> = arg(args, "--servers", String::new())
+        .split(',')
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let root = std::fs::read_to_string(dir.join("root.crt"))?;
+    let ca = SigningCa::load(
+        std::fs::read(dir.join("intermediate.crt"))?.as_slice(),
+        std::fs::read(dir.join("intermediate.key"))?.as_slice(),
+        Some(root.as_bytes()),
+        time::OffsetDateTime::now_utc(),
+    )?;
+    let mut identities = Vec::with_capacity(to.saturating_sub(from));
+    for index in from..to {
+        let cluster = cluster_name(index);
+        let pem = sign_agent(&ca, &cluster, time::Duration::days(1))?;
+        identities.push((index, cluster, pem));
+    }
+    println!(
+        "{}",
+        json!({"event": "generated", "count": identities.len()})
+    );
+
+    let mut stdin = BufReader::new(std::io::stdin()).lines();
+    let mut next_command = move || stdin.next().and_then(Result::ok).unwrap_or_default();
+    let (commands, mut command) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        loop {
+            let line = next_command();
+            let quit = line.is_empty() || line == "quit";
+            let _ = commands.send(line);
+            if quit {
+                return;
+            }
+        }
+    });
+    if command.recv().await.as_deref() != Some("start") {
+        return Ok(());
+    }
+
+    let stats = Arc::new(WorkerStats::default());
+    let storm = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT));
+    let root = Arc::new(root);
+    let servers = Arc::new(servers);
+    for (index, cluster, pem) in identities {
+        tokio::spawn(session(
+            index,
+            cluster,
+            pem,
+            root.clone(),
+            servers.clone(),
+            stats.clone(),
+            storm.clone(),
+        ));
+    }
+    let mut progress = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = progress.tick() => {
+                println!("{}", json!({
+                    "event": "progress",
+                    "connected": stats.connected.load(Ordering::Relaxed),
+                    "welcomed_once": stats.welcomed_once.load(Ordering::Relaxed),
+                    "failed_attempts": stats.failed_attempts.load(Ordering::Relaxed),
+                    "reconnects": stats.reconnects.load(Ordering::Relaxed),
+                    "max_reconnect_ms": stats.max_reconnect_ms.load(Ordering::Relaxed),
+                }));
+            }
+            line = command.recv() => match line.as_deref() {
+                Some("report") => {
+                    let rtt = std::mem::take(&mut *stats.rtt_us.lock().map_err(|_| "poisoned")?);
+                    println!("{}", json!({"event": "report", "rtt_us": rtt}));
+                }
+                Some("welcomes") => {
+                    let welcomes = stats.welcomes.lock().map_err(|_| "poisoned")?.clone();
+                    println!("{}", json!({"event": "welcomes", "welcomes": welcomes}));
+                }
+                _ => return Ok(()),
+            }
+        }
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// One agent: connect, heartbeat, reconnect with the agent's backoff to the next replica.
+async fn session(
+    index: usize,
+    cluster: String,
+    pem: Pem,
+    root: Arc<String>,
+    servers: Arc<Vec<std::net::SocketAddr>>,
+    stats: Arc<WorkerStats>,
+    storm: Arc<Semaphore>,
+) {
+    let mut backoff = Backoff::new(BackoffPolicy::default());
+    let mut server = index % servers.len().max(1);
+    let mut random = (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut unit = move || {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        (random >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut first = true;
+    let mut lost_at: Option<Instant> = None;
+    loop {
+        let connected = {
+            let _permit = if first {
+                storm.acquire().await.ok()
+            } else {
+                None
+            };
+            connect_agent(servers[server], &root, &pem, &cluster).await
+        };
+        let (tx, mut inbound, welcome) = match connected {
+            Ok(session) => session,
+            Err(_) => {
+                stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                server = (server + 1) % servers.len().max(1);
+                tokio::time::sleep(backoff.next_delay(unit())).await;
+                continue;
+            }
+        };
+        backoff.connected(Instant::now());
+        stats.connected.fetch_add(1, Ordering::Relaxed);
+        if std::mem::take(&mut first) {
+            stats.welcomed_once.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut welcomes) = stats.welcomes.lock() {
+                welcomes.push((cluster.clone(), unix_ms()));
+            }
+        }
+        if let Some(lost) = lost_at.take() {
+            stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            stats
+                .max_reconnect_ms
+                .fetch_max(lost.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+        let interval = Duration::from_secs(u64::from(welcome.heartbeat_interval_seconds.max(1)));
+        // Spread the heartbeats over the interval, as agents started at different times are.
+        let mut ticks = tokio::time::interval_at(
+            tokio::time::Instant::now() + interval.mul_f64(unit()),
+            interval,
+        );
+        let mut sequence = 0u64;
+        let mut sent: Option<(u64, Instant)> = None;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    sequence += 1;
+                    sent = Some((sequence, Instant::now()));
+                    if tx.send(AgentMessage::heartbeat(sequence, unix_ms() as i64)).await.is_err() {
+                        break;
+                    }
+                }
+                message = inbound.next() => match message {
+                    Some(Ok(relay_proto::ServerMessage { message: Some(server_message::Message::Heartbeat(beat)) })) => {
+                        if let Some((expected, at)) = sent
+                            && beat.sequence == expected
+                            && let Ok(mut rtt) = stats.rtt_us.lock()
+                        {
+                            rtt.push(at.elapsed().as_micros() as u64);
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
+                }
+            }
+        }
+        stats.connected.fetch_sub(1, Ordering::Relaxed);
+        lost_at = Some(Instant::now());
+        backoff.disconnected(Instant::now());
+        server = (server + 1) % servers.len().max(1);
+        tokio::time::sleep(backoff.next_delay(unit())).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The orchestrator.
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    lines: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    last_progress: serde_json::Value,
+}
+
+impl Worker {
+    fn send(&mut self, command: &str) -> Result<(), BoxError> {
+        writeln!(self.stdin, "{command}")?;
+        self.stdin.flush()?;
+        Ok(())
+    }
+
+    /// The next line whose `event` is `event`, keeping the latest progress on the way.
+    async fn expect(
+        &mut self,
+        event: &str,
+        within: Duration,
+    ) -> Result<serde_json::Value, BoxError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .map_err(|_| format!("no {event} from a worker within {within:?}"))?
+                .ok_or("a worker exited")?;
+            if line["event"] == "progress" {
+                self.last_progress = line.clone();
+            }
+            if line["event"] == event {
+                return Ok(line);
+            }
+        }
+    }
+
+    fn drain_progress(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            if line["event"] == "progress" {
+                self.last_progress = line;
+            }
+        }
+    }
+
+    fn progress(&self, field: &str) -> u64 {
+        self.last_progress[field].as_u64().unwrap_or(0)
+    }
+}
+
+struct Replica {
+    name: String,
+    child: Child,
+    admin: u16,
+    idle_rss_kib: u64,
+}
+
+/// (resident KiB, peak resident KiB) of `pid`.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// CPU seconds (user + system) `pid` used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
+fn metrics(admin: u16) -> String {
+    http_get(admin, "/metrics")
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+}
+
+fn release_binary(name: &str) -> PathBuf {
+    std::env::var_os("RELAY_BENCH_BINARIES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| kube_sandbox::kubectl::target_dir().join("release"))
+        .join(name)
+}
+
+/// What the RelayCluster watch saw.
+#[derive(Default)]
+struct Watched {
+    /// First time each cluster was shown connected (unix ms).
+    first_connected: HashMap<String, u64>,
+    /// Each cluster's current (connected, replica).
+    now: HashMap<String, (bool, Option<String>)>,
+    /// Events showing a cluster connected through `dead` after `dead_since`, with their times.
+    dead_sightings: Vec<u64>,
+    /// The last time a status stopped showing connected through `dead` (unix ms).
+    last_cleared: u64,
+    dead: Option<String>,
+}
+
+async fn watch_clusters(api: Api<RelayCluster>, watched: Arc<Mutex<Watched>>) {
+    let mut events = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+    while let Some(event) = events.next().await {
+        let Ok(watcher::Event::Apply(cluster) | watcher::Event::InitApply(cluster)) = event else {
+            continue;
+        };
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        let status = cluster.status.unwrap_or_default();
+        let at = unix_ms();
+        let Ok(mut watched) = watched.lock() else {
+            return;
+        };
+        if status.connected {
+            watched.first_connected.entry(name.clone()).or_insert(at);
+        }
+        let through_dead =
+            status.connected && status.replica.is_some() && status.replica == watched.dead;
+        let was_through_dead = watched.now.get(&name).is_some_and(|(connected, replica)| {
+            *connected && replica.is_some() && *replica == watched.dead
+        });
+        if through_dead {
+            watched.dead_sightings.push(at);
+        } else if was_through_dead {
+            watched.last_cleared = watched.last_cleared.max(at);
+        }
+        watched.now.insert(name, (status.connected, status.replica));
+    }
+}
+
+async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let agents: usize = arg(args, "--agents", 3000);
+    let replicas: usize = arg(args, "--replicas", 3).max(1);
+    let per_worker: usize = arg(args, "--per-worker", 12_000).max(1);
+    let workers: usize = arg(args, "--workers", agents.div_ceil(per_worker)).max(1);
+    let steady: u64 = arg(args, "--steady", 30);
+    let lease: u64 = arg(args, "--lease", 15);
+    let qps: u32 = arg(args, "--kube-api-qps", 1000);
+    let burst: u32 = arg(args, "--kube-api-burst", 2000);
+    let kill_one = args.iter().any(|a| a == "--kill-one");
+    let work = tempfile::tempdir()?;
+    println!(
+        "relay bench: {agents} agents, {replicas} relay server replicas, {workers} load-generator processes, Lease {lease}s, API budget {qps} QPS / burst {burst}"
+    );
+
+    // The sandbox, the relay Secrets and the RelayClusters.
+    let sandbox = harness::sandbox().await?;
+    let client = sandbox.client()?;
+    let pki = RelayPki::new()?;
+    install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
+    std::fs::write(work.path().join("root.crt"), &pki.root)?;
+    std::fs::write(work.path().join("intermediate.crt"), &pki.intermediate)?;
+    std::fs::write(work.path().join("intermediate.key"), &pki.intermediate_key)?;
+    let api: Api<RelayCluster> = Api::namespaced(client.clone(), RELAY_NAMESPACE);
+    let started = Instant::now();
+    futures::stream::iter(0..agents)
+        .map(|index| {
+            let api = api.clone();
+            async move {
+                let name = cluster_name(index);
+                let object = json!({"apiVersion": "relaytls.dev/v1alpha1", "kind": "RelayCluster", "metadata": {"name": name}, "spec": {}});
+                api.patch(&name, &PatchParams::apply("bench"), &Patch::Apply(&object))
+                    .await
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    println!(
+        "registered {agents} RelayClusters in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let watched = Arc::new(Mutex::new(Watched::default()));
+    let watch_task = tokio::spawn(watch_clusters(api.clone(), watched.clone()));
+
+    // The relay server replicas.
+    let mut servers = Vec::new();
+    let mut addresses = Vec::new();
+    for r in 0..replicas {
+        let (port, admin) = (free_port(), free_port());
+        let name = format!("relay-bench-{r}");
+        let log = std::fs::File::create(work.path().join(format!("{name}.log")))?;
+        let child = Command::new(release_binary("relay-issuer"))
+            .args([
+                "server",
+                &format!("--listen=127.0.0.1:{port}"),
+                &format!("--admin-address=127.0.0.1:{admin}"),
+                &format!("--namespace={RELAY_NAMESPACE}"),
+                &format!("--replica-lease-duration={lease}s"),
+                &format!("--kube-api-qps={qps}"),
+                &format!("--kube-api-burst={burst}"),
+                "--log-level=warn",
+            ])
+            .env("KUBECONFIG", sandbox.kubeconfig())
+            .env("POD_NAME", &name)
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "starting {}: {e} (build it: cargo build --release -p relay-issuer)",
+                    release_binary("relay-issuer").display()
+                )
+            })?;
+        servers.push(Replica {
+            name,
+            child,
+            admin,
+            idle_rss_kib: 0,
+        });
+        addresses.push(format!("127.0.0.1:{port}"));
+    }
+    for server in &mut servers {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http_get(server.admin, "/ready").map(|(code, _)| code) != Some(200) {
+            if Instant::now() > deadline {
+                return Err(format!("{} not ready within 60s", server.name).into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server.idle_rss_kib = memory_kib(server.child.id()).0;
+    }
+
+    // The load generators.
+    let me = std::env::current_exe()?;
+    let mut pool = Vec::new();
+    for w in 0..workers {
+        let (from, to) = (agents * w / workers, agents * (w + 1) / workers);
+        let mut child = Command::new(&me)
+            .args([
+                "--worker",
+                "--from",
+                &from.to_string(),
+                "--to",
+                &to.to_string(),
+                "--dir",
+                &work.path().display().to_string(),
+                "--servers",
+                &addresses.join(","),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdin = child.stdin.take().ok_or("no worker stdin")?;
+        let stdout = child.stdout.take().ok_or("no worker stdout")?;
+        let (sender, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str(&line) {
+                    let _ = sender.send(value);
+                }
+            }
+        });
+        pool.push(Worker {
+            child,
+            stdin,
+            lines,
+            last_progress: json!({}),
+        });
+    }
+    let started = Instant::now();
+    for worker in &mut pool {
+        worker.expect("generated", Duration::from_secs(600)).await?;
+    }
+    println!(
+        "{agents} agent keys and certificates made in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // 1. The connect storm.
+    let cpu_before: Vec<f64> = servers.iter().map(|s| cpu_seconds(s.child.id())).collect();
+    let storm_start = Instant::now();
+    let storm_start_ms = unix_ms();
+    for worker in &mut pool {
+        worker.send("start")?;
+    }
+    let storm_deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        pool.iter_mut().for_each(Worker::drain_progress);
+        let welcomed: u64 = pool.iter().map(|w| w.progress("welcomed_once")).sum();
+        if welcomed as usize >= agents {
+            break;
+        }
+        if Instant::now() > storm_deadline {
+            return Err(
+                format!("only {welcomed} of {agents} agents had a Welcome after 600s").into(),
+            );
+        }
+    }
+    let storm = storm_start.elapsed();
+    let failed: u64 = pool.iter().map(|w| w.progress("failed_attempts")).sum();
+    let storm_cpu: Vec<f64> = servers
+        .iter()
+        .zip(&cpu_before)
+        .map(|(s, before)| cpu_seconds(s.child.id()) - before)
+        .collect();
+    println!(
+        "storm: all {agents} Welcomes in {:.1}s, {failed} failed attempts",
+        storm.as_secs_f64()
+    );
+
+    // 2. Until the RelayClusters show every agent connected.
+    let mut welcomes: HashMap<String, u64> = HashMap::new();
+    for worker in &mut pool {
+        worker.send("welcomes")?;
+        let line = worker.expect("welcomes", Duration::from_secs(60)).await?;
+        for pair in line["welcomes"].as_array().into_iter().flatten() {
+            if let (Some(cluster), Some(at)) = (pair[0].as_str(), pair[1].as_u64()) {
+                welcomes.insert(cluster.to_string(), at);
+            }
+        }
+    }
+    let shown_deadline = Instant::now() + Duration::from_secs(300);
+    let all_connected_ms = loop {
+        let shown = watched
+            .lock()
+            .map(|w| {
+                (
+                    w.first_connected.len(),
+                    w.first_connected.values().max().copied(),
+                )
+            })
+            .map_err(|_| "poisoned")?;
+        if shown.0 >= agents {
+            break shown.1.unwrap_or(0);
+        }
+        if Instant::now() > shown_deadline {
+            return Err(format!(
+                "only {} of {agents} RelayClusters shown connected after 300s",
+                shown.0
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut lags: Vec<u64> = {
+        let watched = watched.lock().map_err(|_| "poisoned")?;
+        welcomes
+            .iter()
+            .filter_map(|(cluster, at)| {
+                watched
+                    .first_connected
+                    .get(cluster)
+                    .map(|shown| shown.saturating_sub(*at))
+            })
+            .collect()
+    };
+    lags.sort_unstable();
+    let status_span_s = (all_connected_ms.saturating_sub(storm_start_ms)) as f64 / 1000.0;
+    println!(
+        "status: every RelayCluster shown connected {status_span_s:.1}s after the storm began; Welcome→shown lag p50 {}ms p99 {}ms max {}ms",
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.99),
+        lags.last().copied().unwrap_or(0)
+    );
+
+    // 3. Steady: heartbeats, CPU and memory.
+    for worker in &mut pool {
+        worker.send("report")?;
+        worker.expect("report", Duration::from_secs(60)).await?;
+    }
+    let cpu_before: Vec<f64> = servers.iter().map(|s| cpu_seconds(s.child.id())).collect();
+    let window = Instant::now();
+    tokio::time::sleep(Duration::from_secs(steady)).await;
+    let window = window.elapsed().as_secs_f64();
+    let mut rtt: Vec<u64> = Vec::new();
+    for worker in &mut pool {
+        worker.send("report")?;
+        let line = worker.expect("report", Duration::from_secs(60)).await?;
+        rtt.extend(
+            line["rtt_us"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_u64()),
+        );
+    }
+    rtt.sort_unstable();
+    println!(
+        "steady {steady}s: {} heartbeat round trips, p50 {:.1}ms p99 {:.1}ms max {:.1}ms",
+        rtt.len(),
+        percentile(&rtt, 0.5) as f64 / 1000.0,
+        percentile(&rtt, 0.99) as f64 / 1000.0,
+        rtt.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+    let mut worst_bytes_per_session = 0u64;
+    let mut writes_total = 0.0;
+    let mut conflicts_total = 0.0;
+    for (i, server) in servers.iter().enumerate() {
+        let text = metrics(server.admin);
+        let sessions = metric_value(&text, "relay_server_connected_agents");
+        let (rss, peak) = memory_kib(server.child.id());
+        let per_session = if sessions > 0.0 {
+            ((rss.saturating_sub(server.idle_rss_kib)) as f64 * 1024.0 / sessions) as u64
+        } else {
+            0
+        };
+        worst_bytes_per_session = worst_bytes_per_session.max(per_session);
+        let steady_cpu = (cpu_seconds(server.child.id()) - cpu_before[i]) / window;
+        let written: f64 = ["claim", "update", "clear"]
+            .iter()
+            .map(|kind| {
+                metric_value(
+                    &text,
+                    &format!(
+                        "relay_server_status_writes_total{{kind=\"{kind}\",outcome=\"written\"}}"
+                    ),
+                )
+            })
+            .sum();
+        let superseded: f64 = ["claim", "update", "clear"]
+            .iter()
+            .map(|kind| {
+                metric_value(
+                    &text,
+                    &format!(
+                        "relay_server_status_writes_total{{kind=\"{kind}\",outcome=\"superseded\"}}"
+                    ),
+                )
+            })
+            .sum();
+        writes_total += written;
+        conflicts_total += superseded;
+        println!(
+            "{}: {sessions} sessions, RSS {:.0} MiB (peak {:.0} MiB, idle {:.0} MiB), {:.1} KiB/session, storm CPU {:.2}s ({:.2}ms/handshake), steady CPU {:.1}% of a core, status writes {written} ({superseded} conflicts)",
+            server.name,
+            rss as f64 / 1024.0,
+            peak as f64 / 1024.0,
+            server.idle_rss_kib as f64 / 1024.0,
+            per_session as f64 / 1024.0,
+            storm_cpu[i],
+            if sessions > 0.0 {
+                storm_cpu[i] * 1000.0 / sessions
+            } else {
+                0.0
+            },
+            steady_cpu * 100.0,
+        );
+    }
+    let write_rate = writes_total / status_span_s.max(0.001);
+    println!(
+        "status writes: {writes_total} written, {conflicts_total} conflicts, {write_rate:.0}/s across replicas during the storm (budget {qps} QPS / burst {burst} per replica)"
+    );
+    let kubectl =
+        kube_sandbox::kubectl::kubectl().ok_or("kubectl is not installed: run `make tools`")?;
+    let shown = Command::new(&kubectl)
+        .args([
+            "--kubeconfig",
+            &sandbox.kubeconfig().display().to_string(),
+            "get",
+            "relayclusters",
+            "-n",
+            RELAY_NAMESPACE,
+            "-o",
+            "jsonpath={range .items[*]}{.status.connected}{\"\\n\"}{end}",
+        ])
+        .output()?;
+    let kubectl_connected = String::from_utf8_lossy(&shown.stdout)
+        .lines()
+        .filter(|l| *l == "true")
+        .count();
+    println!("kubectl get relayclusters: {kubectl_connected} of {agents} connected");
+
+    // 4. Replica loss.
+    let mut loss = String::new();
+    if kill_one {
+        let victim = &mut servers[0];
+        let victim_name = victim.name.clone();
+        let on_victim =
+            metric_value(&metrics(victim.admin), "relay_server_connected_agents") as u64;
+        if let Ok(mut watched) = watched.lock() {
+            watched.dead = Some(victim_name.clone());
+            watched.dead_sightings.clear();
+        }
+        let killed_ms = unix_ms();
+        let killed = Instant::now();
+        victim.child.kill()?;
+        let _ = victim.child.wait();
+        // Every agent back with a Welcome from a live replica.
+        let back = loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            pool.iter_mut().for_each(Worker::drain_progress);
+            let connected: u64 = pool.iter().map(|w| w.progress("connected")).sum();
+            let reconnects: u64 = pool.iter().map(|w| w.progress("reconnects")).sum();
+            if connected as usize >= agents && reconnects >= on_victim {
+                break killed.elapsed();
+            }
+            if killed.elapsed() > Duration::from_secs(300) {
+                return Err(format!(
+                    "only {connected} of {agents} agents back 300s after the kill"
+                )
+                .into());
+            }
+        };
+        let max_reconnect: u64 = pool
+            .iter()
+            .map(|w| w.progress("max_reconnect_ms"))
+            .max()
+            .unwrap_or(0);
+        // Every RelayCluster truthful: none connected through the dead replica.
+        let truthful = loop {
+            let through_dead = watched
+                .lock()
+                .map(|w| {
+                    w.now
+                        .values()
+                        .filter(|(connected, replica)| {
+                            *connected && replica.as_deref() == Some(victim_name.as_str())
+                        })
+                        .count()
+                })
+                .map_err(|_| "poisoned")?;
+            if through_dead == 0 {
+                break watched
+                    .lock()
+                    .map(|w| w.last_cleared)
+                    .unwrap_or(0)
+                    .saturating_sub(killed_ms);
+            }
+            if killed.elapsed() > Duration::from_secs(300) {
+                return Err(format!("{through_dead} RelayClusters still connected through {victim_name} 300s after the kill").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        // Watch on for two Lease terms: nothing may show the dead replica again.
+        tokio::time::sleep(Duration::from_secs(2 * lease)).await;
+        let after = watched
+            .lock()
+            .map(|w| {
+                w.dead_sightings
+                    .iter()
+                    .filter(|at| **at > killed_ms + truthful)
+                    .count()
+            })
+            .map_err(|_| "poisoned")?;
+        let bound_ms = lease * 1000 + lease * 1000 / 3;
+        println!(
+            "replica loss: killed {victim_name} (SIGKILL) holding {on_victim} sessions; all {agents} agents on live replicas after {:.1}s (slowest reconnect {max_reconnect}ms; backoff bound 1s + connect); every RelayCluster truthful {:.1}s after the kill (stated bound: Lease {lease}s + sweep {:.1}s = {:.1}s, plus the writes); watch events showing a cluster connected through the dead replica after that: {after}",
+            back.as_secs_f64(),
+            truthful as f64 / 1000.0,
+            lease as f64 / 3.0,
+            bound_ms as f64 / 1000.0,
+        );
+        loss = format!(
+            " loss_back_s={:.1} loss_truthful_s={:.1} loss_dead_sightings_after={after}",
+            back.as_secs_f64(),
+            truthful as f64 / 1000.0
+        );
+    }
+
+    for worker in &mut pool {
+        let _ = worker.send("quit");
+        let _ = worker.child.kill();
+        let _ = worker.child.wait();
+    }
+    for server in &mut servers {
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+    }
+    watch_task.abort();
+    println!(
+        "relay bench: agents={agents} replicas={replicas} storm_s={:.1} failed_attempts={failed} bytes_per_session_max={worst_bytes_per_session} heartbeat_p50_ms={:.1} heartbeat_p99_ms={:.1} heartbeat_max_ms={:.1} status_shown_s={status_span_s:.1} lag_max_ms={} status_writes={writes_total} conflicts={conflicts_total} kubectl_connected={kubectl_connected}{loss}",
+        storm.as_secs_f64(),
+        percentile(&rtt, 0.5) as f64 / 1000.0,
+        percentile(&rtt, 0.99) as f64 / 1000.0,
+        rtt.last().copied().unwrap_or(0) as f64 / 1000.0,
+        lags.last().copied().unwrap_or(0),
+    );
+    Ok(())
+}
