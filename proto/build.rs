@@ -9,6 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // No `connect(endpoint)` constructor on the clients: the agent builds its channel with
         // its own TLS connector, and the name would clash with the `Connect` RPC.
         .build_transport(false)
+        // Small codec buffers: see `relay_proto::codec`.
+        .codec_path("crate::codec::RelayCodec")
         .compile_with_config(config, &["proto/relay.proto"], &["proto"])?;
     Ok(())
 }

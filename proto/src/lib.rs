@@ -11,6 +11,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod codec;
+
 /// Version 1 of the relay API (`package relay.v1`).
 pub mod v1 {
     #![allow(missing_docs, clippy::all)]

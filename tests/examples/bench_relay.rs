@@ -502,7 +502,19 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         let (port, admin) = (free_port(), free_port());
         let name = format!("relay-bench-{r}");
         let log = std::fs::File::create(work.path().join(format!("{name}.log")))?;
-        let child = Command::new(release_binary("relay-issuer"))
+        // RELAY_BENCH_SERVER_WRAPPER (e.g. `heaptrack -o /tmp/relay`) runs each replica under a
+        // profiler.
+        let wrapper = std::env::var("RELAY_BENCH_SERVER_WRAPPER").unwrap_or_default();
+        let mut wrapper = wrapper.split_whitespace();
+        let mut command = match wrapper.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(wrapper).arg(release_binary("relay-issuer"));
+                command
+            }
+            None => Command::new(release_binary("relay-issuer")),
+        };
+        let child = command
             .args([
                 "server",
                 &format!("--listen=127.0.0.1:{port}"),
