@@ -28,7 +28,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use relay_proto::v1::relay_certificates_server::RelayCertificatesServer;
 use relay_proto::v1::relay_server::RelayServer;
 use tokio::net::TcpListener;
@@ -134,7 +134,9 @@ pub async fn run(
     let clusters_task = tokio::spawn(
         reflector(
             writer,
-            watcher(cluster_api.clone(), watcher::Config::default()),
+            // managedFields are of no use here and cost about 2 KiB per cluster in memory.
+            watcher(cluster_api.clone(), watcher::Config::default())
+                .modify(|cluster| cluster.managed_fields_mut().clear()),
         )
         .default_backoff()
         .for_each(|_| futures::future::ready(())),

@@ -18,10 +18,9 @@ use relay_proto::{
     agent_message,
 };
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{debug, info, info_span, warn};
 
 use super::auth::{FailureLimiter, TokenProblem, bearer_token, check_token};
 use super::clusters::StatusWriter;
@@ -341,7 +340,6 @@ impl Relay for RelayService {
         }
         let cluster = peer.identity.cluster.clone();
         let span = info_span!("connect", namespace = %inner.namespace, cluster = %cluster, serial = %peer.serial);
-        let (outbound, receiver) = mpsc::channel(32);
         let welcome = ServerMessage::welcome(Welcome {
             cluster: cluster.clone(),
             spiffe_id: peer.identity.spiffe_id.clone(),
@@ -351,8 +349,6 @@ impl Relay for RelayService {
             heartbeat_interval_seconds: u32::try_from(inner.heartbeat_interval.as_secs())
                 .unwrap_or(u32::MAX),
         });
-        // The channel is fresh: the Welcome always fits.
-        let _ = outbound.try_send(Ok(welcome));
         inner.status.update(|book| {
             book.opened(
                 &cluster,
@@ -364,36 +360,80 @@ impl Relay for RelayService {
         });
         inner.metrics.connected_agents.inc();
         info!(parent: &span, cluster = %cluster, serial = %peer.serial, agent_version = %hello.agent_version, not_after = %pki::format_time(peer.not_after), "agent connected");
-        tokio::spawn(
-            async move {
-                let mut stopping = inner.stopping.clone();
-                let ended = loop {
-                    tokio::select! {
-                        message = inbound.message() => match message {
-                            Ok(Some(AgentMessage { message: Some(agent_message::Message::Heartbeat(beat)) })) => {
-                                inner.metrics.heartbeats.inc();
-                                inner.status.update(|book| book.heard_from(&cluster, OffsetDateTime::now_utc()));
-                                let echo = ServerMessage::heartbeat(beat.sequence, OffsetDateTime::now_utc().unix_timestamp() * 1000);
-                                if outbound.send(Ok(echo)).await.is_err() {
-                                    break "closed by the agent";
-                                }
-                            }
-                            Ok(Some(_)) => {}
-                            Ok(None) => break "ended by the agent",
-                            Err(_) => break "broken",
-                        },
-                        _ = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
-                            let _ = outbound.send(Err(Status::unavailable("the relay server is shutting down; reconnect"))).await;
-                            break "server stopping";
-                        }
+        let session = Session {
+            stopping: inner.stopping.clone(),
+            inner,
+            inbound,
+            cluster,
+            welcome: Some(welcome),
+            how: "closed by the agent",
+            span,
+        };
+        Ok(Response::new(Box::pin(futures::stream::unfold(
+            Some(session),
+            Session::next,
+        ))))
+    }
+}
+
+/// One open `Connect` stream. The response stream itself reads the agent's messages and answers
+/// them, so a session costs no task and no channel of its own (a relay server holds one per
+/// agent); dropping it, when the agent goes away or the stream ends, records the disconnect.
+struct Session {
+    inner: Arc<Inner>,
+    inbound: Streaming<AgentMessage>,
+    cluster: String,
+    stopping: watch::Receiver<bool>,
+    /// Sent first.
+    welcome: Option<ServerMessage>,
+    /// How the session ended, for the log.
+    how: &'static str,
+    span: tracing::Span,
+}
+
+impl Session {
+    /// The next message to the agent; `None` ends the stream (and drops the session).
+    async fn next(state: Option<Self>) -> Option<(Result<ServerMessage, Status>, Option<Self>)> {
+        let mut session = state?;
+        if let Some(welcome) = session.welcome.take() {
+            return Some((Ok(welcome), Some(session)));
+        }
+        loop {
+            let mut stopping = session.stopping.clone();
+            tokio::select! {
+                message = session.inbound.message() => match message {
+                    Ok(Some(AgentMessage { message: Some(agent_message::Message::Heartbeat(beat)) })) => {
+                        let inner = &session.inner;
+                        inner.metrics.heartbeats.inc();
+                        inner.status.update(|book| book.heard_from(&session.cluster, OffsetDateTime::now_utc()));
+                        let echo = ServerMessage::heartbeat(beat.sequence, OffsetDateTime::now_utc().unix_timestamp() * 1000);
+                        return Some((Ok(echo), Some(session)));
                     }
-                };
-                inner.metrics.connected_agents.dec();
-                inner.status.update(|book| book.closed(&cluster, OffsetDateTime::now_utc()));
-                info!(how = ended, "agent stream closed");
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        session.how = "ended by the agent";
+                        return None;
+                    }
+                    Err(_) => {
+                        session.how = "broken";
+                        return None;
+                    }
+                },
+                _ = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
+                    session.how = "server stopping";
+                    return Some((Err(Status::unavailable("the relay server is shutting down; reconnect")), None));
+                }
             }
-            .instrument(span.clone()),
-        );
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.inner.metrics.connected_agents.dec();
+        self.inner
+            .status
+            .update(|book| book.closed(&self.cluster, OffsetDateTime::now_utc()));
+        info!(parent: &self.span, how = self.how, "agent stream closed");
     }
 }

@@ -23,7 +23,6 @@ use rustls::server::{
 };
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, ServerConfig};
-use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -146,17 +145,15 @@ fn server_config(key: Arc<CertifiedKey>, roots: Arc<RootCertStore>) -> Result<Se
 pub struct PeerInfo {
     /// The client's address.
     pub remote: SocketAddr,
-    /// The verified client certificate chain (leaf first), when the client presented one.
-    pub client_chain: Option<Arc<Vec<CertificateDer<'static>>>>,
+    /// The verified client leaf certificate (DER), when the client presented one. Only the
+    /// leaf: the services need nothing else, and each open connection keeps this copy.
+    pub client_leaf: Option<Arc<[u8]>>,
 }
 
 impl PeerInfo {
     /// The verified client leaf certificate, DER.
     pub fn leaf(&self) -> Option<&[u8]> {
-        self.client_chain
-            .as_ref()
-            .and_then(|chain| chain.first())
-            .map(|der| der.as_ref())
+        self.client_leaf.as_deref()
     }
 }
 
@@ -421,17 +418,18 @@ pub async fn accept_loop(
                     return;
                 }
             };
-            let client_chain = stream
+            let client_leaf = stream
                 .get_ref()
                 .1
                 .peer_certificates()
-                .map(|chain| Arc::new(chain.iter().map(|c| c.clone().into_owned()).collect()));
-            metrics.handshake_succeeded(client_chain.is_some());
+                .and_then(|chain| chain.first())
+                .map(|leaf| Arc::<[u8]>::from(leaf.as_ref()));
+            metrics.handshake_succeeded(client_leaf.is_some());
             let connection = TlsConnection {
                 stream,
                 peer: PeerInfo {
                     remote,
-                    client_chain,
+                    client_leaf,
                 },
             };
             let _ = sender.send(Ok(connection)).await;
