@@ -53,8 +53,8 @@ use tokio::sync::Semaphore;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Handshakes one worker runs at once during the storm.
-const HANDSHAKES_IN_FLIGHT: usize = 128;
+/// Handshakes one worker runs at once during the storm (`--handshakes-in-flight`).
+const HANDSHAKES_IN_FLIGHT: usize = 32;
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
     args.iter()
@@ -122,6 +122,16 @@ struct WorkerStats {
     max_reconnect_ms: AtomicU64,
     rtt_us: Mutex<Vec<u64>>,
     welcomes: Mutex<Vec<(String, u64)>>,
+    /// Why attempts failed and streams ended, counted by a short description.
+    problems: Mutex<HashMap<String, u64>>,
+}
+
+impl WorkerStats {
+    fn problem(&self, what: String) {
+        if let Ok(mut problems) = self.problems.lock() {
+            *problems.entry(what).or_default() += 1;
+        }
+    }
 }
 
 async fn worker(args: &[String]) -> Result<(), BoxError> {
@@ -169,7 +179,11 @@ async fn worker(args: &[String]) -> Result<(), BoxError> {
     }
 
     let stats = Arc::new(WorkerStats::default());
-    let storm = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT));
+    let storm = Arc::new(Semaphore::new(arg(
+        args,
+        "--handshakes-in-flight",
+        HANDSHAKES_IN_FLIGHT,
+    )));
     let root = Arc::new(root);
     let servers = Arc::new(servers);
     for (index, cluster, pem) in identities {
@@ -199,7 +213,8 @@ async fn worker(args: &[String]) -> Result<(), BoxError> {
             line = command.recv() => match line.as_deref() {
                 Some("report") => {
                     let rtt = std::mem::take(&mut *stats.rtt_us.lock().map_err(|_| "poisoned")?);
-                    println!("{}", json!({"event": "report", "rtt_us": rtt}));
+                    let problems = stats.problems.lock().map_err(|_| "poisoned")?.clone();
+                    println!("{}", json!({"event": "report", "rtt_us": rtt, "problems": problems}));
                 }
                 Some("welcomes") => {
                     let welcomes = stats.welcomes.lock().map_err(|_| "poisoned")?.clone();
@@ -244,7 +259,9 @@ async fn session(
         };
         let (tx, mut inbound, welcome) = match connected {
             Ok(session) => session,
-            Err(_) => {
+            Err(status) => {
+                let message: String = status.message().chars().take(90).collect();
+                stats.problem(format!("attempt failed: {:?}: {message}", status.code()));
                 stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
                 server = (server + 1) % servers.len().max(1);
                 tokio::time::sleep(backoff.next_delay(unit())).await;
@@ -292,7 +309,15 @@ async fn session(
                         }
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break,
+                    Some(Err(status)) => {
+                        let message: String = status.message().chars().take(90).collect();
+                        stats.problem(format!("stream ended: {:?}: {message}", status.code()));
+                        break;
+                    }
+                    None => {
+                        stats.problem("stream ended by the server".into());
+                        break;
+                    }
                 }
             }
         }
@@ -458,6 +483,7 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     let qps: u32 = arg(args, "--kube-api-qps", 1000);
     let burst: u32 = arg(args, "--kube-api-burst", 2000);
     let kill_one = args.iter().any(|a| a == "--kill-one");
+    let in_flight: usize = arg(args, "--handshakes-in-flight", HANDSHAKES_IN_FLIGHT);
     let work = tempfile::tempdir()?;
     println!(
         "relay bench: {agents} agents, {replicas} relay server replicas, {workers} load-generator processes, Lease {lease}s, API budget {qps} QPS / burst {burst}"
@@ -571,6 +597,8 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
                 &work.path().display().to_string(),
                 "--servers",
                 &addresses.join(","),
+                "--handshakes-in-flight",
+                &in_flight.to_string(),
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -624,13 +652,14 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     }
     let storm = storm_start.elapsed();
     let failed: u64 = pool.iter().map(|w| w.progress("failed_attempts")).sum();
+    let reconnects: u64 = pool.iter().map(|w| w.progress("reconnects")).sum();
     let storm_cpu: Vec<f64> = servers
         .iter()
         .zip(&cpu_before)
         .map(|(s, before)| cpu_seconds(s.child.id()) - before)
         .collect();
     println!(
-        "storm: all {agents} Welcomes in {:.1}s, {failed} failed attempts",
+        "storm: all {agents} Welcomes in {:.1}s, {failed} failed attempts, {reconnects} sessions lost and reopened",
         storm.as_secs_f64()
     );
 
@@ -695,10 +724,14 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         worker.expect("report", Duration::from_secs(60)).await?;
     }
     let cpu_before: Vec<f64> = servers.iter().map(|s| cpu_seconds(s.child.id())).collect();
+    let workers_cpu_before: f64 = pool.iter().map(|w| cpu_seconds(w.child.id())).sum();
     let window = Instant::now();
     tokio::time::sleep(Duration::from_secs(steady)).await;
     let window = window.elapsed().as_secs_f64();
+    let workers_cpu =
+        (pool.iter().map(|w| cpu_seconds(w.child.id())).sum::<f64>() - workers_cpu_before) / window;
     let mut rtt: Vec<u64> = Vec::new();
+    let mut problems: HashMap<String, u64> = HashMap::new();
     for worker in &mut pool {
         worker.send("report")?;
         let line = worker.expect("report", Duration::from_secs(60)).await?;
@@ -709,7 +742,19 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
                 .flatten()
                 .filter_map(|v| v.as_u64()),
         );
+        for (what, count) in line["problems"].as_object().into_iter().flatten() {
+            *problems.entry(what.clone()).or_default() += count.as_u64().unwrap_or(0);
+        }
     }
+    let mut problems: Vec<(String, u64)> = problems.into_iter().collect();
+    problems.sort_by(|a, b| b.1.cmp(&a.1));
+    for (what, count) in problems.iter().take(8) {
+        println!("  {count} × {what}");
+    }
+    println!(
+        "load generators: {:.0}% of a core while steady",
+        workers_cpu * 100.0
+    );
     rtt.sort_unstable();
     println!(
         "steady {steady}s: {} heartbeat round trips, p50 {:.1}ms p99 {:.1}ms max {:.1}ms",

@@ -371,6 +371,22 @@ impl RelayServer {
         settings: Settings,
         listener: tokio::net::TcpListener,
     ) -> Result<Self, BoxError> {
+        let server = Self::spawn_on(client, settings, listener)?;
+        for _ in 0..500 {
+            if server.health.is_ready() {
+                return Ok(server);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Err(format!("relay server not ready: {:?}", server.health.readiness()).into())
+    }
+
+    /// Starts a relay server on `listener` without waiting for it to be ready.
+    pub fn spawn_on(
+        client: kube::Client,
+        settings: Settings,
+        listener: tokio::net::TcpListener,
+    ) -> Result<Self, BoxError> {
         let address = listener.local_addr()?;
         let mut registry = Registry::default();
         let metrics = ServerMetrics::register(&mut registry);
@@ -386,20 +402,13 @@ impl RelayServer {
                 let _ = stopped.await;
             },
         ));
-        let server = Self {
+        Ok(Self {
             address,
             health,
             registry: Arc::new(registry),
             stop: Some(stop),
             task,
-        };
-        for _ in 0..500 {
-            if server.health.is_ready() {
-                return Ok(server);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        Err(format!("relay server not ready: {:?}", server.health.readiness()).into())
+        })
     }
 
     /// The metrics in the OpenMetrics text format.

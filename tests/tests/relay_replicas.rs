@@ -80,6 +80,53 @@ async fn wait_metric(server: &RelayServer, series: &str) {
     }
 }
 
+/// A replica that served before its first list of RelayClusters would refuse every agent as
+/// unregistered (a fleet's connect storm after a restart): it is not ready until then.
+#[tokio::test]
+async fn a_replica_is_not_ready_before_it_has_listed_the_relay_clusters() -> TestResult {
+    relay_issuer::install_crypto_provider();
+    // No RelayCluster CRD yet: the list fails until it is registered.
+    let sandbox = kube_sandbox::Sandbox::start().await?;
+    let client = sandbox.client()?;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": RELAY_NAMESPACE}}))?,
+        )
+        .await?;
+    let pki = RelayPki::new()?;
+    install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let server = RelayServer::spawn_on(client.clone(), replica("relay-a"), listener)?;
+    // Sentinel: both TLS Secrets loaded; readiness still waits for the list.
+    for secret in ["server_tls", "root_tls"] {
+        wait_metric(
+            &server,
+            &format!("relay_server_secret_reloads_total{{secret=\"{secret}\",reason=\"\"}}"),
+        )
+        .await;
+    }
+    assert_eq!(
+        server.health.readiness(),
+        Err("waiting for the first list of RelayClusters".to_string())
+    );
+    for crd in relay_issuer::api::crds().into_values() {
+        sandbox.create_crd(serde_json::to_value(&crd)?)?;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !server.health.is_ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            server.health.readiness()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn an_agent_moving_between_replicas_never_shows_disconnected() -> TestResult {
     relay_issuer::install_crypto_provider();

@@ -143,6 +143,20 @@ pub async fn run(
     );
     let refresh =
         time::Duration::try_from(settings.status_refresh).unwrap_or(time::Duration::minutes(10));
+    // One task waits for the first list and tells the others: kube-runtime's
+    // `Store::wait_until_ready` wakes only one of several concurrent waiters (a oneshot receiver
+    // keeps one waker).
+    let (listed_sender, listed) = watch::channel(false);
+    let listed_task = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() {
+                listed_sender.send_replace(true);
+            }
+            // Keep the sender: receivers then wait for nothing rather than fail.
+            std::future::pending::<()>().await;
+        })
+    };
     let status = StatusWriter::new(
         cluster_api,
         ConnectionBook::new(&settings.replica, refresh),
@@ -179,6 +193,7 @@ pub async fn run(
     let sweep_task = tokio::spawn(clusters::writer::sweep_forever(
         status.clone(),
         store.clone(),
+        listed.clone(),
         liveness,
         (lease_duration / 3).max(Duration::from_millis(200)),
         stopped(stopping.clone()),
@@ -187,7 +202,13 @@ pub async fn run(
     let readiness_task = {
         let tls = material.tls.clone();
         let health = health.clone();
+        let mut listed = listed.clone();
         tokio::spawn(async move {
+            // Until the first list, every agent would be refused as unregistered.
+            health.set_not_ready("waiting for the first list of RelayClusters");
+            if listed.wait_for(|listed| *listed).await.is_err() {
+                return;
+            }
             if !tls.is_ready() {
                 health.set_not_ready(
                     "waiting for a usable relay-server-tls-secret and relay-root-tls-secret",
@@ -233,6 +254,7 @@ pub async fn run(
         .await;
     accept_task.abort();
     readiness_task.abort();
+    listed_task.abort();
     // Let the status writer record the disconnects before the watches go, then give up the
     // Lease (other replicas need not wait for it to lapse).
     let _ = tokio::time::timeout(Duration::from_secs(5), status_task).await;

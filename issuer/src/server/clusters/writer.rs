@@ -211,18 +211,20 @@ impl StatusWriter {
     }
 }
 
-/// Runs [`sweep`] every `period` over the `RelayCluster`s in `store` (once it is ready) until
-/// `stop` resolves: clears what no live replica vouches for, reclaims what this replica holds.
+/// Runs [`sweep`] every `period` over the `RelayCluster`s in `store` (once `listed` says the
+/// first list is in) until `stop` resolves: clears what no live replica vouches for, reclaims
+/// what this replica holds.
 pub async fn sweep_forever(
     writer: StatusWriter,
     store: Store<RelayCluster>,
+    mut listed: tokio::sync::watch::Receiver<bool>,
     liveness: Arc<Mutex<ReplicaLiveness>>,
     period: Duration,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
     if tokio::select! {
-        ready = store.wait_until_ready() => ready.is_err(),
+        listed = listed.wait_for(|listed| *listed) => listed.is_err(),
         _ = &mut stop => true,
     } {
         return;
