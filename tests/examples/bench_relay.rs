@@ -127,9 +127,17 @@ struct WorkerStats {
 }
 
 impl WorkerStats {
+    /// Counts a problem by its description, with quoted names (the cluster's) left out so that
+    /// one cause is one line.
     fn problem(&self, what: String) {
+        let general: String = what
+            .split('"')
+            .enumerate()
+            .map(|(i, part)| if i % 2 == 1 { "…" } else { part })
+            .collect::<Vec<_>>()
+            .join("\"");
         if let Ok(mut problems) = self.problems.lock() {
-            *problems.entry(what).or_default() += 1;
+            *problems.entry(general).or_default() += 1;
         }
     }
 }
@@ -747,7 +755,7 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         }
     }
     let mut problems: Vec<(String, u64)> = problems.into_iter().collect();
-    problems.sort_by(|a, b| b.1.cmp(&a.1));
+    problems.sort_by_key(|problem| std::cmp::Reverse(problem.1));
     for (what, count) in problems.iter().take(8) {
         println!("  {count} × {what}");
     }
