@@ -159,7 +159,12 @@ pub async fn run(
     };
     let status = StatusWriter::new(
         cluster_api,
-        ConnectionBook::new(&settings.replica, refresh),
+        ConnectionBook::new(
+            &settings.replica,
+            refresh,
+            time::Duration::try_from(settings.replica_lease_duration)
+                .unwrap_or(time::Duration::seconds(15)),
+        ),
         metrics.clone(),
     );
     let (stop_sender, stopping) = watch::channel(false);

@@ -74,17 +74,21 @@ pub struct ClusterConnection {
 pub struct ConnectionBook {
     replica: String,
     refresh: time::Duration,
+    settle: time::Duration,
     clusters: BTreeMap<String, ClusterConnection>,
     dirty: BTreeSet<String>,
 }
 
 impl ConnectionBook {
     /// An empty book for replica `replica`, refreshing `status.lastSeen` from heartbeats at most
-    /// every `refresh`.
-    pub fn new(replica: &str, refresh: time::Duration) -> Self {
+    /// every `refresh`, and reclaiming a status only when its last write here is at least
+    /// `settle` old (a write takes a moment to show in the watch the sweep reads; reclaiming
+    /// before would write every claim of a connect storm twice).
+    pub fn new(replica: &str, refresh: time::Duration, settle: time::Duration) -> Self {
         Self {
             replica: replica.to_string(),
             refresh,
+            settle,
             clusters: BTreeMap::new(),
             dirty: BTreeSet::new(),
         }
@@ -154,16 +158,28 @@ impl ConnectionBook {
 
     /// The status says this replica does not hold `cluster` although a stream is open here
     /// (another replica cleared it while this one could not renew its Lease, or a write was
-    /// lost): claim it again. False when no stream is open here.
-    pub fn reclaim(&mut self, cluster: &str) -> bool {
+    /// lost): claim it again. False when no stream is open here, or when this replica wrote the
+    /// status less than the settle time before `now` (the watch may not show that write yet).
+    pub fn reclaim(&mut self, cluster: &str, now: OffsetDateTime) -> bool {
+        let settle = self.settle;
         match self.clusters.get_mut(cluster) {
-            Some(entry) if entry.streams > 0 => {
+            Some(entry)
+                if entry.streams > 0
+                    && entry
+                        .written_last_seen
+                        .is_none_or(|written| now - written >= settle) =>
+            {
                 entry.claim = true;
                 self.dirty.insert(cluster.to_string());
                 true
             }
             _ => false,
         }
+    }
+
+    /// Whether any write is due.
+    pub fn has_due(&self) -> bool {
+        !self.dirty.is_empty()
     }
 
     /// The writes due, marking them written.
@@ -245,7 +261,7 @@ mod tests {
     const REFRESH: time::Duration = time::Duration::minutes(10);
 
     fn book() -> ConnectionBook {
-        ConnectionBook::new("relay-0", REFRESH)
+        ConnectionBook::new("relay-0", REFRESH, time::Duration::seconds(15))
     }
 
     fn only(due: Vec<(String, StatusWrite)>) -> (String, StatusWrite) {
@@ -337,17 +353,25 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_claim_is_reclaimed_only_while_a_stream_is_open() {
+    fn a_lost_claim_is_reclaimed_only_while_a_stream_is_open_and_once_its_write_settled() {
         let mut book = book();
         book.opened("a", "1", T0, "", T0);
+        assert!(book.has_due());
         book.take_due();
-        assert!(book.reclaim("a"));
+        assert!(!book.has_due());
+        let settled = T0 + time::Duration::seconds(15);
+        assert!(
+            !book.reclaim("a", settled - time::Duration::seconds(1)),
+            "the watch may not show the claim yet"
+        );
+        assert!(book.take_due().is_empty());
+        assert!(book.reclaim("a", settled));
         let (_, write) = only(book.take_due());
         assert!(matches!(write, StatusWrite::Claim(_)));
-        book.closed("a", T0);
+        book.closed("a", settled);
         book.take_due();
-        assert!(!book.reclaim("a"));
-        assert!(!book.reclaim("never-seen"));
+        assert!(!book.reclaim("a", settled + time::Duration::hours(1)));
+        assert!(!book.reclaim("never-seen", settled));
         assert!(book.take_due().is_empty());
     }
 

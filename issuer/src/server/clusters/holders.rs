@@ -118,7 +118,8 @@ pub struct Observed<'a> {
 
 /// Compares each observed status with the sessions in `book` and the replicas alive:
 /// - a cluster with a stream open here whose status does not show it connected through this
-///   replica or another live one is reclaimed (marked due in `book`);
+///   replica or another live one is reclaimed (marked due in `book`), once this replica's last
+///   write of it has had time to show;
 /// - a status that says connected through a dead replica, through no replica (written by a
 ///   server before replicas existed), or through this one although no stream is open here (a
 ///   previous run of this replica) is cleared, if unchanged since observed.
@@ -128,6 +129,7 @@ pub fn sweep<'a>(
     book: &mut ConnectionBook,
     observed: impl IntoIterator<Item = Observed<'a>>,
     is_live: impl Fn(&str) -> bool,
+    now: time::OffsetDateTime,
 ) -> Vec<(String, StatusWrite)> {
     let mut clears = Vec::new();
     for Observed {
@@ -145,7 +147,7 @@ pub fn sweep<'a>(
         let held_here = connected_through == Some(Some(book.replica()));
         if here {
             if !held_here && !held_elsewhere_alive {
-                book.reclaim(cluster);
+                book.reclaim(cluster, now);
             }
             continue;
         }
@@ -255,7 +257,11 @@ mod tests {
 
     #[test]
     fn statuses_vouched_for_by_nobody_are_cleared_if_unchanged() {
-        let mut book = ConnectionBook::new("me", time::Duration::minutes(10));
+        let mut book = ConnectionBook::new(
+            "me",
+            time::Duration::minutes(10),
+            time::Duration::seconds(15),
+        );
         let by_dead = status(true, Some("dead"));
         let by_old_server = status(true, None);
         let by_my_last_run = status(true, Some("me"));
@@ -272,6 +278,7 @@ mod tests {
                 observed("f", None),
             ],
             alive,
+            T0,
         );
         let cleared: Vec<&str> = clears.iter().map(|(c, _)| c.as_str()).collect();
         assert_eq!(cleared, ["a", "b", "c"]);
@@ -298,7 +305,11 @@ mod tests {
 
     #[test]
     fn sessions_held_here_are_reclaimed_unless_a_live_replica_shows_them() {
-        let mut book = ConnectionBook::new("me", time::Duration::minutes(10));
+        let mut book = ConnectionBook::new(
+            "me",
+            time::Duration::minutes(10),
+            time::Duration::seconds(15),
+        );
         for cluster in ["a", "b", "c", "d", "e", "f"] {
             book.opened(cluster, "bb", T0, "", T0);
         }
@@ -319,6 +330,7 @@ mod tests {
                 observed("f", None),
             ],
             alive,
+            T0 + time::Duration::seconds(15),
         );
         assert!(clears.is_empty(), "{clears:?}");
         let due = book.take_due();

@@ -38,6 +38,9 @@ pub const REPLICA_LABEL: &str = "relaytls.dev/relay-server-replica";
 /// Status writes in flight at once (the client's QPS/burst limit applies on top).
 const WRITES_IN_FLIGHT: usize = 64;
 
+/// RelayClusters a sweep compares while holding the book.
+const SWEEP_SLICE: usize = 512;
+
 /// How a status write ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -103,13 +106,16 @@ impl StatusWriter {
         }
     }
 
-    /// Changes the book and wakes the writer.
+    /// Changes the book, and wakes the writer when a write is due (most heartbeats make none).
     pub fn update<T>(&self, change: impl FnOnce(&mut ConnectionBook) -> T) -> T {
-        let result = {
+        let (result, due) = {
             let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
-            change(&mut book)
+            let result = change(&mut book);
+            (result, book.has_due())
         };
-        self.wake.notify_one();
+        if due {
+            self.wake.notify_one();
+        }
         result
     }
 
@@ -231,20 +237,33 @@ pub async fn sweep_forever(
     }
     loop {
         let clusters = store.state();
-        let now = Instant::now();
-        let clears = {
-            let liveness = liveness.lock().unwrap_or_else(PoisonError::into_inner);
-            let observed = clusters.iter().map(|cluster| Observed {
-                cluster: cluster.metadata.name.as_deref().unwrap_or_default(),
-                status: cluster.status.as_ref(),
-                resource_version: cluster
-                    .metadata
-                    .resource_version
-                    .as_deref()
-                    .unwrap_or_default(),
-            });
-            writer.update(|book| sweep(book, observed, |replica| liveness.is_live(replica, now)))
-        };
+        // In slices, so that heartbeats waiting for the book are held up for a slice at most.
+        let mut clears = Vec::new();
+        for slice in clusters.chunks(SWEEP_SLICE) {
+            {
+                let now = Instant::now();
+                let wall = OffsetDateTime::now_utc();
+                let liveness = liveness.lock().unwrap_or_else(PoisonError::into_inner);
+                let observed = slice.iter().map(|cluster| Observed {
+                    cluster: cluster.metadata.name.as_deref().unwrap_or_default(),
+                    status: cluster.status.as_ref(),
+                    resource_version: cluster
+                        .metadata
+                        .resource_version
+                        .as_deref()
+                        .unwrap_or_default(),
+                });
+                clears.extend(writer.update(|book| {
+                    sweep(
+                        book,
+                        observed,
+                        |replica| liveness.is_live(replica, now),
+                        wall,
+                    )
+                }));
+            }
+            tokio::task::yield_now().await;
+        }
         if !clears.is_empty() {
             info!(
                 count = clears.len(),
