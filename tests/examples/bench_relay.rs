@@ -764,12 +764,14 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         workers_cpu * 100.0
     );
     rtt.sort_unstable();
-    println!(
-        "steady {steady}s: {} heartbeat round trips, p50 {:.1}ms p99 {:.1}ms max {:.1}ms",
-        rtt.len(),
+    let (rtt_p50, rtt_p99, rtt_max) = (
         percentile(&rtt, 0.5) as f64 / 1000.0,
         percentile(&rtt, 0.99) as f64 / 1000.0,
-        rtt.last().copied().unwrap_or(0) as f64 / 1000.0
+        rtt.last().copied().unwrap_or(0) as f64 / 1000.0,
+    );
+    println!(
+        "steady {steady}s: {} heartbeat round trips, p50 {rtt_p50:.1}ms p99 {rtt_p99:.1}ms max {rtt_max:.1}ms",
+        rtt.len(),
     );
     let mut worst_bytes_per_session = 0u64;
     let mut writes_total = 0.0;
@@ -947,11 +949,8 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     }
     watch_task.abort();
     println!(
-        "relay bench: agents={agents} replicas={replicas} storm_s={:.1} failed_attempts={failed} bytes_per_session_max={worst_bytes_per_session} heartbeat_p50_ms={:.1} heartbeat_p99_ms={:.1} heartbeat_max_ms={:.1} status_shown_s={status_span_s:.1} lag_max_ms={} status_writes={writes_total} conflicts={conflicts_total} kubectl_connected={kubectl_connected}{loss}",
+        "relay bench: agents={agents} replicas={replicas} storm_s={:.1} failed_attempts={failed} bytes_per_session_max={worst_bytes_per_session} heartbeat_p50_ms={rtt_p50:.1} heartbeat_p99_ms={rtt_p99:.1} heartbeat_max_ms={rtt_max:.1} status_shown_s={status_span_s:.1} lag_max_ms={} status_writes={writes_total} conflicts={conflicts_total} kubectl_connected={kubectl_connected}{loss}",
         storm.as_secs_f64(),
-        percentile(&rtt, 0.5) as f64 / 1000.0,
-        percentile(&rtt, 0.99) as f64 / 1000.0,
-        rtt.last().copied().unwrap_or(0) as f64 / 1000.0,
         lags.last().copied().unwrap_or(0),
     );
     Ok(())

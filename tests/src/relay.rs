@@ -346,6 +346,22 @@ pub async fn register_cluster(
         .map(|_| ())
 }
 
+/// A sandbox with the relay Secrets of a fresh PKI in [`RELAY_NAMESPACE`] and a RelayCluster
+/// for each of `clusters`: what a relay server needs before it starts.
+pub async fn relay_world(
+    clusters: &[&str],
+) -> Result<(kube_sandbox::Sandbox, kube::Client, RelayPki), BoxError> {
+    relay_issuer::install_crypto_provider();
+    let sandbox = crate::harness::sandbox().await?;
+    let client = sandbox.client()?;
+    let pki = RelayPki::new()?;
+    install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
+    for cluster in clusters {
+        register_cluster(&client, RELAY_NAMESPACE, cluster).await?;
+    }
+    Ok((sandbox, client, pki))
+}
+
 /// An in-process relay server.
 pub struct RelayServer {
     /// Where it listens.

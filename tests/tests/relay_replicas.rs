@@ -12,10 +12,9 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use relay_issuer::api::{RelayCluster, RelayClusterStatus};
 use relay_issuer::server::Settings;
-use relay_sandbox::harness::sandbox;
 use relay_sandbox::relay::{
-    RELAY_NAMESPACE, RelayPki, RelayServer, connect_agent, install_secrets, metric_value,
-    register_cluster, relay_settings,
+    AgentSession, Pem, RELAY_NAMESPACE, RelayPki, RelayServer, connect_agent, install_secrets,
+    metric_value, register_cluster, relay_settings, relay_world,
 };
 use serde_json::json;
 
@@ -55,6 +54,26 @@ async fn wait_status(
 
 fn through(replica: &str) -> impl Fn(&RelayClusterStatus) -> bool + '_ {
     move |s| s.connected && s.replica.as_deref() == Some(replica)
+}
+
+/// Opens a session for `cluster` on `server` and waits until its status names `replica`.
+async fn connect_through(
+    client: &kube::Client,
+    server: &RelayServer,
+    pki: &RelayPki,
+    cert: &Pem,
+    cluster: &str,
+    replica: &str,
+) -> Result<AgentSession, tonic::Status> {
+    let session = connect_agent(server.address, &pki.root, cert, cluster).await?;
+    wait_status(
+        client,
+        cluster,
+        &format!("connected through {replica}"),
+        through(replica),
+    )
+    .await;
+    Ok(session)
 }
 
 async fn set_status(client: &kube::Client, name: &str, status: serde_json::Value) -> TestResult {
@@ -129,24 +148,12 @@ async fn a_replica_is_not_ready_before_it_has_listed_the_relay_clusters() -> Tes
 
 #[tokio::test]
 async fn an_agent_moving_between_replicas_never_shows_disconnected() -> TestResult {
-    relay_issuer::install_crypto_provider();
-    let sandbox = sandbox().await?;
-    let client = sandbox.client()?;
-    let pki = RelayPki::new()?;
-    install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
-    register_cluster(&client, RELAY_NAMESPACE, "cluster-a").await?;
+    let (_sandbox, client, pki) = relay_world(&["cluster-a"]).await?;
     let a = RelayServer::start(client.clone(), replica("relay-a")).await?;
     let b = RelayServer::start(client.clone(), replica("relay-b")).await?;
     let cert = pki.agent("cluster-a", time::Duration::hours(1))?;
 
-    let on_a = connect_agent(a.address, &pki.root, &cert, "cluster-a").await?;
-    wait_status(
-        &client,
-        "cluster-a",
-        "connected through relay-a",
-        through("relay-a"),
-    )
-    .await;
+    let on_a = connect_through(&client, &a, &pki, &cert, "cluster-a", "relay-a").await?;
 
     // Record every status from here on.
     let api: Api<RelayCluster> = Api::namespaced(client.clone(), RELAY_NAMESPACE);
@@ -162,14 +169,7 @@ async fn an_agent_moving_between_replicas_never_shows_disconnected() -> TestResu
 
     // The agent moves to relay-b (the new stream first, as after a swap through the Service),
     // then its stream on relay-a ends: relay-a's disconnect no longer holds.
-    let on_b = connect_agent(b.address, &pki.root, &cert, "cluster-a").await?;
-    wait_status(
-        &client,
-        "cluster-a",
-        "connected through relay-b",
-        through("relay-b"),
-    )
-    .await;
+    let on_b = connect_through(&client, &b, &pki, &cert, "cluster-a", "relay-b").await?;
     drop(on_a);
     wait_metric(
         &a,
@@ -222,11 +222,7 @@ async fn an_agent_moving_between_replicas_never_shows_disconnected() -> TestResu
 #[tokio::test]
 async fn statuses_nobody_alive_holds_are_cleared_and_live_sessions_are_claimed_back() -> TestResult
 {
-    relay_issuer::install_crypto_provider();
-    let sandbox = sandbox().await?;
-    let client = sandbox.client()?;
-    let pki = RelayPki::new()?;
-    install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
+    let (_sandbox, client, pki) = relay_world(&[]).await?;
     let connected_through = |replica: &str| json!({"connected": true, "streams": 1, "replica": replica, "certificateSerial": "0a:0b"});
     // Held by: a replica that never had a Lease; one whose Lease is not renewed any more;
     // relay-a itself before a restart; a server from before replicas (no replica named); a
@@ -285,14 +281,7 @@ async fn statuses_nobody_alive_holds_are_cleared_and_live_sessions_are_claimed_b
     // A session held here whose status someone cleared is claimed back by the next sweep.
     register_cluster(&client, RELAY_NAMESPACE, "cluster-a").await?;
     let cert = pki.agent("cluster-a", time::Duration::hours(1))?;
-    let _session = connect_agent(a.address, &pki.root, &cert, "cluster-a").await?;
-    wait_status(
-        &client,
-        "cluster-a",
-        "connected through relay-a",
-        through("relay-a"),
-    )
-    .await;
+    let _session = connect_through(&client, &a, &pki, &cert, "cluster-a", "relay-a").await?;
     set_status(
         &client,
         "cluster-a",

@@ -11,11 +11,11 @@ use relay_issuer::api::RelayCluster;
 use relay_proto::v1::relay_certificates_client::RelayCertificatesClient;
 use relay_proto::v1::relay_client::RelayClient;
 use relay_proto::{AgentMessage, SignCertificateRequest, server_message};
-use relay_sandbox::harness::{put_secret_data, sandbox};
+use relay_sandbox::harness::put_secret_data;
 use relay_sandbox::relay::{
     AgentSession, Pem, RELAY_NAMESPACE, RelayPki, RelayServer, TOKEN, agent_csr, channel,
-    client_config, connect_agent, handshake_then_reset, install_secrets, metric_value,
-    presented_serial, register_cluster, relay_settings,
+    client_config, connect_agent, handshake_then_reset, metric_value, presented_serial,
+    relay_settings, relay_world,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -31,13 +31,7 @@ struct World {
 }
 
 async fn world() -> Result<World, Box<dyn std::error::Error + Send + Sync>> {
-    relay_issuer::install_crypto_provider();
-    let sandbox = sandbox().await?;
-    let client = sandbox.client()?;
-    let pki = RelayPki::new()?;
-    install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
-    register_cluster(&client, RELAY_NAMESPACE, "cluster-a").await?;
-    register_cluster(&client, RELAY_NAMESPACE, "cluster-b").await?;
+    let (sandbox, client, pki) = relay_world(&["cluster-a", "cluster-b"]).await?;
     // Ready only after the RelayCluster reflector's first list, which holds both clusters.
     let server = RelayServer::start(client.clone(), relay_settings()).await?;
     Ok(World {
