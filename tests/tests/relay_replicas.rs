@@ -1,7 +1,8 @@
 //! Several relay server replicas on one sandbox: an agent moving between replicas never makes
 //! its RelayCluster flap, a replica that stops renewing its Lease has its "connected" statuses
-//! cleared by the others, a replica's own statuses from before a restart are cleared, and a
-//! status cleared while a session is open here is claimed back.
+//! cleared by the others, a replica's own statuses from before a restart are cleared, a
+//! status cleared while a session is open here is claimed back, a replica is not ready before
+//! it has listed the RelayClusters, and Secret reloads reach every replica.
 
 use std::time::Duration;
 
@@ -12,9 +13,10 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use relay_issuer::api::{RelayCluster, RelayClusterStatus};
 use relay_issuer::server::Settings;
+use relay_sandbox::harness::put_secret_data;
 use relay_sandbox::relay::{
-    AgentSession, Pem, RELAY_NAMESPACE, RelayPki, RelayServer, connect_agent, install_secrets,
-    metric_value, register_cluster, relay_settings, relay_world,
+    AgentSession, Pem, RELAY_NAMESPACE, RelayPki, RelayServer, client_config, connect_agent,
+    install_secrets, metric_value, presented_serial, register_cluster, relay_settings, relay_world,
 };
 use serde_json::json;
 
@@ -293,5 +295,55 @@ async fn statuses_nobody_alive_holds_are_cleared_and_live_sessions_are_claimed_b
     // A clean stop gives the Lease up.
     a.stop().await?;
     assert!(leases.get_opt("relay-server-relay-a").await?.is_none());
+    Ok(())
+}
+
+/// Every replica watches the Secrets itself: a new server certificate and a new trust bundle
+/// reach all of them.
+#[tokio::test]
+async fn every_replica_reloads_the_server_certificate_and_the_trust_bundle() -> TestResult {
+    let (_sandbox, client, pki) = relay_world(&["cluster-a"]).await?;
+    let replicas = [
+        RelayServer::start(client.clone(), replica("relay-a")).await?,
+        RelayServer::start(client.clone(), replica("relay-b")).await?,
+    ];
+    let new = pki.new_server_certificate()?;
+    put_secret_data(
+        &client,
+        RELAY_NAMESPACE,
+        "relay-server-tls-secret",
+        &[("tls.crt", &new.chain), ("tls.key", &new.key)],
+    )
+    .await?;
+    // A trust bundle of another root only: agents of the old root are refused by every replica.
+    let other = RelayPki::new()?;
+    put_secret_data(
+        &client,
+        RELAY_NAMESPACE,
+        "relay-root-tls-secret",
+        &[("ca.crt", &other.root)],
+    )
+    .await?;
+    let agent = pki.agent("cluster-a", time::Duration::hours(1))?;
+    for server in &replicas {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let serial = presented_serial(server.address, client_config(&pki.root, None)?).await?;
+            let refused = connect_agent(server.address, &pki.root, &agent, "cluster-a")
+                .await
+                .is_err();
+            if serial == new.serial() && refused {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a replica kept serial {serial} or still accepts the old root"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for server in replicas {
+        server.stop().await?;
+    }
     Ok(())
 }
