@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
 FUZZ_ENV := $(if $(FUZZ_TOOLCHAIN),,RUSTC_BOOTSTRAP=1)
 
-.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent bench-relay fuzz fuzz-build ci clean cluster cluster-down cluster-smoke fidelity-real e2e bench-real
+.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent bench-relay bench-relay-real fuzz fuzz-build ci clean cluster cluster-down cluster-smoke fidelity-real e2e bench-real
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,6 +54,13 @@ REPLICAS ?= 3
 bench-relay: tools ## a fleet against real relay-issuer server replicas on the sandbox: connect storm, memory/CPU per session, heartbeat p99, RelayCluster status lag and writes, replica loss (RELAY_BENCH_ARGS=--kill-one)
 	$(CARGO) build --release -p relay-issuer --bin relay-issuer -p relay-sandbox --example bench_relay
 	target/release/examples/bench_relay --agents $(AGENTS) --replicas $(REPLICAS) $(RELAY_BENCH_ARGS)
+
+bench-relay-real: tools ## make bench-relay against the real control plane (make cluster, the run, make cluster-down)
+	$(CARGO) build --release -p relay-issuer --bin relay-issuer -p relay-sandbox --example bench_relay
+	$(MAKE) cluster
+	status=0; RELAY_BENCH_KUBECONFIG=$(abspath target/control-plane/kubeconfig) \
+	  target/release/examples/bench_relay --agents $(AGENTS) --replicas $(REPLICAS) $(RELAY_BENCH_ARGS) || status=$$?; \
+	  scripts/control-plane.sh down; exit $$status
 
 bench-agent: ## relay-agent footprint: stripped release binary size and steady resident memory with one connection
 	scripts/bench-agent.sh

@@ -24,6 +24,9 @@
 //!   through the dead replica), and how many watch events after that still showed one
 //!   connected through it (must be 0).
 //!
+//! With `RELAY_BENCH_KUBECONFIG` the same run goes against that cluster instead of the sandbox
+//! (`make bench-relay-real` brings up the real control plane for it).
+//!
 //! A benchmark to run by hand or with `make bench-relay`, never a timed assertion in a test.
 //! Last line, for scripts: `relay bench: agents=… replicas=… storm_s=… …`.
 
@@ -480,6 +483,52 @@ async fn watch_clusters(api: Api<RelayCluster>, watched: Arc<Mutex<Watched>>) {
     }
 }
 
+/// A client of the cluster of `kubeconfig`, with our CRDs established and the relay namespace
+/// there (RelayClusters of an earlier run are deleted).
+async fn real_cluster(kubeconfig: &std::path::Path) -> Result<kube::Client, BoxError> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig)?,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let client = kube::Client::try_from(config)?;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (name, crd) in relay_issuer::api::crds() {
+        let mut value = serde_json::to_value(&crd)?;
+        value["apiVersion"] = "apiextensions.k8s.io/v1".into();
+        value["kind"] = "CustomResourceDefinition".into();
+        crds.patch(
+            &name,
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(&value),
+        )
+        .await?;
+        kube::runtime::wait::await_condition(
+            crds.clone(),
+            &name,
+            kube::runtime::conditions::is_crd_established(),
+        )
+        .await?;
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RELAY_NAMESPACE}});
+    namespaces
+        .patch(
+            RELAY_NAMESPACE,
+            &PatchParams::apply("bench"),
+            &Patch::Apply(&namespace),
+        )
+        .await?;
+    let clusters: Api<RelayCluster> = Api::namespaced(client.clone(), RELAY_NAMESPACE);
+    clusters
+        .delete_collection(&Default::default(), &Default::default())
+        .await?;
+    Ok(client)
+}
+
 async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let agents: usize = arg(args, "--agents", 3000);
@@ -497,9 +546,22 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         "relay bench: {agents} agents, {replicas} relay server replicas, {workers} load-generator processes, Lease {lease}s, API budget {qps} QPS / burst {burst}"
     );
 
-    // The sandbox, the relay Secrets and the RelayClusters.
-    let sandbox = harness::sandbox().await?;
-    let client = sandbox.client()?;
+    // The API server (the sandbox, or a real cluster with RELAY_BENCH_KUBECONFIG), the relay
+    // Secrets and the RelayClusters.
+    let (sandbox, kubeconfig, client) = match std::env::var_os("RELAY_BENCH_KUBECONFIG") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let client = real_cluster(&path).await?;
+            println!("against the cluster of {}", path.display());
+            (None, path, client)
+        }
+        None => {
+            let sandbox = harness::sandbox().await?;
+            let client = sandbox.client()?;
+            let path = sandbox.kubeconfig().to_path_buf();
+            (Some(sandbox), path, client)
+        }
+    };
     let pki = RelayPki::new()?;
     install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
     std::fs::write(work.path().join("root.crt"), &pki.root)?;
@@ -559,7 +621,7 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
                 &format!("--kube-api-burst={burst}"),
                 "--log-level=warn",
             ])
-            .env("KUBECONFIG", sandbox.kubeconfig())
+            .env("KUBECONFIG", &kubeconfig)
             .env("POD_NAME", &name)
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
@@ -836,7 +898,7 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     let shown = Command::new(&kubectl)
         .args([
             "--kubeconfig",
-            &sandbox.kubeconfig().display().to_string(),
+            &kubeconfig.display().to_string(),
             "get",
             "relayclusters",
             "-n",
@@ -948,6 +1010,7 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         let _ = server.child.wait();
     }
     watch_task.abort();
+    drop(sandbox);
     println!(
         "relay bench: agents={agents} replicas={replicas} storm_s={:.1} failed_attempts={failed} bytes_per_session_max={worst_bytes_per_session} heartbeat_p50_ms={rtt_p50:.1} heartbeat_p99_ms={rtt_p99:.1} heartbeat_max_ms={rtt_max:.1} status_shown_s={status_span_s:.1} lag_max_ms={} status_writes={writes_total} conflicts={conflicts_total} kubectl_connected={kubectl_connected}{loss}",
         storm.as_secs_f64(),
