@@ -48,7 +48,7 @@ bench-sandbox: ## sandbox writes/s with 100 open watches receiving every event, 
 bench-issuer: ## 10,000 CertificateRequests at once: requests/s, approval→Ready p50/p99, and idle single-request latency
 	$(CARGO) run --release -p relay-sandbox --example bench_issuer -- --requests 10000 --single 50
 
-# AGENTS, REPLICAS and RELAY_BENCH_ARGS (e.g. --kill-one --steady 60) size the run.
+# AGENTS, REPLICAS and RELAY_BENCH_ARGS (e.g. --kill-one [--agents-stay-down] --steady 60) size the run.
 AGENTS ?= 45000
 REPLICAS ?= 3
 bench-relay: tools ## a fleet against real relay-issuer server replicas on the sandbox: connect storm, memory/CPU per session, heartbeat p99, RelayCluster status lag and writes, replica loss (RELAY_BENCH_ARGS=--kill-one)
