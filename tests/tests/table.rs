@@ -131,7 +131,8 @@ async fn world() -> (Target, kube::Client) {
         "b",
         Some(json!({
             "connected": true, "lastSeen": from_now(-600), "certificateSerial": "0a:1b:2c",
-            "certificateNotAfter": from_now(-2 * 86400), "agentVersion": "0.1.0", "streams": 1
+            "certificateNotAfter": from_now(-2 * 86400), "agentVersion": "0.1.0", "streams": 1,
+            "replica": "relay-0"
         })),
     )
     .await;
@@ -216,6 +217,7 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
             "Last Seen",
             "Serial",
             "Cert Expires",
+            "Replica",
             "Agent",
             "Age"
         ]
@@ -243,6 +245,7 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
             ("string", 0),
             ("string", 0),
             ("string", 1),
+            ("string", 1),
             ("date", 0)
         ]
     );
@@ -256,18 +259,19 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
     // Booleans stay booleans; dates are ages rendered by the server; the expiry is a string
     // column (a date column would show a future expiry as `<invalid>`), so it is the timestamp.
     assert_eq!(
-        [&cells[..4], &cells[5..6]].concat(),
+        [&cells[..4], &cells[5..7]].concat(),
         [
             json!("east"),
             json!(true),
             json!("10m"),
             json!("0a:1b:2c"),
+            json!("relay-0"),
             json!("0.1.0")
         ],
         "{table}"
     );
     assert_near(&cells[4], -2 * 86400);
-    assert!(is_seconds_age(&cells[6]), "{table}");
+    assert!(is_seconds_age(&cells[7]), "{table}");
     // By default each row carries the object's PartialObjectMetadata.
     let object = &rows[0]["object"];
     assert_eq!(object["kind"], "PartialObjectMetadata");
@@ -282,22 +286,24 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
     assert_eq!(table["rows"].as_array().unwrap().len(), 3);
     let west = row(&table, "west")["cells"].as_array().unwrap();
     assert_eq!(
-        west[..6],
+        west[..7],
         [
             json!("west"),
             json!(false),
             json!("3h"),
             json!("ff:01"),
             west[4].clone(),
+            json!(null),
             json!("0.2.0")
         ]
     );
     assert_near(&west[4], 30 * 86400);
     let north = row(&table, "north")["cells"].as_array().unwrap();
     assert_eq!(
-        north[..6],
+        north[..7],
         [
             json!("north"),
+            json!(null),
             json!(null),
             json!(null),
             json!(null),
@@ -305,7 +311,7 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
             json!(null)
         ]
     );
-    assert!(is_seconds_age(&north[6]));
+    assert!(is_seconds_age(&north[7]));
     assert!(
         table["metadata"]["resourceVersion"]
             .as_str()
@@ -398,7 +404,7 @@ async fn pages_keep_the_table_shape() {
     let (_sandbox, client) = world().await;
     let first = get_table(&client, &format!("{CLUSTERS}?limit=2")).await;
     assert_eq!(first["rows"].as_array().unwrap().len(), 2);
-    assert_eq!(column_names(&first).len(), 7);
+    assert_eq!(column_names(&first).len(), 8);
     let token = first["metadata"]["continue"]
         .as_str()
         .unwrap_or_else(|| panic!("no continue token: {first}"))
@@ -407,7 +413,7 @@ async fn pages_keep_the_table_shape() {
     let rv = first["metadata"]["resourceVersion"].clone();
     let second = get_table(&client, &format!("{CLUSTERS}?limit=2&continue={token}")).await;
     assert_eq!(second["rows"].as_array().unwrap().len(), 1);
-    assert_eq!(column_names(&second).len(), 7);
+    assert_eq!(column_names(&second).len(), 8);
     assert_eq!(second["metadata"]["resourceVersion"], rv);
     assert!(second["metadata"].get("continue").is_none(), "{second}");
     let mut names: Vec<&str> = first["rows"]
@@ -427,7 +433,7 @@ async fn pages_keep_the_table_shape() {
     )
     .await;
     assert_eq!(empty["rows"], json!([]));
-    assert_eq!(column_names(&empty).len(), 7);
+    assert_eq!(column_names(&empty).len(), 8);
 }
 
 #[tokio::test]
@@ -591,7 +597,7 @@ async fn watches_send_one_row_tables_with_headers_first() {
     assert_eq!(added["type"], "ADDED");
     let table = &added["object"];
     assert_eq!(table["kind"], "Table", "{added}");
-    assert_eq!(column_names(table).len(), 7);
+    assert_eq!(column_names(table).len(), 8);
     assert_eq!(table["rows"][0]["cells"][3], "0a:1b:2c");
     assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 
@@ -737,7 +743,7 @@ async fn kubectl_get_relayclusters_shows_the_printer_columns() {
     );
     assert!(rows.iter().all(|r| is_age(&r["AGE"])), "{out}");
 
-    // -o wide adds the priority-1 Agent column.
+    // -o wide adds the priority-1 Replica and Agent columns.
     let out = k.ok(&[
         "get",
         "rcluster",
@@ -756,6 +762,7 @@ async fn kubectl_get_relayclusters_shows_the_printer_columns() {
             "LAST SEEN",
             "SERIAL",
             "CERT EXPIRES",
+            "REPLICA",
             "AGENT",
             "AGE"
         ],
@@ -764,10 +771,11 @@ async fn kubectl_get_relayclusters_shows_the_printer_columns() {
     // The exact line a person sees.
     assert!(
         out.starts_with(
-            "NAME   CONNECTED   LAST SEEN   SERIAL     CERT EXPIRES           AGENT   AGE\n"
+            "NAME   CONNECTED   LAST SEEN   SERIAL     CERT EXPIRES           REPLICA   AGENT   AGE\n"
         ),
         "{out}"
     );
+    assert_eq!(find_row(&rows, "east")["REPLICA"], "relay-0");
     assert_eq!(find_row(&rows, "east")["AGENT"], "0.1.0");
 
     // -A adds NAMESPACE from each row's metadata (the default includeObject).
