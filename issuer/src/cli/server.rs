@@ -49,8 +49,9 @@ pub struct ServerArgs {
     /// How fast a rate-limited address regains one attempt (Go duration).
     #[arg(long, default_value = "12s", value_parser = super::duration_arg)]
     pub token_failure_refill: time::Duration,
-    /// This replica's name, for events, `RelayCluster` statuses and its Lease. Default: the
-    /// host name. Must differ between replicas.
+    /// This replica's name, for events, `RelayCluster` statuses and its Lease. Must differ
+    /// between replicas. Default: the host name (for statuses and the Lease, followed by the
+    /// process id).
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
     /// The Pod's UID (downward API): the replica's Lease is then owned by the Pod, and
@@ -76,6 +77,16 @@ pub struct ServerArgs {
     /// Logging.
     #[command(flatten)]
     pub log: LogOptions,
+}
+
+/// This replica's name in statuses and its Lease: the Pod's name; outside a Pod, the host name
+/// and the process id (two servers on one host must not share a name, or each would take the
+/// other's sessions for its own stale ones).
+fn replica_name(pod_name: Option<&str>) -> String {
+    match pod_name.filter(|name| !name.is_empty()) {
+        Some(name) => name.to_string(),
+        None => format!("{}-{}", pod_identity(None), std::process::id()),
+    }
 }
 
 /// Each agent session holds a socket: raises the soft limit on open files to the hard limit
@@ -109,7 +120,7 @@ async fn run_async(args: &ServerArgs) -> Result<(), Error> {
     settings.token_failure_burst = args.token_failure_burst;
     settings.token_failure_refill = std_duration(args.token_failure_refill);
     settings.pod_name = Some(pod_identity(args.pod_name.as_deref()));
-    settings.replica = pod_identity(args.pod_name.as_deref());
+    settings.replica = replica_name(args.pod_name.as_deref());
     settings.pod_uid = args.pod_uid.clone().filter(|uid| !uid.is_empty());
     settings.replica_lease_duration = std_duration(args.replica_lease_duration);
     settings.status_refresh = std_duration(args.status_refresh);
@@ -146,4 +157,22 @@ async fn run_async(args: &ServerArgs) -> Result<(), Error> {
     let _ = admin_task.await;
     info!("relay-issuer server stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replica_name;
+
+    #[test]
+    fn replicas_are_named_by_their_pod_else_by_host_and_process() {
+        assert_eq!(
+            replica_name(Some("relay-issuer-server-7d9f-x2")),
+            "relay-issuer-server-7d9f-x2"
+        );
+        let pid = format!("-{}", std::process::id());
+        for unnamed in [None, Some("")] {
+            let name = replica_name(unnamed);
+            assert!(name.ends_with(&pid) && name.len() > pid.len(), "{name}");
+        }
+    }
 }
