@@ -65,7 +65,17 @@ async fn the_controller_process_signs_serves_admin_and_releases_its_lease() {
     let requests = harness::requests(&client, "team-a");
     wait_for_reason(&requests, "agent", "Issued", Duration::from_secs(30)).await;
 
-    let (code, metrics) = get(port, "/metrics").unwrap();
+    // The outcome is counted once the status write has returned, a moment after a watcher can
+    // see it: wait for the count.
+    let issued = r#"relay_issuer_certificate_requests_total{outcome="issued"} 1"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (code, metrics) = loop {
+        let (code, metrics) = get(port, "/metrics").unwrap();
+        if metrics.contains(issued) || std::time::Instant::now() > deadline {
+            break (code, metrics);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(code, 200);
     assert!(
         metrics.contains("relay_issuer_signatures_total 1"),
