@@ -186,7 +186,7 @@ fn server_grants(secrets: &[&str]) -> BTreeSet<Grant> {
         (
             "coordination.k8s.io",
             &["leases"],
-            &["list", "watch", "patch", "delete"],
+            &["create", "list", "watch", "patch", "delete"],
             &[],
         ),
         ("events.k8s.io", &["events"], &["create", "patch"], &[]),
