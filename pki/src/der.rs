@@ -5,6 +5,13 @@
 //! path (see `csr`). It is hand-written for the sign path's speed (it runs per request; README,
 //! "Sign-path performance"); what the elements mean is decided by the callers, and certificates
 //! and names are still read with x509-parser elsewhere.
+//!
+//! Kept (issue 14) on the strength of the `csr_structure` differential fuzzing (requests built
+//! and re-signed from the fuzzer's choices, this reader and the sign path checked against
+//! x509-parser): its first run found, at 32 minutes, subject values that were not strings
+//! (refused since, seed `found-2026-12-05-subject-private-tag`); after that fix, 48 minutes
+//! (1,967,865 executions), then 1 h 56 min (2,034,529; ended by a full disk, not a finding) and
+//! 40 min (1,116,759) without a divergence: 3 h 24 min and 5.1 million executions in all.
 
 /// DER tag numbers used by the certificate builder.
 pub(crate) mod tag {
