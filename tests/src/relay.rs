@@ -427,6 +427,24 @@ impl RelayServer {
         })
     }
 
+    /// Waits up to `within` until `series` reaches `at_least`; returns the metrics text then
+    /// (callers assert on it).
+    pub async fn wait_metric(
+        &self,
+        series: &str,
+        at_least: f64,
+        within: std::time::Duration,
+    ) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let text = self.metrics_text();
+            if metric_value(&text, series) >= at_least || tokio::time::Instant::now() > deadline {
+                return text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// The metrics in the OpenMetrics text format.
     pub fn metrics_text(&self) -> String {
         let mut text = String::new();

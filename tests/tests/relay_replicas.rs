@@ -89,16 +89,15 @@ async fn set_status(client: &kube::Client, name: &str, status: serde_json::Value
     Ok(())
 }
 
+/// Waits until `series` of `server` counts at least one.
 async fn wait_metric(server: &RelayServer, series: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while metric_value(&server.metrics_text(), series) < 1.0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{series} never counted: {}",
-            server.metrics_text()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let text = server
+        .wait_metric(series, 1.0, Duration::from_secs(20))
+        .await;
+    assert!(
+        metric_value(&text, series) >= 1.0,
+        "{series} never counted: {text}"
+    );
 }
 
 /// A replica that served before its first list of RelayClusters would refuse every agent as

@@ -180,18 +180,6 @@ async fn connect_refuses_unregistered_untrusted_anonymous_and_lying_agents() -> 
     Ok(())
 }
 
-/// Waits until `series` reaches `at_least` in the server's metrics; returns the text.
-async fn wait_for_metric(server: &RelayServer, series: &str, at_least: f64) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = server.metrics_text();
-        if metric_value(&text, series) >= at_least || tokio::time::Instant::now() > deadline {
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn probes_and_clients_that_reset_after_the_handshake_are_not_handshake_failures() -> TestResult
 {
@@ -199,7 +187,10 @@ async fn probes_and_clients_that_reset_after_the_handshake_are_not_handshake_fai
     // A TCP health check: connect, then close without a byte.
     drop(tokio::net::TcpStream::connect(w.server.address).await?);
     let probe = "relay_server_client_closed_connections_total{stage=\"before_client_hello\"}";
-    let text = wait_for_metric(&w.server, probe, 1.0).await;
+    let text = w
+        .server
+        .wait_metric(probe, 1.0, Duration::from_secs(10))
+        .await;
     assert_eq!(metric_value(&text, probe), 1.0, "{text}");
 
     // TLS probes: complete the handshake (with and without a client certificate), then reset.
@@ -236,7 +227,10 @@ async fn probes_and_clients_that_reset_after_the_handshake_are_not_handshake_fai
     let foreign = RelayPki::new()?.agent("cluster-a", time::Duration::hours(1))?;
     assert!(connect(&w, &foreign, "cluster-a").await.is_err());
     let series = "relay_server_handshake_failures_total{reason=\"untrusted_client_certificate\"}";
-    let text = wait_for_metric(&w.server, series, 1.0).await;
+    let text = w
+        .server
+        .wait_metric(series, 1.0, Duration::from_secs(10))
+        .await;
     assert!(metric_value(&text, series) >= 1.0, "{text}");
     w.server.stop().await?;
     Ok(())
