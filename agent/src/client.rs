@@ -410,6 +410,9 @@ impl RelayConnection {
                     error
                 }
             };
+            if let Some(code) = error.refusal_code() {
+                self.metrics.count_refusal(code);
+            }
             let delay = backoff.next_delay(random_unit());
             warn!(
                 reason = error.metric_label(),
@@ -482,9 +485,16 @@ impl RelayConnection {
                     }
                     Err(status) => {
                         self.metrics.rpc_failures.inc_by(1 + active.abandon_pending());
-                        Some(Error::StreamEnded {
-                            detail: format!("{:?}: {}", status.code(), error_chain(&status)),
-                        })
+                        let refused = Error::refused(&status);
+                        if refused.refusal_code().is_some() {
+                            // The server closed the stream because of who we are (cluster
+                            // suspended or deregistered, certificate revoked): say so.
+                            Some(refused)
+                        } else {
+                            Some(Error::StreamEnded {
+                                detail: format!("{:?}: {}", status.code(), error_chain(&status)),
+                            })
+                        }
                     }
                 },
                 changed = generations.changed(), if candidate.is_none() => {

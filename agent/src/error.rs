@@ -51,7 +51,7 @@ pub enum Error {
     },
 
     /// The relay server answered the `Connect` RPC with an error status.
-    #[error("the relay server refused the Connect stream ({code:?}: {message}); {hint}")]
+    #[error("the relay server refused or closed the Connect stream ({code:?}: {message}); {hint}")]
     Refused {
         /// The gRPC status code.
         code: tonic::Code,
@@ -143,14 +143,29 @@ impl Error {
         }
     }
 
+    /// Whether the server refused this agent (rather than failed): the refusal's gRPC code.
+    pub fn refusal_code(&self) -> Option<tonic::Code> {
+        match self {
+            Error::Refused { code, .. }
+                if matches!(
+                    code,
+                    tonic::Code::PermissionDenied | tonic::Code::Unauthenticated
+                ) =>
+            {
+                Some(*code)
+            }
+            _ => None,
+        }
+    }
+
     /// The error for a gRPC status the server answered `Connect` with.
     pub(crate) fn refused(status: &tonic::Status) -> Self {
         let hint = match status.code() {
             tonic::Code::Unauthenticated => {
-                "the server did not accept the client certificate: check that it is unexpired and signed by the relay's intermediate CA"
+                "the server did not accept the client certificate: check that it is unexpired, signed by the relay's intermediate CA and not revoked (the server's message says which); the agent reconnects by itself once a new certificate arrives"
             }
             tonic::Code::PermissionDenied => {
-                "the certificate's cluster is not registered on the relay server, or differs from --cluster: check the RelayCluster resource and the certificate's identity"
+                "the server refuses this cluster: its RelayCluster is missing or suspended, or the certificate names another cluster than --cluster (the server's message says which); the agent keeps retrying and gets back in once that is fixed"
             }
             tonic::Code::Unavailable => "the relay server is unavailable; retrying",
             _ => "retrying; if it persists, check the relay server's logs",

@@ -37,6 +37,17 @@ pub struct Metrics {
     /// `relay_agent_rpc_failures_total`: failed connection attempts, broken streams and
     /// heartbeats never acknowledged.
     pub rpc_failures: Counter,
+    /// `relay_agent_refusals_total{code}`: connections the relay server refused or closed
+    /// because of who the agent is (`permission_denied`: cluster not registered, suspended, or
+    /// another cluster; `unauthenticated`: certificate not accepted, e.g. revoked).
+    pub refusals: Family<CodeLabels, Counter>,
+}
+
+/// Label set: a gRPC status code, snake case.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    /// e.g. `permission_denied`, `unauthenticated`.
+    pub code: String,
 }
 
 impl Metrics {
@@ -79,7 +90,32 @@ impl Metrics {
             "Failed connection attempts, broken Connect streams and unacknowledged heartbeats",
             metrics.rpc_failures.clone(),
         );
+        r.register(
+            "refusals",
+            "Connections the relay server refused or closed because of who the agent is, by gRPC code (permission_denied: cluster not registered or suspended; unauthenticated: certificate not accepted, e.g. revoked)",
+            metrics.refusals.clone(),
+        );
         metrics
+    }
+
+    /// Counts a refusal with gRPC code `code`.
+    pub fn count_refusal(&self, code: tonic::Code) {
+        let code = match code {
+            tonic::Code::PermissionDenied => "permission_denied",
+            tonic::Code::Unauthenticated => "unauthenticated",
+            _ => "other",
+        };
+        self.refusals
+            .get_or_create(&CodeLabels { code: code.into() })
+            .inc();
+    }
+
+    /// How many refusals with gRPC code label `code` were counted.
+    pub fn refusals_for(&self, code: &str) -> u64 {
+        self.refusals
+            .get(&CodeLabels { code: code.into() })
+            .map(|c| c.get())
+            .unwrap_or(0)
     }
 
     /// Counts a refused Secret version.
@@ -136,6 +172,7 @@ mod tests {
         metrics.rpc_failures.inc();
         metrics.connection_state.set(1);
         metrics.certificate_expiry.set(1_900_000_000);
+        metrics.count_refusal(tonic::Code::PermissionDenied);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for line in [
@@ -146,11 +183,14 @@ mod tests {
             "relay_agent_reconnects_total{reason=\"stream_ended\"} 1",
             "relay_agent_heartbeats_total 1",
             "relay_agent_rpc_failures_total 1",
+            "relay_agent_refusals_total{code=\"permission_denied\"} 1",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         assert_eq!(metrics.rejected("expired"), 1);
         assert_eq!(metrics.rejected("key_mismatch"), 0);
         assert_eq!(metrics.reconnects_for("stream_ended"), 1);
+        assert_eq!(metrics.refusals_for("permission_denied"), 1);
+        assert_eq!(metrics.refusals_for("unauthenticated"), 0);
     }
 }

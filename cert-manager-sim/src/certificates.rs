@@ -151,6 +151,21 @@ pub fn decide(observed: &Observed<'_>) -> Action {
             return Action::Wait { until: None };
         }
     }
+    // Issuing already True with no request in flight: someone asked for a renewal (`cmctl
+    // renew` sets the condition). cert-manager's request manager acts on the condition alone,
+    // whatever the renewal time or failure backoff, and keeps its reason.
+    if let Some(issuing) = condition(cert, "Issuing")
+        .filter(|c| c.get("status").and_then(Value::as_str) == Some("True"))
+    {
+        let text = |key: &str| {
+            issuing
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        return issue(next, &text("reason"), &text("message"));
+    }
     // Backing off after a failure?
     if let Some(last_failure) = parse_time(
         cert.pointer("/status/lastFailureTime")
@@ -752,6 +767,34 @@ mod tests {
             observe(&c, None, vec![&pending]),
             Action::Wait { until: None }
         );
+    }
+
+    #[test]
+    fn an_issuing_condition_set_by_hand_issues_the_next_revision_at_once() {
+        // What `cmctl renew` does, on a Certificate whose renewal is far off.
+        let c = cert(json!({"revision": 3, "renewalTime": "2027-01-01T00:00:00Z",
+            "conditions": [{"type": "Ready", "status": "True"},
+                           {"type": "Issuing", "status": "True", "reason": "ManuallyTriggered", "message": "Certificate re-issuance manually triggered"}]}));
+        let current = request(
+            3,
+            json!([{"type": "Approved", "status": "True"}, {"type": "Ready", "status": "True", "reason": "Issued"}]),
+            Some("Y2VydA=="),
+        );
+        assert_eq!(
+            observe(&c, Some(&secret()), vec![&current]),
+            Action::Issue {
+                revision: 4,
+                reason: "ManuallyTriggered".into(),
+                message: "Certificate re-issuance manually triggered".into()
+            }
+        );
+        // Without the condition, the same Certificate waits for its renewal time.
+        let waiting = cert(json!({"revision": 3, "renewalTime": "2027-01-01T00:00:00Z",
+            "conditions": [{"type": "Ready", "status": "True"}]}));
+        assert!(matches!(
+            observe(&waiting, Some(&secret()), vec![&current]),
+            Action::Wait { until: Some(_) }
+        ));
     }
 
     #[test]

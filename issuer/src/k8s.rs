@@ -51,6 +51,12 @@ pub(crate) fn kube_time(t: OffsetDateTime) -> Time {
     Time(jiff_from(t))
 }
 
+/// The `OffsetDateTime` of a Kubernetes `Time` (sub-second precision kept; `None` if out of
+/// range).
+pub(crate) fn offset_time(t: &Time) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(t.0.as_nanosecond()).ok()
+}
+
 fn jiff_from(t: OffsetDateTime) -> k8s_openapi::jiff::Timestamp {
     k8s_openapi::jiff::Timestamp::from_second(t.unix_timestamp())
         .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)

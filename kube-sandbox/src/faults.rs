@@ -76,7 +76,8 @@ pub struct TimedRequest {
     pub request: RequestRecord,
 }
 
-/// One request as the sandbox saw it.
+/// One request as the sandbox saw it, as kube-apiserver authorizes it: a patch that creates its
+/// object is recorded twice, as the `patch` it is and as the `create` it is also authorized as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRecord {
     /// Kubernetes verb: get, list, watch, create, update, patch, delete, deletecollection.

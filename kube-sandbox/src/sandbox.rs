@@ -606,7 +606,7 @@ impl Sandbox {
         self.inner.store.compact();
     }
 
-    /// Every API request so far.
+    /// Every API request so far (a patch that created its object also appears as a `create`).
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.timed_requests()
             .into_iter()

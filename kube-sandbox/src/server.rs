@@ -135,7 +135,7 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
         .to_string();
     let manager = manager_of(&query, &user_agent);
     let verb = verb_of(request.method(), &target, &query);
-    inner.record(RequestRecord {
+    let record = RequestRecord {
         verb: verb.to_string(),
         group: rt.group.clone(),
         resource: rt.plural.clone(),
@@ -153,7 +153,8 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
         }),
         field_manager: query.get("fieldManager").cloned().unwrap_or_default(),
         user_agent: user_agent.clone(),
-    });
+    };
+    inner.record(record.clone());
     if let Some(fault) = inner.faults.next_fault() {
         return Err(match fault {
             FaultKind::Internal => Error::Internal("injected fault".into()),
@@ -216,6 +217,7 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
                 &content_type,
                 &query,
                 &manager,
+                &record,
             )?
         }
         "delete" => {
@@ -548,6 +550,7 @@ fn write_object(
     Ok((StatusCode::OK, view(rt, &written)))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn patch(
     inner: &Arc<Inner>,
     rt: &ResourceType,
@@ -556,6 +559,7 @@ fn patch(
     content_type: &str,
     query: &HashMap<String, String>,
     manager: &str,
+    request: &RequestRecord,
 ) -> Result<Reply, Error> {
     let ns = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();
@@ -581,6 +585,9 @@ fn patch(
         let applied = parse_body(bytes, media)?;
         let old = match inner.store.get(&srt, &ns, &name) {
             Ok(old) => Some(old),
+            // kube-apiserver's status endpoint never creates (its strategy does not allow
+            // create-on-update): applying to the status of a missing object is 404.
+            Err(e @ Error::NotFound { .. }) if status_only => return Err(e),
             Err(Error::NotFound { .. }) => None,
             Err(e) => return Err(e),
         };
@@ -600,6 +607,12 @@ fn patch(
                 None,
             ),
             None => {
+                // As kube-apiserver's patch handler does, a patch that creates the object is
+                // also authorized as `create` on it (same resource, subresource and name).
+                inner.record(RequestRecord {
+                    verb: "create".into(),
+                    ..request.clone()
+                });
                 let target = Target {
                     name: None,
                     subresource: None,

@@ -983,3 +983,49 @@ async fn streaming_lists_end_with_the_initial_events_bookmark() {
     assert!(added < bookmark, "{body}");
     assert!(body.contains("\"type\":\"BOOKMARK\""), "{body}");
 }
+
+#[tokio::test]
+async fn a_server_side_apply_that_creates_is_authorized_as_create_too() {
+    let (t, client) = start().await;
+    let Some(s) = t.sandbox_only(
+        "a_server_side_apply_that_creates_is_authorized_as_create_too",
+        "reads the request log (kube-apiserver: its audit log records the patch only, its \
+         authorizer checks create as well, which `make e2e`'s RBAC check exercises)",
+    ) else {
+        return;
+    };
+    let leases: Api<Lease> = Api::default_namespaced(client);
+    let apply = |holder: &str| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "applied"}, "spec": {"holderIdentity": holder}})
+    };
+    let params = PatchParams::apply("relay-test").force();
+    leases
+        .patch("applied", &params, &Patch::Apply(apply("first")))
+        .await
+        .unwrap();
+    leases
+        .patch("applied", &params, &Patch::Apply(apply("second")))
+        .await
+        .unwrap();
+    let on_lease = |verb: &str| {
+        s.requests()
+            .iter()
+            .filter(|r| r.verb == verb && r.resource == "leases" && r.name == "applied")
+            .count()
+    };
+    // Two patches; only the first created the Lease, so only it is also a create (by name).
+    assert_eq!(on_lease("patch"), 2);
+    assert_eq!(on_lease("create"), 1);
+    assert_eq!(
+        leases
+            .get("applied")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .holder_identity
+            .as_deref(),
+        Some("second")
+    );
+}

@@ -308,3 +308,64 @@ async fn crd_types_appear_in_discovery_with_short_names_and_status() {
         "{crd}"
     );
 }
+
+#[tokio::test]
+async fn writes_to_the_status_of_a_missing_object_are_404_and_create_nothing() {
+    let (_s, api) = sandbox().await;
+    let status = json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
+        "metadata": {"name": "missing"},
+        "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Pending", "message": "x"}]}});
+    let json_patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "add", "path": "/status", "value": status["status"].clone()}
+    ]))
+    .unwrap();
+    let replaced: DynamicObject = serde_json::from_value(status.clone()).unwrap();
+    let attempts = [
+        (
+            "apply",
+            api.patch_status(
+                "missing",
+                &PatchParams::apply("tester"),
+                &Patch::Apply(&status),
+            )
+            .await,
+        ),
+        (
+            "merge",
+            api.patch_status("missing", &PatchParams::default(), &Patch::Merge(&status))
+                .await,
+        ),
+        (
+            "json",
+            api.patch_status(
+                "missing",
+                &PatchParams::default(),
+                &Patch::<()>::Json(json_patch),
+            )
+            .await,
+        ),
+        (
+            "put",
+            api.replace_status("missing", &PostParams::default(), &replaced)
+                .await,
+        ),
+    ];
+    for (how, result) in attempts {
+        match result {
+            Err(kube::Error::Api(status)) => assert_eq!(
+                (status.code, status.reason.as_str(), status.message.as_str()),
+                (
+                    404,
+                    "NotFound",
+                    r#"certificaterequests.cert-manager.io "missing" not found"#
+                ),
+                "{how}"
+            ),
+            other => panic!("{how}: {other:?}"),
+        }
+    }
+    match api.get("missing").await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 404),
+        other => panic!("no write may have created it: {other:?}"),
+    }
+}

@@ -165,11 +165,13 @@ pub struct PeerCertificate {
     pub identity: ClusterIdentity,
     /// Its serial, colon-separated hex.
     pub serial: String,
+    /// Its notBefore (when it was issued, for revocation by time).
+    pub not_before: time::OffsetDateTime,
     /// Its notAfter.
     pub not_after: time::OffsetDateTime,
 }
 
-/// The cluster identity, serial and notAfter of a DER certificate (an agent's client
+/// The cluster identity, serial, notBefore and notAfter of a DER certificate (an agent's client
 /// certificate) in `trust_domain`. DNS, IP and e-mail SANs are allowed beside the identity.
 pub fn peer_certificate(der: &[u8], trust_domain: &str) -> Result<PeerCertificate, Error> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| Error::IdentityInvalid {
@@ -196,6 +198,7 @@ pub fn peer_certificate(der: &[u8], trust_domain: &str) -> Result<PeerCertificat
     Ok(PeerCertificate {
         identity: identity_from_names(cn.as_deref(), &uris, trust_domain)?,
         serial: super::sign::colon_hex(cert.raw_serial()),
+        not_before: super::to_offset_date_time(cert.validity().not_before),
         not_after: super::to_offset_date_time(cert.validity().not_after),
     })
 }

@@ -502,7 +502,9 @@ async fn real_cluster(kubeconfig: &std::path::Path) -> Result<kube::Client, BoxE
     .await?;
     let client = kube::Client::try_from(config)?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (name, crd) in relay_issuer::api::crds() {
+    // Keyed by file name; the object's name is the CRD's own.
+    for crd in relay_issuer::api::crds().into_values() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
         let mut value = serde_json::to_value(&crd)?;
         value["apiVersion"] = "apiextensions.k8s.io/v1".into();
         value["kind"] = "CustomResourceDefinition".into();

@@ -169,6 +169,18 @@ fn sign_pem(
     usages: &[&str],
     ttl: time::Duration,
 ) -> Result<Issued, BoxError> {
+    sign_pem_with(ca, csr, key_pem, usages, ttl, &SigningPolicy::default())
+}
+
+/// [`sign_pem`] under `policy`.
+fn sign_pem_with(
+    ca: &SigningCa,
+    csr: &str,
+    key_pem: String,
+    usages: &[&str],
+    ttl: time::Duration,
+    policy: &SigningPolicy,
+) -> Result<Issued, BoxError> {
     let usages: Vec<String> = usages.iter().map(|u| u.to_string()).collect();
     let issued = pki::sign(
         ca,
@@ -178,7 +190,7 @@ fn sign_pem(
             is_ca: false,
             usages: &usages,
         },
-        &SigningPolicy::default(),
+        policy,
         time::OffsetDateTime::now_utc(),
     )?;
     Ok(Issued {
@@ -227,6 +239,29 @@ pub fn sign_agent(ca: &SigningCa, cluster: &str, ttl: time::Duration) -> Result<
 pub fn issue_agent(ca: &SigningCa, cluster: &str, ttl: time::Duration) -> Result<Issued, BoxError> {
     let (csr, key) = agent_csr(cluster)?;
     sign_pem(ca, &csr, key, &["client auth", "digital signature"], ttl)
+}
+
+/// An agent certificate for `cluster` signed by `ca` whose notBefore is `age` ago (at most
+/// back to the CA's own notBefore): a certificate "issued" earlier, for revocation by time.
+pub fn issue_agent_aged(
+    ca: &SigningCa,
+    cluster: &str,
+    ttl: time::Duration,
+    age: time::Duration,
+) -> Result<Issued, BoxError> {
+    let (csr, key) = agent_csr(cluster)?;
+    let policy = SigningPolicy {
+        backdate: age,
+        ..SigningPolicy::default()
+    };
+    sign_pem_with(
+        ca,
+        &csr,
+        key,
+        &["client auth", "digital signature"],
+        ttl,
+        &policy,
+    )
 }
 
 /// A cert-manager `Certificate` for `cluster`'s agent: Secret `relay-client-tls-secret`, CN and

@@ -85,12 +85,12 @@ fn from_now(seconds: i64) -> String {
 
 /// Creates a RelayCluster, then writes `status` (if any) through the status subresource with a
 /// merge patch, as the relay server does.
-async fn cluster(client: &kube::Client, name: &str, description: &str, status: Option<Value>) {
+async fn cluster(client: &kube::Client, name: &str, spec: Value, status: Option<Value>) {
     let api = clusters(client);
     let object: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "relaytls.dev/v1alpha1", "kind": "RelayCluster",
         "metadata": {"name": name, "namespace": relay_ns(client)},
-        "spec": {"description": description}
+        "spec": spec
     }))
     .unwrap();
     api.create(&Default::default(), &object).await.unwrap();
@@ -105,8 +105,8 @@ async fn cluster(client: &kube::Client, name: &str, description: &str, status: O
     }
 }
 
-/// `east`: connected, seen 10 minutes ago, its certificate expired 2 days ago. `west`: not
-/// connected, certificate expiring in 30 days. `north`: no status yet.
+/// `east`: connected, seen 10 minutes ago, its certificate expired 2 days ago. `west`:
+/// suspended, not connected, certificate expiring in 30 days. `north`: no status yet.
 async fn world() -> (Target, kube::Client) {
     let sandbox = if fidelity::is_real() {
         let target = Target::start().await.unwrap();
@@ -128,7 +128,7 @@ async fn world() -> (Target, kube::Client) {
     cluster(
         &client,
         "east",
-        "b",
+        json!({"description": "b"}),
         Some(json!({
             "connected": true, "lastSeen": from_now(-600), "certificateSerial": "0a:1b:2c",
             "certificateNotAfter": from_now(-2 * 86400), "agentVersion": "0.1.0", "streams": 1,
@@ -139,14 +139,14 @@ async fn world() -> (Target, kube::Client) {
     cluster(
         &client,
         "west",
-        "c",
+        json!({"description": "c", "suspended": true}),
         Some(json!({
             "connected": false, "lastSeen": from_now(-3 * 3600), "certificateSerial": "ff:01",
             "certificateNotAfter": from_now(30 * 86400), "agentVersion": "0.2.0"
         })),
     )
     .await;
-    cluster(&client, "north", "a", None).await;
+    cluster(&client, "north", json!({"description": "a"}), None).await;
     (sandbox, client)
 }
 
@@ -214,6 +214,7 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
         [
             "Name",
             "Connected",
+            "Suspended",
             "Last Seen",
             "Serial",
             "Cert Expires",
@@ -241,6 +242,7 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
         [
             ("string", 0),
             ("boolean", 0),
+            ("boolean", 0),
             ("date", 0),
             ("string", 0),
             ("string", 0),
@@ -259,10 +261,11 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
     // Booleans stay booleans; dates are ages rendered by the server; the expiry is a string
     // column (a date column would show a future expiry as `<invalid>`), so it is the timestamp.
     assert_eq!(
-        [&cells[..4], &cells[5..7]].concat(),
+        [&cells[..5], &cells[6..8]].concat(),
         [
             json!("east"),
             json!(true),
+            json!(null),
             json!("10m"),
             json!("0a:1b:2c"),
             json!("relay-0"),
@@ -270,8 +273,8 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
         ],
         "{table}"
     );
-    assert_near(&cells[4], -2 * 86400);
-    assert!(is_seconds_age(&cells[7]), "{table}");
+    assert_near(&cells[5], -2 * 86400);
+    assert!(is_seconds_age(&cells[8]), "{table}");
     // By default each row carries the object's PartialObjectMetadata.
     let object = &rows[0]["object"];
     assert_eq!(object["kind"], "PartialObjectMetadata");
@@ -286,23 +289,25 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
     assert_eq!(table["rows"].as_array().unwrap().len(), 3);
     let west = row(&table, "west")["cells"].as_array().unwrap();
     assert_eq!(
-        west[..7],
+        west[..8],
         [
             json!("west"),
             json!(false),
+            json!(true),
             json!("3h"),
             json!("ff:01"),
-            west[4].clone(),
+            west[5].clone(),
             json!(null),
             json!("0.2.0")
         ]
     );
-    assert_near(&west[4], 30 * 86400);
+    assert_near(&west[5], 30 * 86400);
     let north = row(&table, "north")["cells"].as_array().unwrap();
     assert_eq!(
-        north[..7],
+        north[..8],
         [
             json!("north"),
+            json!(null),
             json!(null),
             json!(null),
             json!(null),
@@ -311,7 +316,7 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
             json!(null)
         ]
     );
-    assert!(is_seconds_age(&north[7]));
+    assert!(is_seconds_age(&north[8]));
     assert!(
         table["metadata"]["resourceVersion"]
             .as_str()
@@ -404,7 +409,7 @@ async fn pages_keep_the_table_shape() {
     let (_sandbox, client) = world().await;
     let first = get_table(&client, &format!("{CLUSTERS}?limit=2")).await;
     assert_eq!(first["rows"].as_array().unwrap().len(), 2);
-    assert_eq!(column_names(&first).len(), 8);
+    assert_eq!(column_names(&first).len(), 9);
     let token = first["metadata"]["continue"]
         .as_str()
         .unwrap_or_else(|| panic!("no continue token: {first}"))
@@ -413,7 +418,7 @@ async fn pages_keep_the_table_shape() {
     let rv = first["metadata"]["resourceVersion"].clone();
     let second = get_table(&client, &format!("{CLUSTERS}?limit=2&continue={token}")).await;
     assert_eq!(second["rows"].as_array().unwrap().len(), 1);
-    assert_eq!(column_names(&second).len(), 8);
+    assert_eq!(column_names(&second).len(), 9);
     assert_eq!(second["metadata"]["resourceVersion"], rv);
     assert!(second["metadata"].get("continue").is_none(), "{second}");
     let mut names: Vec<&str> = first["rows"]
@@ -433,7 +438,7 @@ async fn pages_keep_the_table_shape() {
     )
     .await;
     assert_eq!(empty["rows"], json!([]));
-    assert_eq!(column_names(&empty).len(), 8);
+    assert_eq!(column_names(&empty).len(), 9);
 }
 
 #[tokio::test]
@@ -597,8 +602,8 @@ async fn watches_send_one_row_tables_with_headers_first() {
     assert_eq!(added["type"], "ADDED");
     let table = &added["object"];
     assert_eq!(table["kind"], "Table", "{added}");
-    assert_eq!(column_names(table).len(), 8);
-    assert_eq!(table["rows"][0]["cells"][3], "0a:1b:2c");
+    assert_eq!(column_names(table).len(), 9);
+    assert_eq!(table["rows"][0]["cells"][4], "0a:1b:2c");
     assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 
     clusters(&client)
@@ -614,7 +619,7 @@ async fn watches_send_one_row_tables_with_headers_first() {
     let table = &modified["object"];
     assert_eq!(table["kind"], "Table");
     assert_eq!(table["columnDefinitions"], Value::Null, "{modified}");
-    assert_eq!(table["rows"][0]["cells"][3], "0a:1b:2d");
+    assert_eq!(table["rows"][0]["cells"][4], "0a:1b:2d");
     let rv = clusters(&client)
         .get("east")
         .await
@@ -720,6 +725,7 @@ async fn kubectl_get_relayclusters_shows_the_printer_columns() {
         [
             "NAME",
             "CONNECTED",
+            "SUSPENDED",
             "LAST SEEN",
             "SERIAL",
             "CERT EXPIRES",
@@ -728,17 +734,23 @@ async fn kubectl_get_relayclusters_shows_the_printer_columns() {
         "{out}"
     );
     assert_eq!(rows.len(), 3, "{out}");
-    let titles = ["CONNECTED", "LAST SEEN", "SERIAL", "CERT EXPIRES"];
+    let titles = [
+        "CONNECTED",
+        "SUSPENDED",
+        "LAST SEEN",
+        "SERIAL",
+        "CERT EXPIRES",
+    ];
     let east = cells(find_row(&rows, "east"), &titles);
-    assert_eq!(east[..3], ["true", "10m", "0a:1b:2c"], "{out}");
-    assert_near(&json!(east[3]), -2 * 86400);
+    assert_eq!(east[..4], ["true", "", "10m", "0a:1b:2c"], "{out}");
+    assert_near(&json!(east[4]), -2 * 86400);
     let west = cells(find_row(&rows, "west"), &titles);
-    assert_eq!(west[..3], ["false", "3h", "ff:01"], "{out}");
-    assert_near(&json!(west[3]), 30 * 86400);
+    assert_eq!(west[..4], ["false", "true", "3h", "ff:01"], "{out}");
+    assert_near(&json!(west[4]), 30 * 86400);
     // No status yet: empty cells (kubectl prints a null cell as nothing).
     assert_eq!(
         cells(find_row(&rows, "north"), &titles),
-        ["", "", "", ""],
+        ["", "", "", "", ""],
         "{out}"
     );
     assert!(rows.iter().all(|r| is_age(&r["AGE"])), "{out}");
@@ -759,6 +771,7 @@ async fn kubectl_get_relayclusters_shows_the_printer_columns() {
         [
             "NAME",
             "CONNECTED",
+            "SUSPENDED",
             "LAST SEEN",
             "SERIAL",
             "CERT EXPIRES",
@@ -771,7 +784,7 @@ async fn kubectl_get_relayclusters_shows_the_printer_columns() {
     // The exact line a person sees.
     assert!(
         out.starts_with(
-            "NAME   CONNECTED   LAST SEEN   SERIAL     CERT EXPIRES           REPLICA   AGENT   AGE\n"
+            "NAME   CONNECTED   SUSPENDED   LAST SEEN   SERIAL     CERT EXPIRES           REPLICA   AGENT   AGE\n"
         ),
         "{out}"
     );
@@ -874,6 +887,7 @@ async fn kubectl_get_watch_prints_new_rows() {
         [
             "NAME",
             "CONNECTED",
+            "SUSPENDED",
             "LAST SEEN",
             "SERIAL",
             "CERT EXPIRES",

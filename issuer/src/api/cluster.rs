@@ -1,6 +1,8 @@
 //! `RelayCluster`: one per agent cluster allowed to talk to the relay server, in the server's
 //! namespace. Its existence registers the cluster (Connect and SignCertificate refuse clusters
-//! without one); its status is written by the relay server (`server::clusters`).
+//! without one); its spec can suspend the cluster or revoke its older certificates (decided in
+//! `server::decide::check_access`); its status is written by the relay server
+//! (`server::clusters`).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
@@ -28,6 +30,7 @@ pub const KIND_CLUSTER: &str = "RelayCluster";
     category = "relay-tls",
     doc = "A RelayCluster registers an agent cluster with the relay server: only clusters with a RelayCluster in the server's namespace may connect or have certificates signed. The relay server keeps its status current.",
     printcolumn(name = "Connected", type_ = "boolean", json_path = ".status.connected"),
+    printcolumn(name = "Suspended", type_ = "boolean", json_path = ".spec.suspended"),
     printcolumn(name = "Last Seen", type_ = "date", json_path = ".status.lastSeen"),
     printcolumn(
         name = "Serial",
@@ -62,6 +65,18 @@ pub struct RelayClusterSpec {
     /// A free-form description for people (which environment, who owns it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Cuts the cluster off while true: the relay server closes its live Connect streams within
+    /// a second, refuses its reconnects and signs nothing for it (token or certificate). Set it
+    /// back to false to let the agent in again; the agent needs no restart.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspended: bool,
+    /// Refuses this cluster's client certificates issued (notBefore) before this time, for
+    /// Connect and for renewal by certificate, and closes live streams that hold one: the
+    /// response to a leaked key. A certificate issued afterwards (cert-manager renewal, or the
+    /// bootstrap token) is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::cert_manager::types::DateTimeSchema>")]
+    pub revoke_certificates_issued_before: Option<Time>,
 }
 
 /// What the relay server last saw of the cluster's agent.

@@ -183,6 +183,23 @@ pub fn relay_failure_outcome(relay: &RelaySource, answer: RelayAnswer) -> Outcom
     }
 }
 
+/// The credential to try next after the relay server answered `answer` to a request sent with
+/// `credential`: the bootstrap token, when the server did not accept the client certificate
+/// (expired at its end, or revoked by `spec.revokeCertificatesIssuedBefore` on the cluster's
+/// RelayCluster) and a token is present; otherwise none.
+pub fn fallback_credential(
+    credential: &Credential,
+    answer: &RelayAnswer,
+    token_present: bool,
+) -> Option<Credential> {
+    match (credential, answer) {
+        (Credential::Certificate { .. }, RelayAnswer::Unauthenticated(_)) if token_present => {
+            Some(Credential::Token)
+        }
+        (Credential::Certificate { .. } | Credential::Token, _) => None,
+    }
+}
+
 /// The request's outcome for a certificate the relay server signed.
 pub fn relay_issued_outcome(
     relay: &RelaySource,

@@ -15,8 +15,8 @@ use tonic::Code;
 
 use super::decide::{NotReady, Outcome};
 use super::relay_mode::{
-    Credential, RelayAnswer, RelayInputs, choose_credential, relay_failure_outcome,
-    relay_issued_outcome,
+    Credential, RelayAnswer, RelayInputs, choose_credential, fallback_credential,
+    relay_failure_outcome, relay_issued_outcome,
 };
 use crate::Error;
 use crate::api::RelaySource;
@@ -123,6 +123,8 @@ pub fn answer_of(status: &tonic::Status) -> RelayAnswer {
 }
 
 /// Forwards `csr_pem` to the relay server with `credential` and returns the request's outcome.
+/// When the server does not accept the client certificate (revoked, say) and a bootstrap token
+/// is at hand, the request is sent once more with the token.
 pub async fn sign_remotely(
     relay: &RelaySource,
     secrets: &RelaySecrets,
@@ -130,16 +132,52 @@ pub async fn sign_remotely(
     csr_pem: &[u8],
     duration: Option<time::Duration>,
 ) -> Outcome {
-    let unreachable = |why: String| relay_failure_outcome(relay, RelayAnswer::Unreachable(why));
+    match attempt(relay, secrets, credential, csr_pem, duration).await {
+        Attempt::Done(outcome) => outcome,
+        Attempt::Refused(status) => {
+            let answer = answer_of(&status);
+            match fallback_credential(credential, &answer, secrets.token.is_some()) {
+                Some(fallback) => {
+                    tracing::info!(cluster = %relay.cluster, "the relay server did not accept the client certificate ({}); signing with the bootstrap token instead", status.message());
+                    match attempt(relay, secrets, &fallback, csr_pem, duration).await {
+                        Attempt::Done(outcome) => outcome,
+                        Attempt::Refused(status) => {
+                            relay_failure_outcome(relay, answer_of(&status))
+                        }
+                    }
+                }
+                None => relay_failure_outcome(relay, answer),
+            }
+        }
+    }
+}
+
+/// How one call to the relay server ended.
+enum Attempt {
+    /// An outcome for the request (issued, or it could not be tried).
+    Done(Outcome),
+    /// The server answered with this status.
+    Refused(tonic::Status),
+}
+
+async fn attempt(
+    relay: &RelaySource,
+    secrets: &RelaySecrets,
+    credential: &Credential,
+    csr_pem: &[u8],
+    duration: Option<time::Duration>,
+) -> Attempt {
+    let unreachable =
+        |why: String| Attempt::Done(relay_failure_outcome(relay, RelayAnswer::Unreachable(why)));
     let roots = match root_store(
         secrets.ca_bundle.as_deref().unwrap_or_default(),
         relay.ca_bundle_secret(),
     ) {
         Ok(roots) => roots,
         Err(e) => {
-            return Outcome::Pending {
+            return Attempt::Done(Outcome::Pending {
                 message: format!("Not signed yet, will retry: {e}"),
-            };
+            });
         }
     };
     let client_key = match (credential, &secrets.client) {
@@ -176,12 +214,12 @@ pub async fn sign_remotely(
                 request.metadata_mut().insert("authorization", value);
             }
             Err(_) => {
-                return Outcome::Pending {
+                return Attempt::Done(Outcome::Pending {
                     message: format!(
                         "Not signed yet, will retry: the bootstrap token in Secret {:?} is not a valid header value; store it as plain printable text",
                         relay.token_secret().0
                     ),
-                };
+                });
             }
         }
     }
@@ -191,15 +229,15 @@ pub async fn sign_remotely(
     {
         Ok(response) => {
             let response = response.into_inner();
-            relay_issued_outcome(
+            Attempt::Done(relay_issued_outcome(
                 relay,
                 credential,
                 response.chain_pem,
                 response.ca_pem,
                 response.message.trim(),
-            )
+            ))
         }
-        Err(status) => relay_failure_outcome(relay, answer_of(&status)),
+        Err(status) => Attempt::Refused(status),
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::Error;
 use crate::pki::ClusterIdentity;
@@ -20,9 +20,114 @@ pub const DEFAULT_TTL: Duration = Duration::hours(8760);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     /// With a client certificate the TLS layer verified, naming this cluster.
-    Certificate(ClusterIdentity),
+    Certificate(ClusterIdentity, Presented),
     /// With the bootstrap token (already checked).
     Token,
+}
+
+/// A verified client certificate, as far as access is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presented {
+    /// Its serial, colon-separated hex.
+    pub serial: String,
+    /// Its notBefore: when it was issued.
+    pub not_before: OffsetDateTime,
+}
+
+/// What a cluster's `RelayCluster` says about its access (the spec, without Kubernetes types).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registration {
+    /// `spec.suspended`.
+    pub suspended: bool,
+    /// `spec.revokeCertificatesIssuedBefore`.
+    pub revoked_before: Option<OffsetDateTime>,
+}
+
+/// Why a cluster's caller is shut out, whatever it asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// No `RelayCluster` names the cluster.
+    NotRegistered,
+    /// `spec.suspended` is true.
+    Suspended,
+    /// The certificate was issued before `spec.revokeCertificatesIssuedBefore`.
+    Revoked {
+        /// The certificate's serial.
+        serial: String,
+        /// Its notBefore.
+        not_before: OffsetDateTime,
+        /// The RelayCluster's cut-off.
+        revoked_before: OffsetDateTime,
+    },
+}
+
+impl Denied {
+    /// A label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Denied::NotRegistered => "not_registered",
+            Denied::Suspended => "suspended",
+            Denied::Revoked { .. } => "revoked",
+        }
+    }
+
+    /// The refusal for a caller of cluster `cluster`, whose RelayCluster would live in
+    /// `namespace`: the message says what was wrong and what to do.
+    pub fn refusal(&self, cluster: &str, namespace: &str) -> Refusal {
+        Refusal::Denied(self.clone(), self.message(cluster, namespace))
+    }
+
+    /// Whether the caller's credential itself is refused (rather than its cluster).
+    pub fn is_credential(&self) -> bool {
+        match self {
+            Denied::Revoked { .. } => true,
+            Denied::NotRegistered | Denied::Suspended => false,
+        }
+    }
+
+    fn message(&self, cluster: &str, namespace: &str) -> String {
+        match self {
+            Denied::NotRegistered => format!(
+                "cluster {cluster:?} is not registered with this relay server; create a RelayCluster named {cluster:?} in namespace {namespace:?} (kubectl -n {namespace} apply -f a RelayCluster manifest) to allow it"
+            ),
+            Denied::Suspended => format!(
+                "cluster {cluster:?} is suspended: RelayCluster {cluster:?} in namespace {namespace:?} has spec.suspended: true, so the relay server closes its streams and signs nothing for it; to let it back in: kubectl -n {namespace} patch relaycluster {cluster} --type merge -p '{{\"spec\":{{\"suspended\":false}}}}'"
+            ),
+            Denied::Revoked {
+                serial,
+                not_before,
+                revoked_before,
+            } => format!(
+                "the client certificate of cluster {cluster:?} (serial {serial}, issued {}) is revoked: RelayCluster {cluster:?} in namespace {namespace:?} refuses certificates issued before {} (spec.revokeCertificatesIssuedBefore); renew the agent's certificate (cert-manager: cmctl renew, or the bootstrap token) and the agent reconnects with the new one by itself",
+                crate::pki::format_time(*not_before),
+                crate::pki::format_time(*revoked_before),
+            ),
+        }
+    }
+}
+
+/// Whether a caller of a cluster registered as `registration` (`None`: no RelayCluster),
+/// presenting `certificate` (`None`: the bootstrap token), may be served at all.
+pub fn check_access(
+    registration: Option<&Registration>,
+    certificate: Option<&Presented>,
+) -> Result<(), Denied> {
+    let Some(registration) = registration else {
+        return Err(Denied::NotRegistered);
+    };
+    if registration.suspended {
+        return Err(Denied::Suspended);
+    }
+    if let (Some(revoked_before), Some(certificate)) = (registration.revoked_before, certificate)
+        && certificate.not_before < revoked_before
+    {
+        return Err(Denied::Revoked {
+            serial: certificate.serial.clone(),
+            not_before: certificate.not_before,
+            revoked_before,
+        });
+    }
+    Ok(())
 }
 
 /// Why a call is refused; each maps to one gRPC code.
@@ -38,6 +143,9 @@ pub enum Refusal {
     RateLimited(String),
     /// The server cannot serve yet (`UNAVAILABLE`): retry later.
     Unavailable(String),
+    /// The cluster or its certificate is shut out by its `RelayCluster` (`PERMISSION_DENIED`,
+    /// or `UNAUTHENTICATED` for a revoked certificate).
+    Denied(Denied, String),
 }
 
 impl Refusal {
@@ -48,7 +156,8 @@ impl Refusal {
             | Refusal::PermissionDenied(m)
             | Refusal::InvalidArgument(m)
             | Refusal::RateLimited(m)
-            | Refusal::Unavailable(m) => m,
+            | Refusal::Unavailable(m)
+            | Refusal::Denied(_, m) => m,
         }
     }
 
@@ -60,6 +169,7 @@ impl Refusal {
             Refusal::InvalidArgument(_) => "invalid_argument",
             Refusal::RateLimited(_) => "rate_limited",
             Refusal::Unavailable(_) => "unavailable",
+            Refusal::Denied(denied, _) => denied.label(),
         }
     }
 }
@@ -68,25 +178,6 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.message())
     }
-}
-
-/// What to tell a caller whose cluster has no `RelayCluster`.
-pub fn not_registered(cluster: &str, namespace: &str) -> Refusal {
-    Refusal::PermissionDenied(format!(
-        "cluster {cluster:?} is not registered with this relay server; create a RelayCluster named {cluster:?} in namespace {namespace:?} (kubectl -n {namespace} apply -f a RelayCluster manifest) to allow it"
-    ))
-}
-
-/// Whether a certificate holder may open `Connect`.
-pub fn authorize_connect(
-    identity: &ClusterIdentity,
-    registered: bool,
-    namespace: &str,
-) -> Result<(), Refusal> {
-    if !registered {
-        return Err(not_registered(&identity.cluster, namespace));
-    }
-    Ok(())
 }
 
 /// Whether the agent's `Hello` agrees with the certificate it connected with.
@@ -111,10 +202,10 @@ pub fn authorize_sign(
     caller: &Caller,
     requested_cluster: &str,
     csr_identity: &ClusterIdentity,
-    registered: bool,
+    registration: Option<&Registration>,
     namespace: &str,
 ) -> Result<(), Refusal> {
-    if let Caller::Certificate(holder) = caller {
+    if let Caller::Certificate(holder, _) = caller {
         for asked in [requested_cluster, csr_identity.cluster.as_str()] {
             if holder.cluster != asked {
                 return Err(Refusal::PermissionDenied(format!(
@@ -130,10 +221,12 @@ pub fn authorize_sign(
             csr_identity.cluster
         )));
     }
-    if !registered {
-        return Err(not_registered(requested_cluster, namespace));
-    }
-    Ok(())
+    let certificate = match caller {
+        Caller::Certificate(_, presented) => Some(presented),
+        Caller::Token => None,
+    };
+    check_access(registration, certificate)
+        .map_err(|denied| denied.refusal(requested_cluster, namespace))
 }
 
 /// The usages the relay signs a CSR with: `client auth`, plus the CSR's key usages when it

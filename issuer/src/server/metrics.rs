@@ -29,7 +29,7 @@ pub struct StageLabels {
 pub struct StatusWriteLabels {
     /// `claim`, `update` or `clear`.
     pub kind: String,
-    /// `written`, `superseded`, `gone` or `failed`.
+    /// `written`, `superseded`, `gone`, `rejected` or `failed`.
     pub outcome: String,
 }
 
@@ -43,7 +43,8 @@ pub struct HandshakeLabels {
 /// Label set: a sign request's outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SignLabels {
-    /// `issued`, or the refusal (`unauthenticated`, `permission_denied`, …).
+    /// `issued`, or the refusal (`unauthenticated`, `permission_denied`, `not_registered`,
+    /// `suspended`, `revoked`, …).
     pub outcome: String,
     /// `certificate` (renewal) or `token` (bootstrap), or `none` before authentication.
     pub auth: String,
@@ -73,6 +74,9 @@ pub struct ServerMetrics {
     pub client_closed: Family<StageLabels, Counter>,
     /// `relay_server_connect_refusals_total{reason}`: Connect streams refused after the handshake.
     pub connect_refusals: Family<ReasonLabels, Counter>,
+    /// `relay_server_streams_cut_total{reason}`: open Connect streams the server closed because
+    /// their RelayCluster shut them out (`not_registered`: deleted, `suspended`, `revoked`).
+    pub streams_cut: Family<ReasonLabels, Counter>,
     /// `relay_server_sign_requests_total{outcome,auth}`: SignCertificate calls.
     pub sign_requests: Family<SignLabels, Counter>,
     /// `relay_server_certificate_expiry_timestamp_seconds`: notAfter of the served certificate.
@@ -139,8 +143,13 @@ impl ServerMetrics {
             metrics.secret_reload_failures.clone(),
         );
         r.register(
+            "streams_cut",
+            "Open Connect streams the server closed because their RelayCluster shut them out (deleted, suspended, certificate revoked), by reason",
+            metrics.streams_cut.clone(),
+        );
+        r.register(
             "status_writes",
-            "RelayCluster status writes, by kind (claim, update, clear) and outcome (written, superseded, gone, failed)",
+            "RelayCluster status writes, by kind (claim, update, clear) and outcome (written, superseded, gone, rejected, failed)",
             metrics.status_writes.clone(),
         );
         r.register(
@@ -196,6 +205,15 @@ impl ServerMetrics {
     /// Counts a refused Connect.
     pub fn connect_refused(&self, reason: &str) {
         self.connect_refusals
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a stream closed because its RelayCluster shut it out.
+    pub fn stream_cut(&self, reason: &str) {
+        self.streams_cut
             .get_or_create(&ReasonLabels {
                 reason: reason.to_string(),
             })

@@ -4,6 +4,7 @@
 //! - [`decide`]: who may connect or sign what, usages and lifetimes (pure).
 //! - [`auth`]: bootstrap tokens and the failed-attempt limiter (pure).
 //! - [`clusters`]: the connection book, replica liveness, and the `RelayCluster` status writer.
+//! - [`gate`]: tells open sessions when their `RelayCluster` changes what it allows.
 //! - [`secrets`]: watching and hot-reloading the server's Secrets.
 //! - [`tls`]: rustls configuration and the accept loop.
 //! - [`service`]: the tonic services.
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod clusters;
 pub mod decide;
+pub mod gate;
 pub mod metrics;
 pub mod secrets;
 pub mod service;
@@ -40,6 +42,7 @@ use crate::Error;
 use crate::admin::Health;
 use crate::api::RelayCluster;
 use clusters::{ConnectionBook, ReplicaLease, ReplicaLiveness, StatusWriter};
+use gate::AccessGate;
 use metrics::ServerMetrics;
 use secrets::{Material, Reloader, SecretNames};
 use service::{RelayService, ServiceParts};
@@ -123,7 +126,12 @@ pub async fn run(
             instance: settings.pod_name.clone(),
         },
     );
-    let reloader = Reloader::new(material.clone(), metrics.clone(), recorder, &namespace);
+    let reloader = Reloader::new(
+        material.clone(),
+        metrics.clone(),
+        recorder.clone(),
+        &namespace,
+    );
     let secrets_task = tokio::spawn(reloader.watch(
         Api::<Secret>::namespaced(client.clone(), &namespace),
         settings.secrets.clone(),
@@ -131,16 +139,30 @@ pub async fn run(
 
     let cluster_api = Api::<RelayCluster>::namespaced(client.clone(), &namespace);
     let (store, writer) = reflector::store();
-    let clusters_task = tokio::spawn(
-        reflector(
-            writer,
-            // managedFields are of no use here and cost about 2 KiB per cluster in memory.
-            watcher(cluster_api.clone(), watcher::Config::default())
-                .modify(|cluster| cluster.managed_fields_mut().clear()),
+    let gate = AccessGate::new(store.clone(), &namespace);
+    let clusters_task = {
+        let gate = gate.clone();
+        tokio::spawn(
+            reflector(
+                writer,
+                // managedFields are of no use here and cost about 2 KiB per cluster in memory.
+                watcher(cluster_api.clone(), watcher::Config::default())
+                    .modify(|cluster| cluster.managed_fields_mut().clear()),
+            )
+            .default_backoff()
+            // The store has taken the event in by now: tell the cluster's open sessions.
+            .for_each(move |event| {
+                match event {
+                    Ok(watcher::Event::Apply(cluster) | watcher::Event::Delete(cluster)) => {
+                        gate.publish(&cluster.name_any());
+                    }
+                    Ok(watcher::Event::InitDone) => gate.publish_all(),
+                    Ok(watcher::Event::Init | watcher::Event::InitApply(_)) | Err(_) => {}
+                }
+                futures::future::ready(())
+            }),
         )
-        .default_backoff()
-        .for_each(|_| futures::future::ready(())),
-    );
+    };
     let refresh =
         time::Duration::try_from(settings.status_refresh).unwrap_or(time::Duration::minutes(10));
     // One task waits for the first list and tells the others: kube-runtime's
@@ -229,10 +251,11 @@ pub async fn run(
         trust_domain: settings.trust_domain.clone(),
         heartbeat_interval: settings.heartbeat_interval,
         material: material.clone(),
-        clusters: store,
+        gate,
         token_failures: (settings.token_failure_burst, settings.token_failure_refill),
         status,
         metrics: metrics.clone(),
+        recorder,
         stopping: stopping.clone(),
     });
     let address = listener.local_addr().map_err(|e| Error::Tls {

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::Stream;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder};
 use relay_proto::v1::relay_certificates_server::RelayCertificates;
 use relay_proto::v1::relay_server::Relay;
 use relay_proto::{
@@ -25,12 +26,13 @@ use tracing::{debug, info, info_span, warn};
 use super::auth::{FailureLimiter, TokenProblem, bearer_token, check_token};
 use super::clusters::StatusWriter;
 use super::decide::{
-    Caller, Refusal, authorize_connect, authorize_sign, check_hello, relay_usages, requested_ttl,
+    Caller, Denied, Presented, Refusal, authorize_sign, check_access, check_hello, relay_usages,
+    requested_ttl,
 };
+use super::gate::{AccessGate, Subscription};
 use super::metrics::ServerMetrics;
 use super::secrets::Material;
 use super::tls::PeerInfo;
-use crate::api::RelayCluster;
 use crate::pki::csr::{csr_der_from_pem, read_csr};
 use crate::pki::identity::validate_cluster_name;
 use crate::pki::{self, CertificateTerms, SigningPolicy, csr_identity, peer_certificate};
@@ -49,10 +51,11 @@ struct Inner {
     trust_domain: String,
     heartbeat_interval: Duration,
     material: Arc<Material>,
-    clusters: Store<RelayCluster>,
+    gate: Arc<AccessGate>,
     limiter: Mutex<FailureLimiter>,
     status: StatusWriter,
     metrics: ServerMetrics,
+    recorder: Recorder,
     stopping: watch::Receiver<bool>,
 }
 
@@ -66,14 +69,16 @@ pub struct ServiceParts {
     pub heartbeat_interval: Duration,
     /// The loaded Secrets.
     pub material: Arc<Material>,
-    /// Registered clusters.
-    pub clusters: Store<RelayCluster>,
+    /// Registered clusters, and the channels that tell sessions when theirs changes.
+    pub gate: Arc<AccessGate>,
     /// Failed token attempts allowed per address before limiting, and the refill period.
     pub token_failures: (u32, Duration),
     /// The RelayCluster status writer.
     pub status: StatusWriter,
     /// Metrics.
     pub metrics: ServerMetrics,
+    /// Events on RelayClusters (a stream cut by its RelayCluster).
+    pub recorder: Recorder,
     /// Becomes true when the server stops; open streams end with Unavailable.
     pub stopping: watch::Receiver<bool>,
 }
@@ -87,13 +92,14 @@ impl RelayService {
                 trust_domain: parts.trust_domain,
                 heartbeat_interval: parts.heartbeat_interval,
                 material: parts.material,
-                clusters: parts.clusters,
+                gate: parts.gate,
                 limiter: Mutex::new(FailureLimiter::new(
                     parts.token_failures.0,
                     parts.token_failures.1,
                 )),
                 status: parts.status,
                 metrics: parts.metrics,
+                recorder: parts.recorder,
                 stopping: parts.stopping,
             }),
         }
@@ -108,6 +114,8 @@ fn status_of(refusal: &Refusal) -> Status {
         Refusal::InvalidArgument(_) => Status::invalid_argument(message),
         Refusal::RateLimited(_) => Status::resource_exhausted(message),
         Refusal::Unavailable(_) => Status::unavailable(message),
+        Refusal::Denied(denied, _) if denied.is_credential() => Status::unauthenticated(message),
+        Refusal::Denied(..) => Status::permission_denied(message),
     }
 }
 
@@ -121,12 +129,6 @@ fn token_refusal(problem: TokenProblem, secret_hint: &str) -> Refusal {
 }
 
 impl Inner {
-    fn registered(&self, cluster: &str) -> bool {
-        self.clusters
-            .get(&ObjectRef::new(cluster).within(&self.namespace))
-            .is_some()
-    }
-
     fn limiter(&self) -> std::sync::MutexGuard<'_, FailureLimiter> {
         self.limiter.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -139,7 +141,15 @@ impl Inner {
     ) -> Result<Caller, Refusal> {
         if let Some(leaf) = peer.and_then(PeerInfo::leaf) {
             return peer_certificate(leaf, &self.trust_domain)
-                .map(|p| Caller::Certificate(p.identity))
+                .map(|p| {
+                    Caller::Certificate(
+                        p.identity,
+                        Presented {
+                            serial: p.serial,
+                            not_before: p.not_before,
+                        },
+                    )
+                })
                 .map_err(|e| {
                     Refusal::PermissionDenied(format!("the client certificate is verified but {e}"))
                 });
@@ -184,7 +194,7 @@ impl Inner {
             caller,
             &request.cluster,
             &identity,
-            self.registered(&request.cluster),
+            self.gate.registration(&request.cluster).as_ref(),
             &self.namespace,
         )?;
         let usages = relay_usages(&csr).map_err(invalid)?;
@@ -253,7 +263,7 @@ impl RelayCertificates for RelayService {
             }
         };
         let auth = match caller {
-            Caller::Certificate(_) => "certificate",
+            Caller::Certificate(..) => "certificate",
             Caller::Token => "token",
         };
         match inner.sign(&caller, request.get_ref()) {
@@ -313,12 +323,16 @@ impl Relay for RelayService {
                 );
             }
         };
-        if let Err(refusal) = authorize_connect(
-            &peer.identity,
-            inner.registered(&peer.identity.cluster),
-            &inner.namespace,
-        ) {
-            return refuse("not_registered", status_of(&refusal));
+        let presented = Presented {
+            serial: peer.serial.clone(),
+            not_before: peer.not_before,
+        };
+        // Followed from before the check, so that a change right after it still reaches the
+        // session.
+        let mut access = inner.gate.subscribe(&peer.identity.cluster);
+        if let Err(denied) = check_access(access.current().as_ref(), Some(&presented)) {
+            let refusal = denied.refusal(&peer.identity.cluster, &inner.namespace);
+            return refuse(denied.label(), status_of(&refusal));
         }
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
@@ -364,6 +378,8 @@ impl Relay for RelayService {
             stopping: inner.stopping.clone(),
             inner,
             inbound,
+            access,
+            presented,
             cluster,
             welcome: Some(welcome),
             how: "closed by the agent",
@@ -382,6 +398,10 @@ impl Relay for RelayService {
 struct Session {
     inner: Arc<Inner>,
     inbound: Streaming<AgentMessage>,
+    /// The cluster's registration, followed for changes that shut the session out.
+    access: Subscription,
+    /// The certificate the session was opened with.
+    presented: Presented,
     cluster: String,
     stopping: watch::Receiver<bool>,
     /// Sent first.
@@ -419,12 +439,57 @@ impl Session {
                         return None;
                     }
                 },
+                registration = session.access.changed() => {
+                    if let Err(denied) = check_access(registration.as_ref(), Some(&session.presented)) {
+                        session.how = "closed by the server: its RelayCluster shuts it out";
+                        let status = session.cut(&denied);
+                        return Some((Err(status), None));
+                    }
+                }
                 _ = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
                     session.how = "server stopping";
                     return Some((Err(Status::unavailable("the relay server is shutting down; reconnect")), None));
                 }
             }
         }
+    }
+}
+
+impl Session {
+    /// Ends the session because its RelayCluster now shuts it out: counts it, says so in the log
+    /// and, while the RelayCluster exists, in an event on it. Returns the status the stream
+    /// ends with.
+    fn cut(&self, denied: &Denied) -> Status {
+        let inner = &self.inner;
+        let refusal = denied.refusal(&self.cluster, &inner.namespace);
+        inner.metrics.stream_cut(denied.label());
+        warn!(parent: &self.span, reason = denied.label(), "closing the agent's stream: {refusal}");
+        if let Some(cluster) = inner.gate.object(&self.cluster) {
+            let recorder = inner.recorder.clone();
+            let reference = cluster.object_ref(&());
+            let event = Event {
+                type_: EventType::Warning,
+                reason: match denied {
+                    Denied::Suspended => "StreamClosedSuspended",
+                    Denied::Revoked { .. } => "StreamClosedRevoked",
+                    Denied::NotRegistered => "StreamClosedDeregistered",
+                }
+                .into(),
+                note: Some(format!(
+                    "closed the agent's stream (certificate serial {}): {}",
+                    self.presented.serial,
+                    refusal.message()
+                )),
+                action: "CloseStream".into(),
+                secondary: None,
+            };
+            tokio::spawn(async move {
+                if let Err(error) = recorder.publish(&event, &reference).await {
+                    warn!(%error, "could not publish an event");
+                }
+            });
+        }
+        status_of(&refusal)
     }
 }
 

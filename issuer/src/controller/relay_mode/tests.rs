@@ -190,3 +190,32 @@ fn an_issued_summary_says_who_signed_and_how() {
     );
     assert!(summary.contains("bootstrap token"));
 }
+
+#[test]
+fn a_certificate_the_server_does_not_accept_falls_back_to_the_token_once() {
+    let certificate = Credential::Certificate {
+        serial: "01".into(),
+        not_after: datetime!(2027-01-01 00:00 UTC),
+    };
+    let revoked = RelayAnswer::Unauthenticated("the client certificate is revoked".into());
+    assert_eq!(
+        fallback_credential(&certificate, &revoked, true),
+        Some(Credential::Token)
+    );
+    // No token to fall back to, or the token itself refused: the answer stands.
+    assert_eq!(fallback_credential(&certificate, &revoked, false), None);
+    assert_eq!(
+        fallback_credential(&Credential::Token, &revoked, true),
+        None
+    );
+    // Only a refused credential falls back: a refused cluster or an unreachable server does not.
+    for answer in [
+        RelayAnswer::Refused {
+            code: "PermissionDenied".into(),
+            message: "cluster \"a\" is suspended".into(),
+        },
+        RelayAnswer::Unreachable("down".into()),
+    ] {
+        assert_eq!(fallback_credential(&certificate, &answer, true), None);
+    }
+}

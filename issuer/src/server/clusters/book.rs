@@ -211,6 +211,16 @@ impl ConnectionBook {
         }
     }
 
+    /// The cluster's RelayCluster is gone: forgets it unless a stream is still open here (a
+    /// session that outlives its RelayCluster is being cut; its close writes once more, and
+    /// that write, gone too, forgets it). Nothing about it is written again.
+    pub fn forget(&mut self, cluster: &str) {
+        if self.streams(cluster) == 0 {
+            self.clusters.remove(cluster);
+            self.dirty.remove(cluster);
+        }
+    }
+
     /// Marks every cluster with streams here disconnected (the server is stopping) and due.
     pub fn disconnect_all(&mut self, now: OffsetDateTime) {
         for (cluster, entry) in &mut self.clusters {
@@ -284,6 +294,24 @@ mod tests {
         assert_eq!(status.certificate_serial.as_deref(), Some("01:02"));
         assert_eq!(status.agent_version.as_deref(), Some("0.1.0"));
         assert!(book.take_due().is_empty(), "written once");
+    }
+
+    #[test]
+    fn a_cluster_whose_relaycluster_is_gone_is_forgotten_once_its_streams_closed() {
+        let mut book = book();
+        book.opened("a", "01", T0 + time::Duration::days(1), "", T0);
+        book.take_due();
+        // Gone while the stream is open: kept, so the stream's close still finds it.
+        book.forget("a");
+        assert_eq!(book.streams("a"), 1);
+        book.closed("a", T0);
+        assert_eq!(only(book.take_due()).0, "a");
+        // That write found it gone too: forgotten, and nothing more is due for it.
+        book.forget("a");
+        assert!(book.get("a").is_none());
+        assert!(!book.heard_from("a", T0 + REFRESH));
+        book.closed("a", T0 + REFRESH);
+        assert!(book.take_due().is_empty());
     }
 
     #[test]

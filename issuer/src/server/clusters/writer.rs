@@ -51,6 +51,9 @@ pub enum WriteOutcome {
     Superseded,
     /// The RelayCluster is gone.
     Gone,
+    /// The API server found the write itself invalid (a 422 on an unconditional write, where no
+    /// `test` can have failed): writing it again would fail again, so the writer does not retry.
+    Rejected,
     /// The API server refused or could not be reached; the writer retries.
     Failed,
 }
@@ -62,7 +65,21 @@ impl WriteOutcome {
             Self::Written => "written",
             Self::Superseded => "superseded",
             Self::Gone => "gone",
+            Self::Rejected => "rejected",
             Self::Failed => "failed",
+        }
+    }
+
+    /// How a write that the API server answered with HTTP `code` ended. `conditional` says
+    /// whether the write carried a `test` operation: only then can a 422 mean "the condition no
+    /// longer held" rather than "this status is invalid".
+    pub fn of_refusal(code: u16, conditional: bool) -> Self {
+        match code {
+            404 => Self::Gone,
+            409 => Self::Superseded,
+            422 if conditional => Self::Superseded,
+            422 => Self::Rejected,
+            _ => Self::Failed,
         }
     }
 }
@@ -162,8 +179,15 @@ impl StatusWriter {
             .map(|(cluster, write)| async move {
                 let outcome = self.write(&cluster, &write, replica).await;
                 self.metrics.status_write(write.kind(), outcome.label());
-                if outcome == WriteOutcome::Failed && !matches!(write, StatusWrite::Clear { .. }) {
-                    self.update(|book| book.retry(&cluster, &write));
+                match outcome {
+                    WriteOutcome::Failed if !matches!(write, StatusWrite::Clear { .. }) => {
+                        self.update(|book| book.retry(&cluster, &write));
+                    }
+                    WriteOutcome::Gone => self.update(|book| book.forget(&cluster)),
+                    WriteOutcome::Failed
+                    | WriteOutcome::Written
+                    | WriteOutcome::Superseded
+                    | WriteOutcome::Rejected => {}
                 }
                 usize::from(outcome == WriteOutcome::Failed)
             })
@@ -194,21 +218,26 @@ impl StatusWriter {
                 debug!(%cluster, kind = write.kind(), connected = status.connected, "RelayCluster status written");
                 WriteOutcome::Written
             }
-            Err(kube::Error::Api(response)) => match response.code {
-                404 => {
-                    debug!(%cluster, "RelayCluster is gone; status not written");
-                    WriteOutcome::Gone
+            Err(kube::Error::Api(response)) => {
+                let conditional = !matches!(write, StatusWrite::Claim(_));
+                let outcome = WriteOutcome::of_refusal(response.code, conditional);
+                match outcome {
+                    WriteOutcome::Gone => {
+                        debug!(%cluster, "RelayCluster is gone; status not written");
+                    }
+                    WriteOutcome::Superseded => {
+                        debug!(%cluster, kind = write.kind(), "RelayCluster status changed meanwhile; not written");
+                    }
+                    WriteOutcome::Rejected => {
+                        warn!(%cluster, kind = write.kind(), error = %response.message, "the API server refused this RelayCluster status as invalid; not retrying. Check that the RelayCluster CRD installed matches this relay-issuer version (helm upgrade installs it)");
+                    }
+                    WriteOutcome::Failed => {
+                        warn!(%cluster, error = %response.message, code = response.code, "could not write RelayCluster status; retrying");
+                    }
+                    WriteOutcome::Written => {}
                 }
-                // A failed `test` (422) or a conflict (409): someone else's write came first.
-                409 | 422 => {
-                    debug!(%cluster, kind = write.kind(), "RelayCluster status changed meanwhile; not written");
-                    WriteOutcome::Superseded
-                }
-                _ => {
-                    warn!(%cluster, error = %response.message, code = response.code, "could not write RelayCluster status; retrying");
-                    WriteOutcome::Failed
-                }
-            },
+                outcome
+            }
             Err(error) => {
                 warn!(%cluster, %error, "could not write RelayCluster status; retrying");
                 WriteOutcome::Failed
@@ -470,6 +499,31 @@ mod tests {
         );
         for patch in [claim, update, clear] {
             serde_json::from_value::<json_patch::Patch>(patch).expect("a valid JSON patch");
+        }
+    }
+
+    #[test]
+    fn a_422_is_a_lost_condition_only_for_a_write_that_tested_one() {
+        assert_eq!(
+            WriteOutcome::of_refusal(422, true),
+            WriteOutcome::Superseded
+        );
+        assert_eq!(WriteOutcome::of_refusal(422, false), WriteOutcome::Rejected);
+        for conditional in [true, false] {
+            assert_eq!(
+                WriteOutcome::of_refusal(404, conditional),
+                WriteOutcome::Gone
+            );
+            assert_eq!(
+                WriteOutcome::of_refusal(409, conditional),
+                WriteOutcome::Superseded
+            );
+            for code in [400, 401, 403, 429, 500, 503] {
+                assert_eq!(
+                    WriteOutcome::of_refusal(code, conditional),
+                    WriteOutcome::Failed
+                );
+            }
         }
     }
 
