@@ -71,6 +71,63 @@ impl Narrator {
     }
 }
 
+/// Step 7: `kubectl apply` a CertificateSigningRequest for signer `relaytls.dev/agent`,
+/// `kubectl certificate approve` it, wait for the controller to sign it, show `kubectl get csr`.
+/// Returns the issued certificate's serial.
+async fn kubernetes_csr(
+    kubeconfig: &Path,
+    client: &kube::Client,
+    n: &Narrator,
+) -> Result<String, BoxError> {
+    use base64::Engine as _;
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+    const NAME: &str = "cluster-1-agent";
+    let (csr, key) = relay_sandbox::relay::agent_csr(CLUSTER)?;
+    let manifest = format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: {NAME}}}\nspec:\n  signerName: relaytls.dev/agent\n  request: {}\n  usages: [client auth, digital signature]\n  expirationSeconds: 86400\n",
+        base64::engine::general_purpose::STANDARD.encode(&csr)
+    );
+    println!("\n$ kubectl apply -f csr.yaml   # signerName: relaytls.dev/agent, CN={CLUSTER}");
+    print!(
+        "{}",
+        kubectl_cmd(kubeconfig, &["apply", "-f", "-"], Some(&manifest))?
+    );
+    println!("$ kubectl certificate approve {NAME}");
+    print!(
+        "{}",
+        kubectl_cmd(kubeconfig, &["certificate", "approve", NAME], None)?
+    );
+    let csrs: Api<CertificateSigningRequest> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let chain = loop {
+        if let Some(certificate) = csrs
+            .get(NAME)
+            .await?
+            .status
+            .and_then(|s| s.certificate)
+            .filter(|c| !c.0.is_empty())
+        {
+            break String::from_utf8(certificate.0)?;
+        }
+        if Instant::now() > deadline {
+            return Err("the CertificateSigningRequest was not signed within 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("$ kubectl get csr {NAME}");
+    print!("{}", kubectl_cmd(kubeconfig, &["get", "csr", NAME], None)?);
+    let serial = pki::load_key_pair(
+        Some(chain.as_bytes()),
+        Some(key.as_bytes()),
+        time::OffsetDateTime::now_utc(),
+    )?
+    .serial;
+    n.say(format!(
+        "the controller signed CertificateSigningRequest {NAME} (signer relaytls.dev/agent) once approved: serial {serial}"
+    ));
+    Ok(serial)
+}
+
 fn workdir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/demo"))
 }
@@ -446,6 +503,10 @@ async fn main() -> Result<(), BoxError> {
             None
         )?
     );
+    // 7. The same identity through the Kubernetes CSR API: a person with kubectl, no
+    // cert-manager.
+    let csr_issued = kubernetes_csr(&kubeconfig, &client, &n).await?;
+
     let agent_metrics = http_get(agent_admin, "/metrics")
         .map(|r| r.1)
         .unwrap_or_default();
@@ -490,6 +551,10 @@ async fn main() -> Result<(), BoxError> {
         "  {:<44} {}",
         "new server certificate serial",
         reloaded.unwrap_or_default()
+    );
+    println!(
+        "  {:<44} {}",
+        "certificate through the CSR API (serial)", csr_issued
     );
     println!(
         "  {:<44} {:.1}s",

@@ -71,6 +71,9 @@ fn resource_entry(t: &ResourceType) -> Vec<Value> {
     if t.status_subresource {
         entries.push(json!({"name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced, "kind": t.kind, "verbs": ["get", "patch", "update"]}));
     }
+    for sub in &t.extra_subresources {
+        entries.push(json!({"name": format!("{}/{sub}", t.plural), "singularName": "", "namespaced": t.namespaced, "kind": t.kind, "verbs": ["get", "patch", "update"]}));
+    }
     entries
 }
 
@@ -146,6 +149,9 @@ pub fn openapi_v3_group_version(registry: &Registry, group: &str, version: &str)
         );
         let item = json!({"get": op("get", &json!([])), "put": op("put", &write_params), "patch": op("patch", &write_params), "delete": op("delete", &json!([param("dryRun")]))});
         paths.insert(format!("{base}/{{name}}"), item.clone());
+        for sub in &t.extra_subresources {
+            paths.insert(format!("{base}/{{name}}/{sub}"), item.clone());
+        }
         if t.status_subresource {
             paths.insert(format!("{base}/{{name}}/status"), item);
         }

@@ -22,6 +22,7 @@ use crate::Error;
 use crate::error::go_quote;
 use crate::registry::{Registry, ResourceType};
 use base64::Engine as _;
+use k8s_pb::api::certificates::v1 as certificates;
 use k8s_pb::api::core::v1 as core;
 use k8s_pb::api::rbac::v1 as rbac;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
@@ -38,6 +39,9 @@ pub const MAGIC: [u8; 4] = *b"k8s\0";
 
 /// The API group of RBAC.
 const RBAC: &str = "rbac.authorization.k8s.io";
+
+/// The API group of CertificateSigningRequests.
+const CERTIFICATES: &str = "certificates.k8s.io";
 
 /// A failed conversion between a message and JSON: what was wrong.
 type Converted<T> = Result<T, String>;
@@ -76,6 +80,7 @@ macro_rules! kinds {
     };
 }
 
+use certificates::CertificateSigningRequestList;
 use core::{ConfigMapList, NamespaceList, SecretList, ServiceAccountList};
 use rbac::{ClusterRoleBindingList, ClusterRoleList, RoleBindingList, RoleList};
 
@@ -88,6 +93,7 @@ kinds! {
     (RBAC, "ClusterRole", "ClusterRoleList") => rbac::ClusterRole, ClusterRoleList, cluster_role_to_json, cluster_role_from_json;
     (RBAC, "RoleBinding", "RoleBindingList") => rbac::RoleBinding, RoleBindingList, role_binding_to_json, role_binding_from_json;
     (RBAC, "ClusterRoleBinding", "ClusterRoleBindingList") => rbac::ClusterRoleBinding, ClusterRoleBindingList, cluster_role_binding_to_json, cluster_role_binding_from_json;
+    (CERTIFICATES, "CertificateSigningRequest", "CertificateSigningRequestList") => certificates::CertificateSigningRequest, CertificateSigningRequestList, csr_to_json, csr_from_json;
 }
 
 /// Whether objects of this resource have a protobuf form here (built-in, v1, one of [`KINDS`]).
@@ -794,6 +800,144 @@ fn cluster_role_binding_to_json(b: rbac::ClusterRoleBinding) -> Converted<Map<St
 
 // ---------- JSON reading (the store's objects into messages) ----------
 
+fn csr_to_json(csr: certificates::CertificateSigningRequest) -> Converted<Map<String, Value>> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let spec = csr.spec.unwrap_or_default();
+    let status = csr.status.unwrap_or_default();
+    let extra: Map<String, Value> = spec
+        .extra
+        .into_iter()
+        .map(|(k, v)| (k, Value::from(v.items)))
+        .collect();
+    let conditions = status
+        .conditions
+        .into_iter()
+        .map(|c| {
+            Ok(Json::default()
+                .required("type", c.r#type)
+                .required("status", c.status)
+                .string("reason", c.reason)
+                .string("message", c.message)
+                .pointer(
+                    "lastUpdateTime",
+                    time_to_json(c.last_update_time)?.map(Value::String),
+                )
+                .pointer(
+                    "lastTransitionTime",
+                    time_to_json(c.last_transition_time)?.map(Value::String),
+                )
+                .done())
+        })
+        .collect::<Converted<Vec<_>>>()?;
+    Ok(into_map(
+        with_metadata(csr.metadata)?
+            .value(
+                "spec",
+                Json::default()
+                    // `request` is a []byte without omitempty.
+                    .value(
+                        "request",
+                        spec.request
+                            .map_or(Value::Null, |r| Value::String(engine.encode(r))),
+                    )
+                    .required("signerName", spec.signer_name)
+                    .pointer(
+                        "expirationSeconds",
+                        spec.expiration_seconds.map(Value::from),
+                    )
+                    .strings("usages", spec.usages)
+                    .string("username", spec.username)
+                    .string("uid", spec.uid)
+                    .strings("groups", spec.groups)
+                    .pointer("extra", (!extra.is_empty()).then_some(Value::Object(extra)))
+                    .done(),
+            )
+            .value(
+                "status",
+                Json::default()
+                    .list("conditions", conditions)
+                    .pointer(
+                        "certificate",
+                        spec_bytes(status.certificate).map(|c| Value::String(engine.encode(c))),
+                    )
+                    .done(),
+            ),
+    ))
+}
+
+/// A `[]byte` with `omitempty`: absent when empty.
+fn spec_bytes(bytes: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    bytes.filter(|b| !b.is_empty())
+}
+
+fn csr_from_json(value: &Value) -> Converted<certificates::CertificateSigningRequest> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let spec = value.get("spec").unwrap_or(&Value::Null);
+    let status = value.get("status").unwrap_or(&Value::Null);
+    let bytes = |v: &Value, key: &str| -> Converted<Option<Vec<u8>>> {
+        v.get(key)
+            .and_then(Value::as_str)
+            .map(|b64| {
+                engine
+                    .decode(b64)
+                    .map_err(|e| format!("{key} is not base64: {e}"))
+            })
+            .transpose()
+    };
+    let extra = spec
+        .get("extra")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        certificates::ExtraValue {
+                            items: v
+                                .as_array()
+                                .map(|items| {
+                                    items
+                                        .iter()
+                                        .filter_map(Value::as_str)
+                                        .map(str::to_string)
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
+                        },
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(certificates::CertificateSigningRequest {
+        metadata: metadata_from_json(value)?,
+        spec: Some(certificates::CertificateSigningRequestSpec {
+            request: bytes(spec, "request")?,
+            signer_name: text(spec, "signerName"),
+            expiration_seconds: integer(spec, "expirationSeconds")
+                .and_then(|s| i32::try_from(s).ok()),
+            usages: texts(spec, "usages"),
+            username: text(spec, "username"),
+            uid: text(spec, "uid"),
+            groups: texts(spec, "groups"),
+            extra,
+        }),
+        status: Some(certificates::CertificateSigningRequestStatus {
+            conditions: objects(status, "conditions", |c| {
+                Ok(certificates::CertificateSigningRequestCondition {
+                    r#type: text(c, "type"),
+                    status: text(c, "status"),
+                    reason: text(c, "reason"),
+                    message: text(c, "message"),
+                    last_update_time: time_from_json(c, "lastUpdateTime")?,
+                    last_transition_time: time_from_json(c, "lastTransitionTime")?,
+                })
+            })?,
+            certificate: bytes(status, "certificate")?,
+        }),
+    })
+}
+
 fn text(value: &Value, key: &str) -> Option<String> {
     value.get(key).and_then(Value::as_str).map(str::to_string)
 }
@@ -1217,7 +1361,8 @@ mod tests {
                 "Role",
                 "ClusterRole",
                 "RoleBinding",
-                "ClusterRoleBinding"
+                "ClusterRoleBinding",
+                "CertificateSigningRequest"
             ]
         );
         let mut custom = secrets();

@@ -29,6 +29,9 @@ pub struct ResourceType {
     pub status_subresource: bool,
     /// Field selectors supported beyond `metadata.name` and `metadata.namespace`.
     pub extra_field_selectors: Vec<String>,
+    /// Subresources besides `status` that write part of the object (CertificateSigningRequest
+    /// `approval`); their rules are in `validation::subresource_rules`.
+    pub extra_subresources: Vec<String>,
     /// Whether this is a custom resource (generation from 1, PUT needs resourceVersion,
     /// strategic merge patch unsupported).
     pub custom: bool,
@@ -109,6 +112,7 @@ impl ResourceType {
             categories: Vec::new(),
             status_subresource: false,
             extra_field_selectors: Vec::new(),
+            extra_subresources: Vec::new(),
             custom: false,
             schema: None,
             shared_store: None,
@@ -125,8 +129,9 @@ pub struct Registry {
 
 impl Registry {
     /// The built-in types: Namespace, Secret, ConfigMap, ServiceAccount, Lease, Event (core/v1
-    /// and events.k8s.io/v1 over one store), CustomResourceDefinition, and RBAC's Role,
-    /// ClusterRole, RoleBinding and ClusterRoleBinding (stored and validated, not enforced).
+    /// and events.k8s.io/v1 over one store), CustomResourceDefinition, RBAC's Role,
+    /// ClusterRole, RoleBinding and ClusterRoleBinding (stored and validated, not enforced), and
+    /// certificates.k8s.io/v1 CertificateSigningRequest (with its `approval` subresource).
     pub fn with_builtins() -> Self {
         use crate::table::Printer;
         let mut namespace = ResourceType::builtin("", "v1", "Namespace", "namespaces", false);
@@ -211,6 +216,18 @@ impl Registry {
             false,
         );
         cluster_role_binding.printer = Printer::RoleBinding;
+        let mut csr = ResourceType::builtin(
+            "certificates.k8s.io",
+            "v1",
+            "CertificateSigningRequest",
+            "certificatesigningrequests",
+            false,
+        );
+        csr.short_names = vec!["csr".into()];
+        csr.status_subresource = true;
+        csr.extra_subresources = vec!["approval".into()];
+        csr.extra_field_selectors = vec!["spec.signerName".into()];
+        csr.printer = Printer::CertificateSigningRequest;
         Self {
             types: vec![
                 namespace,
@@ -225,6 +242,7 @@ impl Registry {
                 cluster_role,
                 role_binding,
                 cluster_role_binding,
+                csr,
             ],
         }
     }

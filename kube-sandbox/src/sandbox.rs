@@ -362,6 +362,7 @@ pub fn crd_resource_types(crd: &Value) -> Result<Vec<ResourceType>, Error> {
             short_names: list("/names/shortNames"),
             categories: list("/names/categories"),
             status_subresource: version.pointer("/subresources/status").is_some(),
+            extra_subresources: Vec::new(),
             extra_field_selectors: version
                 .get("selectableFields")
                 .and_then(Value::as_array)

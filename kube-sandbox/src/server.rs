@@ -174,7 +174,7 @@ async fn route(inner: Arc<Inner>, request: Request<Incoming>) -> Result<Response
         return Err(not_found_path());
     }
     if let Some(sub) = &target.subresource
-        && (sub != "status" || !rt.status_subresource)
+        && !((sub == "status" && rt.status_subresource) || rt.extra_subresources.contains(sub))
     {
         return Err(not_found_path());
     }
@@ -517,7 +517,7 @@ fn update(
         &name,
         old,
         to_stored(rt, object),
-        target.subresource.is_some(),
+        target.subresource.as_deref(),
         &write_options(query),
         Some(manager),
     )
@@ -532,10 +532,12 @@ fn write_object(
     name: &str,
     old: Value,
     mut new: Value,
-    status_only: bool,
+    subresource: Option<&str>,
     opts: &WriteOptions,
     manager: Option<&str>,
 ) -> Result<Reply, Error> {
+    let status_only = subresource.is_some();
+    validation::subresource_rules(srt, subresource, &old, &mut new)?;
     validation::builtin_rules(srt, &mut new, Some(&old))?;
     inner.admit(srt, Some(&old), &mut new)?;
     // managedFields: the client's copy is ignored; ordinary writes are recorded for `manager`,
@@ -602,7 +604,7 @@ fn patch(
                 &name,
                 old,
                 merged,
-                status_only,
+                target.subresource.as_deref(),
                 &opts,
                 None,
             ),
@@ -673,7 +675,7 @@ fn patch(
         &name,
         old_stored,
         to_stored(rt, patched),
-        status_only,
+        target.subresource.as_deref(),
         &opts,
         Some(manager),
     )

@@ -151,6 +151,9 @@ pub enum Printer {
     ServiceAccount,
     /// Leases: Name, Holder, Age.
     Lease,
+    /// CertificateSigningRequests: Name, Age, SignerName, Requestor, RequestedDuration,
+    /// Condition.
+    CertificateSigningRequest,
     /// RoleBindings and ClusterRoleBindings: Name, Role, Age; wide: Users, Groups,
     /// ServiceAccounts.
     RoleBinding,
@@ -258,6 +261,18 @@ impl Printer {
                     "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
                 ),
                 Column::age_column(),
+            ],
+            Printer::CertificateSigningRequest => vec![
+                Column::name_column(),
+                Column::age_column(),
+                Column::new("SignerName", "string", "Only signers with this name sign the request."),
+                Column::new("Requestor", "string", "Request submitter."),
+                Column::new(
+                    "RequestedDuration",
+                    "string",
+                    "Duration of the certificate the requester asked for.",
+                ),
+                Column::new("Condition", "string", "State of the request."),
             ],
             Printer::Lease => vec![
                 Column::name_column(),
@@ -369,6 +384,23 @@ impl Printer {
             }
             Printer::ServiceAccount => vec![name, count("/secrets"), age()],
             Printer::Lease => vec![name, json!(text(object, "/spec/holderIdentity")), age()],
+            Printer::CertificateSigningRequest => {
+                let requested = object
+                    .pointer("/spec/expirationSeconds")
+                    .and_then(Value::as_i64)
+                    .map_or_else(
+                        || "<none>".to_string(),
+                        |s| human_duration(time::Duration::seconds(s)),
+                    );
+                vec![
+                    name,
+                    age(),
+                    json!(text(object, "/spec/signerName")),
+                    json!(text(object, "/spec/username")),
+                    json!(requested),
+                    json!(csr_condition(object)),
+                ]
+            }
             Printer::RoleBinding => {
                 let role = format!(
                     "{}/{}",
@@ -521,6 +553,39 @@ fn age_of(time: Option<&Value>, now: OffsetDateTime) -> String {
         Some(t) if !is_zero_time(t) => human_duration(now - t),
         _ => "<unknown>".to_string(),
     }
+}
+
+/// kube-apiserver's CSR state column: Denied, Approved or Pending, then `,Failed` and
+/// `,Issued` (the order of its printer).
+fn csr_condition(object: &Value) -> String {
+    let types: Vec<&str> = object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|c| c.get("type").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut state = if types.contains(&"Denied") {
+        "Denied"
+    } else if types.contains(&"Approved") {
+        "Approved"
+    } else {
+        "Pending"
+    }
+    .to_string();
+    if types.contains(&"Failed") {
+        state.push_str(",Failed");
+    }
+    if object
+        .pointer("/status/certificate")
+        .and_then(Value::as_str)
+        .is_some_and(|c| !c.is_empty())
+    {
+        state.push_str(",Issued");
+    }
+    state
 }
 
 /// apimachinery's `duration.HumanDuration`: about two significant figures, `<invalid>` more

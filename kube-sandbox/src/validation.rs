@@ -133,6 +133,189 @@ pub fn check_identity(
     Ok(name)
 }
 
+/// The conditions a CertificateSigningRequest's `approval` subresource owns.
+const APPROVAL_CONDITIONS: [&str; 2] = ["Approved", "Denied"];
+
+fn conditions(object: &Value) -> Vec<Value> {
+    object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn is_approval(condition: &Value) -> bool {
+    condition
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| APPROVAL_CONDITIONS.contains(&t))
+}
+
+/// What a write through subresource `subresource` may change, as kube-apiserver's strategies
+/// decide it, applied to `new` given the stored `old`. For a CertificateSigningRequest: the
+/// `approval` subresource changes only the Approved and Denied conditions; `status` changes the
+/// rest of the status but keeps those two; a main-resource write changes neither spec nor status.
+pub fn subresource_rules(
+    rt: &ResourceType,
+    subresource: Option<&str>,
+    old: &Value,
+    new: &mut Value,
+) -> Result<(), Error> {
+    if (rt.group.as_str(), rt.kind.as_str()) != ("certificates.k8s.io", "CertificateSigningRequest")
+    {
+        return Ok(());
+    }
+    let mut status = old.get("status").cloned().unwrap_or_else(json_object);
+    let (kept, taken): (Vec<Value>, Vec<Value>) = match subresource {
+        Some("approval") => (
+            conditions(old)
+                .into_iter()
+                .filter(|c| !is_approval(c))
+                .collect(),
+            conditions(new).into_iter().filter(is_approval).collect(),
+        ),
+        Some(_) => {
+            status = new.get("status").cloned().unwrap_or_else(json_object);
+            (
+                conditions(old).into_iter().filter(is_approval).collect(),
+                conditions(new)
+                    .into_iter()
+                    .filter(|c| !is_approval(c))
+                    .collect(),
+            )
+        }
+        None => {
+            if let (Some(spec), Some(map)) = (old.get("spec"), new.as_object_mut()) {
+                map.insert("spec".into(), spec.clone());
+            }
+            return Ok(());
+        }
+    };
+    let mut merged: Vec<Value> = kept;
+    merged.extend(taken);
+    if let Some(map) = status.as_object_mut() {
+        if merged.is_empty() {
+            map.remove("conditions");
+        } else {
+            map.insert("conditions".into(), Value::Array(merged));
+        }
+    }
+    if let Some(map) = new.as_object_mut() {
+        map.insert("status".into(), status);
+    }
+    Ok(())
+}
+
+fn json_object() -> Value {
+    Value::Object(Map::new())
+}
+
+/// CertificateSigningRequest rules (certificates.k8s.io/v1 validation): a PEM certificate
+/// request and a signer name; conditions of known types with a status, Approved and Denied not
+/// both; a certificate that is PEM CERTIFICATE blocks only and, once issued, never changes;
+/// condition timestamps filled in.
+fn csr_rules(object: &mut Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let mut cause = |field: &str, reason: &str, message: String| {
+        causes.push(Cause {
+            reason: reason.into(),
+            message,
+            field: field.into(),
+        })
+    };
+    let decoded = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(|b64| STANDARD.decode(b64))
+    };
+    match decoded("/spec/request") {
+        None => cause(
+            "spec.request",
+            "FieldValueRequired",
+            "Required value".into(),
+        ),
+        Some(Ok(pem))
+            if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE REQUEST-----") => {}
+        Some(_) => cause(
+            "spec.request",
+            "FieldValueInvalid",
+            "Invalid value: []byte{...}: PEM block type must be CERTIFICATE REQUEST".into(),
+        ),
+    }
+    if object
+        .pointer("/spec/signerName")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        cause(
+            "spec.signerName",
+            "FieldValueRequired",
+            "Required value".into(),
+        );
+    }
+    let types: Vec<String> = conditions(object)
+        .iter()
+        .filter(|c| c.get("status").and_then(Value::as_str) == Some("True"))
+        .filter_map(|c| c.get("type").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    if types.iter().any(|t| t == "Approved") && types.iter().any(|t| t == "Denied") {
+        cause(
+            "status.conditions",
+            "FieldValueInvalid",
+            "Invalid value: \"Approved\": Approved and Denied conditions are mutually exclusive"
+                .into(),
+        );
+    }
+    let certificate = object
+        .pointer("/status/certificate")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
+    let issued = old
+        .and_then(|o| o.pointer("/status/certificate"))
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty());
+    if let Some(issued) = issued
+        && certificate.as_deref() != Some(issued)
+    {
+        cause(
+            "status.certificate",
+            "FieldValueForbidden",
+            "Forbidden: updates may not modify a certificate".into(),
+        );
+    }
+    if let Some(certificate) = &certificate {
+        let pem = STANDARD
+            .decode(certificate)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        let blocks = pem.matches("-----BEGIN ").count();
+        if blocks == 0 || pem.matches("-----BEGIN CERTIFICATE-----").count() != blocks {
+            cause(
+                "status.certificate",
+                "FieldValueInvalid",
+                "Invalid value: \"<certificate data>\": must contain at least one CERTIFICATE PEM block and only CERTIFICATE blocks".into(),
+            );
+        }
+    }
+    // Timestamps kube-apiserver fills in.
+    let now = crate::now_rfc3339();
+    if let Some(list) = object
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    {
+        for condition in list.iter_mut().filter_map(Value::as_object_mut) {
+            for field in ["lastUpdateTime", "lastTransitionTime"] {
+                condition
+                    .entry(field)
+                    .or_insert_with(|| Value::String(now.clone()));
+            }
+        }
+    }
+    causes
+}
+
 /// Applies the built-in rules for `rt` to `object` (the new state) given the stored `old` one.
 pub fn builtin_rules(
     rt: &ResourceType,
@@ -166,6 +349,9 @@ pub fn builtin_rules(
             Ok(())
         }
         ("events.k8s.io", "Event") => event_rules(rt, &name, object),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            causes_to_error(rt, &name, csr_rules(object, old))
+        }
         ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => {
             causes_to_error(rt, &name, role_rules(rt, object))
         }

@@ -1029,3 +1029,153 @@ async fn a_server_side_apply_that_creates_is_authorized_as_create_too() {
         Some("second")
     );
 }
+
+/// A PEM CSR and a PEM self-signed certificate, made fresh.
+fn csr_and_certificate(cn: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let certificate = params.self_signed(&key).unwrap().pem();
+    (csr, certificate)
+}
+
+#[tokio::test]
+async fn certificate_signing_requests_are_approved_through_approval_and_issued_through_status() {
+    use base64::Engine as _;
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+    let (t, client) = start().await;
+    let csrs: Api<CertificateSigningRequest> = Api::all(client.clone());
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let signer = format!("example.com/{}", t.unique("signer"));
+    let name = t.unique("agent");
+    let (request, certificate) = csr_and_certificate("agent");
+    let object: CertificateSigningRequest = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"request": b64(&request), "signerName": signer, "usages": ["client auth"],
+                 "expirationSeconds": 3600},
+        // Dropped on create: status belongs to the subresources.
+        "status": {"certificate": b64(&certificate)},
+    }))
+    .unwrap();
+    let created = csrs.create(&PostParams::default(), &object).await.unwrap();
+    assert!(
+        created
+            .status
+            .as_ref()
+            .is_none_or(|s| s.certificate.is_none() && s.conditions.is_none()),
+        "{:?}",
+        created.status
+    );
+    // The signer's field selector.
+    let listed = |selector: String| {
+        let csrs = csrs.clone();
+        async move {
+            csrs.list(&ListParams::default().fields(&selector))
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|c| c.metadata.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(format!("spec.signerName={signer}")).await,
+        std::slice::from_ref(&name)
+    );
+    assert!(
+        !listed("spec.signerName=example.com/nobody".into())
+            .await
+            .contains(&name)
+    );
+
+    // Approval: only through /approval; it takes the Approved condition and nothing else.
+    let mut approving = serde_json::to_value(&created).unwrap();
+    approving["status"] = json!({"conditions": [{"type": "Approved", "status": "True",
+        "reason": "Test", "message": "approved by the test"}],
+        "certificate": b64(&certificate)});
+    approving["spec"]["signerName"] = json!("example.com/other");
+    let put = |path: String, body: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            let request = http::Request::put(path)
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&body).unwrap())
+                .unwrap();
+            client.request::<CertificateSigningRequest>(request).await
+        }
+    };
+    let path = format!("/apis/certificates.k8s.io/v1/certificatesigningrequests/{name}");
+    let approved = put(format!("{path}/approval"), approving).await.unwrap();
+    let status = approved.status.clone().unwrap();
+    let conditions = status.conditions.clone().unwrap();
+    assert_eq!(conditions.len(), 1, "{conditions:?}");
+    assert_eq!(
+        (conditions[0].type_.as_str(), conditions[0].status.as_str()),
+        ("Approved", "True")
+    );
+    assert!(conditions[0].last_update_time.is_some());
+    assert!(status.certificate.is_none(), "approval sets no certificate");
+    assert_eq!(approved.spec.signer_name, signer, "approval keeps the spec");
+
+    // Status: the certificate, and a Failed condition; Approved stays whatever the body says.
+    let mut issuing = serde_json::to_value(&approved).unwrap();
+    issuing["status"] = json!({"conditions": [{"type": "Failed", "status": "True",
+        "reason": "Test", "message": "x"}], "certificate": b64(&certificate)});
+    let issued = put(format!("{path}/status"), issuing).await.unwrap();
+    let status = issued.status.clone().unwrap();
+    let mut types: Vec<String> = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .map(|c| c.type_)
+        .collect();
+    types.sort();
+    assert_eq!(types, ["Approved", "Failed"]);
+    assert_eq!(
+        status.certificate.map(|c| c.0),
+        Some(certificate.clone().into_bytes())
+    );
+
+    // An issued certificate never changes; a certificate must be PEM CERTIFICATE blocks.
+    let (_, other) = csr_and_certificate("other");
+    let mut changing = serde_json::to_value(&issued).unwrap();
+    changing["status"]["certificate"] = json!(b64(&other));
+    match put(format!("{path}/status"), changing).await.unwrap_err() {
+        kube::Error::Api(status) => {
+            assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+            assert!(
+                status.message.contains(
+                    "status.certificate: Forbidden: updates may not modify a certificate"
+                ),
+                "{}",
+                status.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let second = t.unique("junk");
+    let mut object = object.clone();
+    object.metadata.name = Some(second.clone());
+    let created = csrs.create(&PostParams::default(), &object).await.unwrap();
+    let mut junk = serde_json::to_value(&created).unwrap();
+    junk["status"] = json!({"certificate": b64("not a certificate")});
+    let path = format!("/apis/certificates.k8s.io/v1/certificatesigningrequests/{second}");
+    match put(format!("{path}/status"), junk).await.unwrap_err() {
+        kube::Error::Api(status) => {
+            assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+            assert!(
+                status.message.contains("status.certificate"),
+                "{}",
+                status.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    for name in [name, second] {
+        csrs.delete(&name, &DeleteParams::default()).await.unwrap();
+    }
+}

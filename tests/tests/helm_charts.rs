@@ -169,6 +169,29 @@ fn controller_cluster_grants() -> BTreeSet<Grant> {
     ])
 }
 
+fn csr_signer_grants() -> BTreeSet<Grant> {
+    expect_grants(&[
+        (
+            "certificates.k8s.io",
+            &["certificatesigningrequests"],
+            &["list", "watch"],
+            &[],
+        ),
+        (
+            "certificates.k8s.io",
+            &["certificatesigningrequests/status"],
+            &["patch"],
+            &[],
+        ),
+        (
+            "certificates.k8s.io",
+            &["signers"],
+            &["sign"],
+            &["relaytls.dev/agent"],
+        ),
+    ])
+}
+
 fn leader_election_grants() -> BTreeSet<Grant> {
     expect_grants(&[(
         "coordination.k8s.io",
@@ -597,8 +620,10 @@ fn issuer_chart_renders_the_controller_and_the_server() {
         [
             "ClusterRole relay-issuer-cert-manager-approver",
             "ClusterRole relay-issuer-controller",
+            "ClusterRole relay-issuer-controller-csr-signer",
             "ClusterRoleBinding relay-issuer-cert-manager-approver",
             "ClusterRoleBinding relay-issuer-controller",
+            "ClusterRoleBinding relay-issuer-controller-csr-signer",
             "Deployment relay-issuer-controller",
             "Deployment relay-issuer-server",
             "PodDisruptionBudget relay-issuer-controller",
@@ -821,12 +846,18 @@ fn issuer_chart_rbac_is_exactly_what_the_binaries_use() {
         "relay-tls-signing-secret",
         "relay-identity-token-secret",
     ];
-    let cases: [(&str, &str, BTreeSet<Grant>, &str); 4] = [
+    let cases: [(&str, &str, BTreeSet<Grant>, &str); 5] = [
         (
             "ClusterRole",
             "relay-issuer-controller",
             controller_cluster_grants(),
             "/controller/cluster",
+        ),
+        (
+            "ClusterRole",
+            "relay-issuer-controller-csr-signer",
+            csr_signer_grants(),
+            "/controller/csrSigner",
         ),
         (
             "Role",
@@ -861,6 +892,12 @@ fn issuer_chart_rbac_is_exactly_what_the_binaries_use() {
         (
             "ClusterRoleBinding",
             "relay-issuer-controller",
+            "ClusterRole",
+            json!({"kind": "ServiceAccount", "name": "relay-issuer-controller", "namespace": ISSUER_NS}),
+        ),
+        (
+            "ClusterRoleBinding",
+            "relay-issuer-controller-csr-signer",
             "ClusterRole",
             json!({"kind": "ServiceAccount", "name": "relay-issuer-controller", "namespace": ISSUER_NS}),
         ),
@@ -993,6 +1030,30 @@ fn issuer_chart_components_turn_off() {
         of_kind(&no_server, "Service")
             .iter()
             .all(|s| s["metadata"]["name"] == "relay-issuer-controller-metrics")
+    );
+
+    // The Kubernetes CSR API signer: off, no ClusterRole that may sign, and the flag says so.
+    let no_csr_signer = issuer(&[("controller.csrSigner.enabled", "false")]);
+    assert!(
+        !kinds_and_names(&no_csr_signer)
+            .iter()
+            .any(|k| k.contains("csr-signer")),
+        "{:?}",
+        kinds_and_names(&no_csr_signer)
+    );
+    let flag = |objects: &[Value]| {
+        args_of(objects, "relay-issuer-controller")
+            .into_iter()
+            .filter(|a| a.starts_with("--csr-signer=") || a.starts_with("--trust-domain="))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        flag(&no_csr_signer),
+        ["--trust-domain=relay.local", "--csr-signer=false"]
+    );
+    assert_eq!(
+        flag(&issuer(&[("server.trustDomain", "example.org")])),
+        ["--trust-domain=example.org", "--csr-signer=true"]
     );
 
     let nothing = issuer(&[

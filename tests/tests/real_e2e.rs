@@ -24,6 +24,8 @@
 //!   reconnect, a new certificate recovers it;
 //! - two controller replicas on the real Lease API, the leader killed (-9) during a burst of
 //!   1,000 CertificateRequests;
+//! - the Kubernetes CSR API: `kubectl certificate approve`, then our signer
+//!   (`relaytls.dev/agent`) issues, or fails a CSR that breaks a rule;
 //! - least privilege judged by the API server: no 403 for our ServiceAccounts, and from the
 //!   audit log every (verb, resource) they used is granted by the installed charts and every
 //!   granted rule was used except the ones named in `UNREACHABLE` (skipped on a cluster without
@@ -77,6 +79,9 @@ const UNREACHABLE: &[(&str, &[&str])] = &[
         &[
             "patch events.events.k8s.io",
             "patch relayclusterissuers/status.relaytls.dev",
+            // kube-apiserver checks `sign` on the signer name inside the CSR status write that
+            // sets a certificate; the audit log records that write as a patch.
+            "sign signers.certificates.k8s.io",
         ],
     ),
     // The server deletes its replica Lease when it stops, after the audit log is read; it
@@ -359,6 +364,9 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
         tail(&no_issuer),
         tail(&failed)
     );
+
+    // ---- 6. The Kubernetes CSR API: `kubectl certificate approve`, then our signer signs.
+    kubernetes_csr_api(&plane, &client, &pki).await?;
 
     // ---- 1. Gloo-managed: the agent chart's Certificate, renewed by cert-manager itself.
     let agent_chart = charts::chart_dir(charts::AGENT_CHART).display().to_string();
@@ -1110,6 +1118,149 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
 }
 
 /// Replaces the data of `relay-client-tls-secret` (type kubernetes.io/tls) with exactly `data`.
+/// Scenario 6: agent certificates through `certificates.k8s.io/v1` (signer `relaytls.dev/agent`):
+/// nothing is signed before `kubectl certificate approve`; then the certificate is the leaf and
+/// its intermediate, for the CSR's cluster, chaining to the relay root; a CSR that breaks a rule
+/// (server auth) gets `Failed` with the reason; `kubectl get csr` shows both.
+async fn kubernetes_csr_api(plane: &Plane, client: &kube::Client, pki: &RelayPki) -> TestResult {
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+    let csrs: Api<CertificateSigningRequest> = Api::all(client.clone());
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let create = |name: &'static str, usages: Value| {
+        let csrs = csrs.clone();
+        async move {
+            let (csr, key) = relay_sandbox::relay::agent_csr("cluster-b")?;
+            let object: CertificateSigningRequest = serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "spec": {"request": b64(&csr), "signerName": "relaytls.dev/agent",
+                         "usages": usages, "expirationSeconds": 3600},
+            }))?;
+            csrs.create(&PostParams::default(), &object).await?;
+            Ok::<String, BoxError>(key)
+        }
+    };
+    let status_of = |name: &'static str| {
+        let csrs = csrs.clone();
+        async move { csrs.get(name).await.map(|c| c.status.unwrap_or_default()) }
+    };
+    let key = create(
+        "agent-cluster-b",
+        json!(["client auth", "digital signature"]),
+    )
+    .await?;
+    create("agent-server-auth", json!(["server auth", "client auth"])).await?;
+    create("agent-unapproved", json!(["client auth"])).await?;
+    plane.kubectl(
+        &[
+            "certificate",
+            "approve",
+            "agent-cluster-b",
+            "agent-server-auth",
+        ],
+        None,
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (issued, failed) = loop {
+        let issued = status_of("agent-cluster-b").await?;
+        let failed = status_of("agent-server-auth").await?;
+        let has_failed = failed
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Failed");
+        if issued.certificate.is_some() && has_failed {
+            break (issued, failed);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("CSR API signer: issued {issued:?}, failed {failed:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The certificate: the agent identity of the CSR, signed by the relay intermediate, with the
+    // intermediate after it; the chain verifies up to the root with the CSR's key.
+    let chain = String::from_utf8(issued.certificate.map(|c| c.0).unwrap_or_default())?;
+    let pair = relay_issuer::pki::load_key_pair(
+        Some(chain.as_bytes()),
+        Some(key.as_bytes()),
+        time::OffsetDateTime::now_utc(),
+    )?;
+    let leaf = x509_parser::pem::parse_x509_pem(chain.as_bytes())?.1;
+    let identity = relay_issuer::pki::certificate_identity(&leaf.contents, TRUST_DOMAIN)?;
+    assert_eq!(identity.cluster, "cluster-b");
+    assert_eq!(
+        chain.matches("-----BEGIN CERTIFICATE-----").count(),
+        2,
+        "{chain}"
+    );
+    assert!(
+        chain.contains(pki.intermediate.trim()),
+        "the intermediate follows the leaf"
+    );
+    assert!(!chain.contains(pki.root.trim()), "never the root");
+    let lifetime = pair.not_after - time::OffsetDateTime::now_utc();
+    assert!(
+        lifetime <= time::Duration::hours(1) && lifetime > time::Duration::minutes(58),
+        "expirationSeconds 3600: {lifetime}"
+    );
+    let root = tempfile::NamedTempFile::new()?;
+    std::fs::write(root.path(), &pki.root)?;
+    let leaf_file = tempfile::NamedTempFile::new()?;
+    std::fs::write(leaf_file.path(), &chain)?;
+    let verified = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(root.path())
+        .arg("-untrusted")
+        .arg(leaf_file.path())
+        .arg(leaf_file.path())
+        .output()?;
+    assert!(
+        verified.status.success(),
+        "openssl verify: {}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    let failed = failed
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Failed")
+        .ok_or("no Failed condition")?;
+    assert_eq!(failed.reason.as_deref(), Some("UsagesNotAllowed"));
+    assert!(
+        failed
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("server auth"),
+        "{failed:?}"
+    );
+    // The unapproved one, looked at after the two above were written: nothing signed.
+    assert!(status_of("agent-unapproved").await?.certificate.is_none());
+    let table = plane.kubectl(
+        &[
+            "get",
+            "csr",
+            "agent-cluster-b",
+            "agent-server-auth",
+            "agent-unapproved",
+        ],
+        None,
+    )?;
+    eprintln!("e2e: the Kubernetes CSR API signer:\n{table}");
+    for (name, condition) in [
+        ("agent-cluster-b", "Approved,Issued"),
+        ("agent-server-auth", "Approved,Failed"),
+        ("agent-unapproved", "Pending"),
+    ] {
+        assert!(
+            table.lines().any(|l| l.starts_with(name)
+                && l.contains("relaytls.dev/agent")
+                && l.trim_end().ends_with(condition)),
+            "{name} {condition}:\n{table}"
+        );
+    }
+    Ok(())
+}
+
 async fn replace_tls_data(secrets: &Api<Secret>, data: &[(&str, &str)]) -> Result<(), BoxError> {
     let mut secret = secrets.get("relay-client-tls-secret").await?;
     secret.metadata = ObjectMeta {

@@ -36,6 +36,17 @@ pub struct ControllerArgs {
     /// Back-date notBefore by this much to absorb clock skew (Go duration).
     #[arg(long, default_value = "0s", value_parser = super::duration_arg)]
     pub backdate: time::Duration,
+    /// The SPIFFE trust domain of agent identities (the Kubernetes CSR API signer checks that
+    /// a CSR names spiffe://<trust-domain>/relay/cluster/<cluster>).
+    #[arg(long, default_value = "relay.local")]
+    pub trust_domain: String,
+    /// Sign Kubernetes CertificateSigningRequests of signer `relaytls.dev/agent` once approved
+    /// (`--csr-signer=false` to leave them alone).
+    #[arg(long, default_value_t = true, action = ArgAction::Set)]
+    pub csr_signer: bool,
+    /// The Secret in the cluster resource namespace the CSR API signer signs with.
+    #[arg(long, default_value = "relay-tls-signing-secret")]
+    pub csr_signing_secret: String,
     /// How many CertificateRequests are reconciled at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: u16,
@@ -162,6 +173,10 @@ async fn run_async(args: &ControllerArgs) -> Result<(), Error> {
     settings.pending_backoff_base = std_duration(args.pending_backoff);
     settings.pending_backoff_max = std_duration(args.pending_backoff_max);
     settings.instance = identity.clone();
+    crate::pki::identity::validate_trust_domain(&args.trust_domain)?;
+    settings.trust_domain = args.trust_domain.clone();
+    settings.csr_signer = args.csr_signer;
+    settings.csr_signing_secret = args.csr_signing_secret.clone();
     info!(
         %namespace,
         cluster_resource_namespace = %settings.cluster_resource_namespace,

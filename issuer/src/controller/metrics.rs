@@ -59,6 +59,9 @@ pub struct Metrics {
     pub leader: Gauge,
     /// `relay_issuer_reconcile_errors_total{error}`: reconciles that failed and were retried.
     pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// `relay_issuer_certificate_signing_requests_total{outcome}`: Kubernetes CSRs of signer
+    /// `relaytls.dev/agent` signed (`issued`) or failed (`failed`).
+    pub csr_requests: Family<OutcomeLabels, Counter>,
 }
 
 impl Metrics {
@@ -75,6 +78,7 @@ impl Metrics {
             ca_loads: Counter::default(),
             leader: Gauge::default(),
             reconcile_errors: Family::default(),
+            csr_requests: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("relay_issuer");
         r.register(
@@ -118,6 +122,11 @@ impl Metrics {
             metrics.leader.clone(),
         );
         r.register(
+            "certificate_signing_requests",
+            "Kubernetes CertificateSigningRequests of signer relaytls.dev/agent, by the outcome written (issued, failed)",
+            metrics.csr_requests.clone(),
+        );
+        r.register(
             "reconcile_errors",
             "Reconciles that failed and will be retried, by error",
             metrics.reconcile_errors.clone(),
@@ -128,6 +137,15 @@ impl Metrics {
     /// Counts one outcome written to a request.
     pub fn count_outcome(&self, outcome: &'static str) {
         self.requests
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one outcome written to a Kubernetes CSR.
+    pub fn csr_outcome(&self, outcome: &'static str) {
+        self.csr_requests
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_string(),
             })

@@ -7,6 +7,8 @@
 //! - [`signer`]: the signing seam: `check` (can the issuer sign now) and `sign` (CSR → chain),
 //!   by the local CA or by the relay server.
 //! - [`requests`], [`issuers`]: the reconcilers (I/O glue around `decide` and the signer).
+//! - [`csr_rules`], [`csr`]: the signer for the Kubernetes CSR API (`relaytls.dev/agent`): its
+//!   decisions, and the reconciler.
 //! - [`relay_mode`], [`remote`]: remote signing (`spec.relay`): the decisions, and the glue that
 //!   forwards CSRs to the relay server.
 //! - [`run`] (here): the shared watches (issuers, cluster issuers, Secret metadata), the three
@@ -16,6 +18,8 @@
 //! command-line parsing (`cli`).
 
 pub mod ca_cache;
+pub mod csr;
+pub mod csr_rules;
 pub mod decide;
 pub mod issuers;
 pub mod metrics;
@@ -48,6 +52,7 @@ use crate::leader::Leadership;
 use ca_cache::{CaCache, CaResult};
 use decide::{EventNote, IssuerRef, Outcome, Route, SecretData, SecretLocation, Step};
 use issuers::IssuerObject;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use metrics::{ErrorLabels, Metrics};
 
 /// How the controller behaves (from the command line).
@@ -67,6 +72,12 @@ pub struct Settings {
     pub reporter: String,
     /// The events' reporting instance (the Pod name).
     pub instance: String,
+    /// The SPIFFE trust domain of agent identities (the CSR API signer checks it).
+    pub trust_domain: String,
+    /// Whether to sign Kubernetes CSRs of signer `relaytls.dev/agent`.
+    pub csr_signer: bool,
+    /// The Secret (in the cluster resource namespace) the CSR API signer signs with.
+    pub csr_signing_secret: String,
 }
 
 impl Settings {
@@ -80,6 +91,9 @@ impl Settings {
             concurrency: 64,
             reporter: "relay-issuer".into(),
             instance: String::new(),
+            trust_domain: "relay.local".into(),
+            csr_signer: true,
+            csr_signing_secret: "relay-tls-signing-secret".into(),
         }
     }
 }
@@ -520,6 +534,24 @@ async fn lead(
             )
             .for_each(|_| async {})
     };
+    // The Kubernetes CSR API signer: only requests of our signer name are watched.
+    let csr_controller = {
+        let enabled = ctx.settings.csr_signer;
+        let controller = Controller::new(
+            Api::<CertificateSigningRequest>::all(client.clone()),
+            watch_config().fields(&format!("spec.signerName={}", csr_rules::SIGNER_NAME)),
+        )
+        .graceful_shutdown_on(stop_trigger())
+        .run(csr::reconcile, csr_error_policy, ctx.clone())
+        .for_each(|_| async {});
+        async move {
+            if enabled {
+                controller.await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
     let synced = async {
         let _ = futures::join!(
             requests.wait_until_ready(),
@@ -531,7 +563,12 @@ async fn lead(
         health.set_ready(true);
     };
     let controllers = async {
-        futures::join!(request_controller, issuer_controller, cluster_controller);
+        futures::join!(
+            request_controller,
+            issuer_controller,
+            cluster_controller,
+            csr_controller
+        );
     };
     // Once stopping, no new reconcile starts; those in flight finish (and record what they
     // signed), then everything is dropped, including requeues scheduled for later.
@@ -621,6 +658,22 @@ fn waiting_requests(
         })
         .map(|r| ObjectRef::from_obj(&**r))
         .collect()
+}
+
+fn csr_error_policy(
+    csr: Arc<CertificateSigningRequest>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            error: error.metric_label().to_string(),
+        })
+        .inc();
+    let wait = ctx.next_backoff(&csr.uid().unwrap_or_default());
+    warn!(name = %csr.name_any(), %error, "CertificateSigningRequest reconcile failed; retrying in {wait:?}");
+    Action::requeue(wait)
 }
 
 fn request_error_policy(

@@ -65,6 +65,11 @@ pub struct ClusterConnection {
     pub last_seen: OffsetDateTime,
     /// `last_seen` as last written.
     written_last_seen: Option<OffsetDateTime>,
+    /// A write taken from the book has not finished yet.
+    writing: bool,
+    /// When the last write finished (the settle time counts from here: a write queued behind
+    /// thousands of others in a connect storm lands long after it was taken).
+    written_at: Option<OffsetDateTime>,
     /// The next write must claim the cluster (a stream opened, or the status lost it).
     claim: bool,
 }
@@ -118,6 +123,8 @@ impl ConnectionBook {
                 agent_version: None,
                 last_seen: now,
                 written_last_seen: None,
+                writing: false,
+                written_at: None,
                 claim: false,
             });
         entry.streams += 1;
@@ -158,15 +165,17 @@ impl ConnectionBook {
 
     /// The status says this replica does not hold `cluster` although a stream is open here
     /// (another replica cleared it while this one could not renew its Lease, or a write was
-    /// lost): claim it again. False when no stream is open here, or when this replica wrote the
-    /// status less than the settle time before `now` (the watch may not show that write yet).
+    /// lost): claim it again. False when no stream is open here, while a write of it is still
+    /// on its way, or when this replica's last write finished less than the settle time before
+    /// `now` (the watch may not show that write yet).
     pub fn reclaim(&mut self, cluster: &str, now: OffsetDateTime) -> bool {
         let settle = self.settle;
         match self.clusters.get_mut(cluster) {
             Some(entry)
                 if entry.streams > 0
+                    && !entry.writing
                     && entry
-                        .written_last_seen
+                        .written_at
                         .is_none_or(|written| now - written >= settle) =>
             {
                 entry.claim = true;
@@ -189,6 +198,7 @@ impl ConnectionBook {
             .filter_map(|cluster| {
                 let entry = self.clusters.get_mut(&cluster)?;
                 entry.written_last_seen = Some(entry.last_seen);
+                entry.writing = true;
                 let status = status_of(entry, &self.replica);
                 let write = if std::mem::take(&mut entry.claim) {
                     StatusWrite::Claim(status)
@@ -198,6 +208,14 @@ impl ConnectionBook {
                 Some((cluster, write))
             })
             .collect()
+    }
+
+    /// A write taken from the book finished (whatever its outcome) at `now`.
+    pub fn finished(&mut self, cluster: &str, now: OffsetDateTime) {
+        if let Some(entry) = self.clusters.get_mut(cluster) {
+            entry.writing = false;
+            entry.written_at = Some(now);
+        }
     }
 
     /// A write of this book's failed with an error worth retrying: marks it due again (a claim
@@ -387,7 +405,11 @@ mod tests {
         assert!(book.has_due());
         book.take_due();
         assert!(!book.has_due());
-        let settled = T0 + time::Duration::seconds(15);
+        // Still on its way (queued behind a storm's writes): never reclaimed, however late.
+        assert!(!book.reclaim("a", T0 + time::Duration::minutes(5)));
+        let landed = T0 + time::Duration::seconds(40);
+        book.finished("a", landed);
+        let settled = landed + time::Duration::seconds(15);
         assert!(
             !book.reclaim("a", settled - time::Duration::seconds(1)),
             "the watch may not show the claim yet"

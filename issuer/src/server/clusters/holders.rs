@@ -313,7 +313,9 @@ mod tests {
         for cluster in ["a", "b", "c", "d", "e", "f"] {
             book.opened(cluster, "bb", T0, "", T0);
         }
-        book.take_due();
+        for (cluster, _) in book.take_due() {
+            book.finished(&cluster, T0);
+        }
         let by_dead = status(true, Some("dead"));
         let by_old_server = status(true, None);
         let by_me = status(true, Some("me"));

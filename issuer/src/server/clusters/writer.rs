@@ -179,6 +179,7 @@ impl StatusWriter {
             .map(|(cluster, write)| async move {
                 let outcome = self.write(&cluster, &write, replica).await;
                 self.metrics.status_write(write.kind(), outcome.label());
+                self.update(|book| book.finished(&cluster, OffsetDateTime::now_utc()));
                 match outcome {
                     WriteOutcome::Failed if !matches!(write, StatusWrite::Clear { .. }) => {
                         self.update(|book| book.retry(&cluster, &write));
