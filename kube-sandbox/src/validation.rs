@@ -133,8 +133,11 @@ pub fn check_identity(
     Ok(name)
 }
 
-/// The conditions a CertificateSigningRequest's `approval` subresource owns.
+/// The conditions only a CertificateSigningRequest's `approval` subresource may add.
 const APPROVAL_CONDITIONS: [&str; 2] = ["Approved", "Denied"];
+
+/// The conditions no update may remove.
+const PERMANENT_CONDITIONS: [&str; 3] = ["Approved", "Denied", "Failed"];
 
 fn conditions(object: &Value) -> Vec<Value> {
     object
@@ -144,17 +147,37 @@ fn conditions(object: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn is_approval(condition: &Value) -> bool {
-    condition
-        .get("type")
-        .and_then(Value::as_str)
-        .is_some_and(|t| APPROVAL_CONDITIONS.contains(&t))
+fn of_type<'a>(conditions: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    conditions
+        .iter()
+        .filter(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+        .collect()
 }
 
-/// What a write through subresource `subresource` may change, as kube-apiserver's strategies
-/// decide it, applied to `new` given the stored `old`. For a CertificateSigningRequest: the
-/// `approval` subresource changes only the Approved and Denied conditions; `status` changes the
-/// rest of the status but keeps those two; a main-resource write changes neither spec nor status.
+fn set_conditions(object: &mut Value, conditions: Vec<Value>) {
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    let status = map
+        .entry("status")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(status) = status.as_object_mut() {
+        if conditions.is_empty() {
+            status.remove("conditions");
+        } else {
+            status.insert("conditions".into(), Value::Array(conditions));
+        }
+    }
+}
+
+/// What a write through `subresource` (None: the object itself) may change, as kube-apiserver's
+/// update strategies decide it, applied to `new` given the stored `old`, then the rules of such
+/// an update. Only CertificateSigningRequests have any:
+/// - the object itself: neither spec nor status changes;
+/// - `approval`: only the conditions change (and only there may Approved or Denied be added);
+/// - `status`: the spec stays; Approved and Denied keep their stored values;
+/// - no update removes an Approved, Denied or Failed condition, and a certificate, once set,
+///   never changes.
 pub fn subresource_rules(
     rt: &ResourceType,
     subresource: Option<&str>,
@@ -165,56 +188,133 @@ pub fn subresource_rules(
     {
         return Ok(());
     }
-    let mut status = old.get("status").cloned().unwrap_or_else(json_object);
-    let (kept, taken): (Vec<Value>, Vec<Value>) = match subresource {
-        Some("approval") => (
-            conditions(old)
-                .into_iter()
-                .filter(|c| !is_approval(c))
-                .collect(),
-            conditions(new).into_iter().filter(is_approval).collect(),
-        ),
-        Some(_) => {
-            status = new.get("status").cloned().unwrap_or_else(json_object);
-            (
-                conditions(old).into_iter().filter(is_approval).collect(),
-                conditions(new)
-                    .into_iter()
-                    .filter(|c| !is_approval(c))
-                    .collect(),
-            )
-        }
-        None => {
-            if let (Some(spec), Some(map)) = (old.get("spec"), new.as_object_mut()) {
-                map.insert("spec".into(), spec.clone());
-            }
-            return Ok(());
+    let name = crate::store::name_of(old).to_string();
+    let keep = |new: &mut Value, field: &str| {
+        if let Some(map) = new.as_object_mut() {
+            match old.get(field) {
+                Some(value) => map.insert(field.into(), value.clone()),
+                None => map.remove(field),
+            };
         }
     };
-    let mut merged: Vec<Value> = kept;
-    merged.extend(taken);
-    if let Some(map) = status.as_object_mut() {
-        if merged.is_empty() {
-            map.remove("conditions");
-        } else {
-            map.insert("conditions".into(), Value::Array(merged));
+    keep(new, "spec");
+    match subresource {
+        None => keep(new, "status"),
+        Some("approval") => {
+            let taken = conditions(new);
+            keep(new, "status");
+            set_conditions(new, taken);
+        }
+        Some(_) => {
+            // Approved and Denied instances keep their stored values where their number did not
+            // change (a change of number is refused below).
+            let stored = conditions(old);
+            let mut taken = conditions(new);
+            for kind in APPROVAL_CONDITIONS {
+                let before = of_type(&stored, kind);
+                let positions: Vec<usize> = taken
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.get("type").and_then(Value::as_str) == Some(kind))
+                    .map(|(i, _)| i)
+                    .collect();
+                if before.len() == positions.len() {
+                    for (position, value) in positions.into_iter().zip(before) {
+                        taken[position] = value.clone();
+                    }
+                }
+            }
+            set_conditions(new, taken);
         }
     }
-    if let Some(map) = new.as_object_mut() {
-        map.insert("status".into(), status);
+    let (before, after) = (conditions(old), conditions(new));
+    let mut causes = Vec::new();
+    let mut forbid = |field: &str, message: String| {
+        causes.push(Cause {
+            reason: "FieldValueForbidden".into(),
+            message: format!("Forbidden: {message}"),
+            field: field.into(),
+        })
+    };
+    for kind in PERMANENT_CONDITIONS {
+        if of_type(&after, kind).len() < of_type(&before, kind).len() {
+            forbid(
+                "status.conditions",
+                format!("updates may not remove a condition of type {kind:?}"),
+            );
+        }
     }
-    Ok(())
+    if subresource != Some("approval") {
+        for kind in APPROVAL_CONDITIONS {
+            if of_type(&after, kind).len() > of_type(&before, kind).len() {
+                forbid(
+                    "status.conditions",
+                    format!("updates may not add a condition of type {kind:?}"),
+                );
+            }
+        }
+    }
+    let certificate = |object: &Value| {
+        object
+            .pointer("/status/certificate")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (issued, written) = (certificate(old), certificate(new));
+    if issued != written {
+        if subresource != Some("status") {
+            forbid(
+                "status.certificate",
+                "updates may not set certificate content".into(),
+            );
+        } else if !issued.is_empty() {
+            forbid(
+                "status.certificate",
+                "updates may not modify existing certificate content".into(),
+            );
+        }
+    }
+    causes_to_error(rt, &name, causes)
 }
 
-fn json_object() -> Value {
-    Value::Object(Map::new())
+/// The problem with `pem` as a CSR's certificate (kube-apiserver's rule: CERTIFICATE blocks
+/// only, at least one, no headers, each a certificate), if any.
+fn certificate_problem(pem: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(pem);
+    let mut blocks = 0;
+    let mut rest = text.as_ref();
+    while let Some(begin) = rest.find("-----BEGIN ") {
+        let after = &rest[begin + "-----BEGIN ".len()..];
+        let label = after.split("-----").next().unwrap_or_default();
+        if label != "CERTIFICATE" {
+            return Some(format!(
+                "only CERTIFICATE PEM blocks are allowed, found {label:?}"
+            ));
+        }
+        let end_marker = "-----END CERTIFICATE-----";
+        let Some(end) = after.find(end_marker) else {
+            break;
+        };
+        let body: String = after[label.len() + 5..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        match STANDARD.decode(&body) {
+            Ok(der) if x509_parser::parse_x509_certificate(&der).is_ok() => blocks += 1,
+            Ok(_) => return Some("x509: malformed certificate".into()),
+            Err(_) => break,
+        }
+        rest = &after[end + end_marker.len()..];
+    }
+    (blocks == 0).then(|| "must contain at least one CERTIFICATE PEM block".to_string())
 }
 
-/// CertificateSigningRequest rules (certificates.k8s.io/v1 validation): a PEM certificate
-/// request and a signer name; conditions of known types with a status, Approved and Denied not
-/// both; a certificate that is PEM CERTIFICATE blocks only and, once issued, never changes;
-/// condition timestamps filled in.
-fn csr_rules(object: &mut Value, old: Option<&Value>) -> Vec<Cause> {
+/// CertificateSigningRequest rules on every write (certificates.k8s.io/v1 validation): a PEM
+/// certificate request and a signer name; Approved and Denied not both; a certificate of PEM
+/// CERTIFICATE blocks only; condition timestamps filled in. What an update may change is
+/// [`subresource_rules`].
+fn csr_rules(object: &mut Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let mut cause = |field: &str, reason: &str, message: String| {
         causes.push(Cause {
@@ -254,50 +354,24 @@ fn csr_rules(object: &mut Value, old: Option<&Value>) -> Vec<Cause> {
             "Required value".into(),
         );
     }
-    let types: Vec<String> = conditions(object)
-        .iter()
-        .filter(|c| c.get("status").and_then(Value::as_str) == Some("True"))
-        .filter_map(|c| c.get("type").and_then(Value::as_str).map(str::to_string))
-        .collect();
-    if types.iter().any(|t| t == "Approved") && types.iter().any(|t| t == "Denied") {
+    let all = conditions(object);
+    if !of_type(&all, "Approved").is_empty() && !of_type(&all, "Denied").is_empty() {
         cause(
             "status.conditions",
             "FieldValueInvalid",
-            "Invalid value: \"Approved\": Approved and Denied conditions are mutually exclusive"
+            "Invalid value: \"Denied\": Approved and Denied conditions are mutually exclusive"
                 .into(),
         );
     }
-    let certificate = object
-        .pointer("/status/certificate")
-        .and_then(Value::as_str)
-        .filter(|c| !c.is_empty())
-        .map(str::to_string);
-    let issued = old
-        .and_then(|o| o.pointer("/status/certificate"))
-        .and_then(Value::as_str)
-        .filter(|c| !c.is_empty());
-    if let Some(issued) = issued
-        && certificate.as_deref() != Some(issued)
+    if let Some(Ok(pem)) = decoded("/status/certificate")
+        && !pem.is_empty()
+        && let Some(problem) = certificate_problem(&pem)
     {
         cause(
             "status.certificate",
-            "FieldValueForbidden",
-            "Forbidden: updates may not modify a certificate".into(),
+            "FieldValueInvalid",
+            format!("Invalid value: \"<certificate data>\": {problem}"),
         );
-    }
-    if let Some(certificate) = &certificate {
-        let pem = STANDARD
-            .decode(certificate)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default();
-        let blocks = pem.matches("-----BEGIN ").count();
-        if blocks == 0 || pem.matches("-----BEGIN CERTIFICATE-----").count() != blocks {
-            cause(
-                "status.certificate",
-                "FieldValueInvalid",
-                "Invalid value: \"<certificate data>\": must contain at least one CERTIFICATE PEM block and only CERTIFICATE blocks".into(),
-            );
-        }
     }
     // Timestamps kube-apiserver fills in.
     let now = crate::now_rfc3339();
@@ -350,7 +424,7 @@ pub fn builtin_rules(
         }
         ("events.k8s.io", "Event") => event_rules(rt, &name, object),
         ("certificates.k8s.io", "CertificateSigningRequest") => {
-            causes_to_error(rt, &name, csr_rules(object, old))
+            causes_to_error(rt, &name, csr_rules(object))
         }
         ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => {
             causes_to_error(rt, &name, role_rules(rt, object))

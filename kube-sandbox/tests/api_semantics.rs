@@ -1121,11 +1121,35 @@ async fn certificate_signing_requests_are_approved_through_approval_and_issued_t
     assert!(status.certificate.is_none(), "approval sets no certificate");
     assert_eq!(approved.spec.signer_name, signer, "approval keeps the spec");
 
-    // Status: the certificate, and a Failed condition; Approved stays whatever the body says.
+    let refused = |error: kube::Error| match error {
+        kube::Error::Api(status) => {
+            assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+            status.message
+        }
+        other => panic!("{other:?}"),
+    };
+    // Status may neither drop the approval nor add one ...
+    let mut dropping = serde_json::to_value(&approved).unwrap();
+    dropping["status"]["conditions"] = json!([]);
+    let message = refused(put(format!("{path}/status"), dropping).await.unwrap_err());
+    assert!(
+        message.contains(
+            r#"status.conditions: Forbidden: updates may not remove a condition of type "Approved""#
+        ),
+        "{message}"
+    );
+    // ... but sets the certificate and adds Failed; the Approved it carries keeps its stored
+    // value whatever the body says.
     let mut issuing = serde_json::to_value(&approved).unwrap();
-    issuing["status"] = json!({"conditions": [{"type": "Failed", "status": "True",
-        "reason": "Test", "message": "x"}], "certificate": b64(&certificate)});
+    issuing["status"]["conditions"][0]["message"] = json!("rewritten");
+    issuing["status"]["conditions"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "Failed", "status": "True", "reason": "Test", "message": "x"}));
+    issuing["status"]["certificate"] = json!(b64(&certificate));
     let issued = put(format!("{path}/status"), issuing).await.unwrap();
+    let approval = issued.status.as_ref().unwrap().conditions.as_ref().unwrap()[0].clone();
+    assert_eq!(approval.message.as_deref(), Some("approved by the test"));
     let status = issued.status.clone().unwrap();
     let mut types: Vec<String> = status
         .conditions
@@ -1144,19 +1168,13 @@ async fn certificate_signing_requests_are_approved_through_approval_and_issued_t
     let (_, other) = csr_and_certificate("other");
     let mut changing = serde_json::to_value(&issued).unwrap();
     changing["status"]["certificate"] = json!(b64(&other));
-    match put(format!("{path}/status"), changing).await.unwrap_err() {
-        kube::Error::Api(status) => {
-            assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
-            assert!(
-                status.message.contains(
-                    "status.certificate: Forbidden: updates may not modify a certificate"
-                ),
-                "{}",
-                status.message
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    let message = refused(put(format!("{path}/status"), changing).await.unwrap_err());
+    assert!(
+        message.contains(
+            "status.certificate: Forbidden: updates may not modify existing certificate content"
+        ),
+        "{message}"
+    );
     let second = t.unique("junk");
     let mut object = object.clone();
     object.metadata.name = Some(second.clone());
@@ -1164,17 +1182,13 @@ async fn certificate_signing_requests_are_approved_through_approval_and_issued_t
     let mut junk = serde_json::to_value(&created).unwrap();
     junk["status"] = json!({"certificate": b64("not a certificate")});
     let path = format!("/apis/certificates.k8s.io/v1/certificatesigningrequests/{second}");
-    match put(format!("{path}/status"), junk).await.unwrap_err() {
-        kube::Error::Api(status) => {
-            assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
-            assert!(
-                status.message.contains("status.certificate"),
-                "{}",
-                status.message
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    let message = refused(put(format!("{path}/status"), junk).await.unwrap_err());
+    assert!(
+        message.contains(
+            r#"status.certificate: Invalid value: "<certificate data>": must contain at least one CERTIFICATE PEM block"#
+        ),
+        "{message}"
+    );
     for name in [name, second] {
         csrs.delete(&name, &DeleteParams::default()).await.unwrap();
     }
