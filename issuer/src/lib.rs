@@ -3,6 +3,7 @@
 //!
 //! - [`pki`]: signing rules, CA checks and renewal arithmetic (pure; no Kubernetes or network).
 //! - [`cli`]: the offline `relay-issuer` commands (`ca create`, `sign`, `inspect`).
+//! - [`rotation`]: the staged root rotation's plan (pure), for `relay-issuer ca rotate`.
 //! - [`Error`]: the crate's one error type.
 
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@ mod error;
 pub(crate) mod k8s;
 /// The PKI core, crate `relay-pki` (re-exported under its old path).
 pub use relay_pki as pki;
+pub mod rotation;
 pub mod server;
 
 pub use error::{Disposition, Error};

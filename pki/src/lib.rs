@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod anchor;
 pub mod ca;
 pub mod csr;
 pub(crate) mod der;

@@ -105,6 +105,24 @@ async fn a_registered_agent_connects_gets_its_identity_and_heartbeats() -> TestR
     );
     assert_eq!(status.streams, 1);
     assert_eq!(status.agent_version.as_deref(), Some("test"));
+    // The root and intermediate the certificate chains to, by SHA-256 fingerprint (what a
+    // root rotation waits on).
+    let der = |pem: &str| {
+        x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .unwrap()
+            .1
+            .contents
+    };
+    assert_eq!(
+        status.certificate_root,
+        Some(relay_issuer::pki::anchor::fingerprint(&der(&w.pki.root)))
+    );
+    assert_eq!(
+        status.certificate_issuer,
+        Some(relay_issuer::pki::anchor::fingerprint(&der(&w
+            .pki
+            .intermediate)))
+    );
     assert!(status.last_seen.is_some() && status.certificate_not_after.is_some());
     let text = w.server.metrics_text();
     assert_eq!(metric_value(&text, "relay_server_connected_agents"), 1.0);

@@ -220,6 +220,7 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
             "Cert Expires",
             "Replica",
             "Agent",
+            "Root",
             "Age"
         ]
     );
@@ -248,6 +249,7 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
             ("string", 0),
             ("string", 1),
             ("string", 1),
+            ("string", 1),
             ("date", 0)
         ]
     );
@@ -274,7 +276,8 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
         "{table}"
     );
     assert_near(&cells[5], -2 * 86400);
-    assert!(is_seconds_age(&cells[8]), "{table}");
+    assert_eq!(cells[8], json!(null), "no root known: {table}");
+    assert!(is_seconds_age(&cells[9]), "{table}");
     // By default each row carries the object's PartialObjectMetadata.
     let object = &rows[0]["object"];
     assert_eq!(object["kind"], "PartialObjectMetadata");
@@ -316,7 +319,7 @@ async fn relay_clusters_as_tables_carry_the_printer_columns() {
             json!(null)
         ]
     );
-    assert!(is_seconds_age(&north[8]));
+    assert!(is_seconds_age(&north[9]));
     assert!(
         table["metadata"]["resourceVersion"]
             .as_str()
@@ -409,7 +412,7 @@ async fn pages_keep_the_table_shape() {
     let (_sandbox, client) = world().await;
     let first = get_table(&client, &format!("{CLUSTERS}?limit=2")).await;
     assert_eq!(first["rows"].as_array().unwrap().len(), 2);
-    assert_eq!(column_names(&first).len(), 9);
+    assert_eq!(column_names(&first).len(), 10);
     let token = first["metadata"]["continue"]
         .as_str()
         .unwrap_or_else(|| panic!("no continue token: {first}"))
@@ -418,7 +421,7 @@ async fn pages_keep_the_table_shape() {
     let rv = first["metadata"]["resourceVersion"].clone();
     let second = get_table(&client, &format!("{CLUSTERS}?limit=2&continue={token}")).await;
     assert_eq!(second["rows"].as_array().unwrap().len(), 1);
-    assert_eq!(column_names(&second).len(), 9);
+    assert_eq!(column_names(&second).len(), 10);
     assert_eq!(second["metadata"]["resourceVersion"], rv);
     assert!(second["metadata"].get("continue").is_none(), "{second}");
     let mut names: Vec<&str> = first["rows"]
@@ -438,7 +441,7 @@ async fn pages_keep_the_table_shape() {
     )
     .await;
     assert_eq!(empty["rows"], json!([]));
-    assert_eq!(column_names(&empty).len(), 9);
+    assert_eq!(column_names(&empty).len(), 10);
 }
 
 #[tokio::test]
@@ -602,7 +605,7 @@ async fn watches_send_one_row_tables_with_headers_first() {
     assert_eq!(added["type"], "ADDED");
     let table = &added["object"];
     assert_eq!(table["kind"], "Table", "{added}");
-    assert_eq!(column_names(table).len(), 9);
+    assert_eq!(column_names(table).len(), 10);
     assert_eq!(table["rows"][0]["cells"][4], "0a:1b:2c");
     assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 
@@ -777,6 +780,7 @@ async fn kubectl_get_relayclusters_shows_the_printer_columns() {
             "CERT EXPIRES",
             "REPLICA",
             "AGENT",
+            "ROOT",
             "AGE"
         ],
         "{out}"
@@ -784,7 +788,7 @@ async fn kubectl_get_relayclusters_shows_the_printer_columns() {
     // The exact line a person sees.
     assert!(
         out.starts_with(
-            "NAME   CONNECTED   SUSPENDED   LAST SEEN   SERIAL     CERT EXPIRES           REPLICA   AGENT   AGE\n"
+            "NAME   CONNECTED   SUSPENDED   LAST SEEN   SERIAL     CERT EXPIRES           REPLICA   AGENT   ROOT   AGE\n"
         ),
         "{out}"
     );

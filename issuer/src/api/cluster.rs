@@ -55,6 +55,12 @@ pub const KIND_CLUSTER: &str = "RelayCluster";
         priority = 1
     ),
     printcolumn(
+        name = "Root",
+        type_ = "string",
+        json_path = ".status.certificateRoot",
+        priority = 1
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -104,6 +110,13 @@ pub struct RelayClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<crate::cert_manager::types::DateTimeSchema>")]
     pub certificate_not_after: Option<Time>,
+    /// The SHA-256 fingerprint (lowercase hex) of the root in the server's trust bundle that
+    /// certificate chains to: what a root rotation (`relay-issuer ca rotate`) waits on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_root: Option<String>,
+    /// The SHA-256 fingerprint of the intermediate that issued it, when the agent sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_issuer: Option<String>,
     /// The agent's version, from its hello.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_version: Option<String>,

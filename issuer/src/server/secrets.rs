@@ -156,7 +156,9 @@ impl Reloader {
             .map_err(Error::from)
             .and_then(|roots| {
                 let count = roots.len();
-                self.material.tls.set_roots(roots)?;
+                let anchors =
+                    super::tls::RootAnchor::from_bundle(data(s, "ca.crt").unwrap_or_default());
+                self.material.tls.set_roots(roots, anchors)?;
                 info!(secret = %format!("{}/{name}", self.namespace), roots = count, "client trust bundle loaded");
                 Ok(())
             }),

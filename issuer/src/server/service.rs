@@ -300,9 +300,9 @@ impl Relay for RelayService {
             debug!(reason, message = status.message(), "Connect refused");
             Err(status)
         };
-        let Some(leaf) = request
-            .extensions()
-            .get::<PeerInfo>()
+        let peer_info = request.extensions().get::<PeerInfo>().cloned();
+        let Some(leaf) = peer_info
+            .as_ref()
             .and_then(|p| p.leaf().map(<[u8]>::to_vec))
         else {
             return refuse(
@@ -363,6 +363,9 @@ impl Relay for RelayService {
             heartbeat_interval_seconds: u32::try_from(inner.heartbeat_interval.as_secs())
                 .unwrap_or(u32::MAX),
         });
+        let (root, issuer) = peer_info
+            .map(|p| (p.client_root, p.client_issuer))
+            .unwrap_or_default();
         inner.status.update(|book| {
             book.opened(
                 &cluster,
@@ -370,7 +373,8 @@ impl Relay for RelayService {
                 peer.not_after,
                 &hello.agent_version,
                 OffsetDateTime::now_utc(),
-            )
+            );
+            book.anchored(&cluster, root, issuer);
         });
         inner.metrics.connected_agents.inc();
         info!(parent: &span, cluster = %cluster, serial = %peer.serial, agent_version = %hello.agent_version, not_after = %pki::format_time(peer.not_after), "agent connected");

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use rustls::RootCertStore;
 use rustls::server::{
     ClientHello, NoServerSessionStorage, ResolvesServerCert, WebPkiClientVerifier,
@@ -42,6 +42,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServerTls {
     material: Mutex<Material>,
     config: ArcSwapOption<ServerConfig>,
+    /// The roots of the trust bundle in use, for naming the root a client's chain hangs from.
+    anchors: ArcSwap<Vec<RootAnchor>>,
     /// Becomes true once a config exists (it never goes back: bad Secrets keep the old data).
     ready: tokio::sync::watch::Sender<bool>,
 }
@@ -57,6 +59,31 @@ impl std::fmt::Debug for ServerTls {
         f.debug_struct("ServerTls")
             .field("ready", &self.config.load().is_some())
             .finish()
+    }
+}
+
+/// One root of the client trust bundle: its DER and fingerprint (`relay_pki::anchor`).
+#[derive(Debug, Clone)]
+pub struct RootAnchor {
+    /// The root certificate, DER.
+    pub der: Vec<u8>,
+    /// Its SHA-256 fingerprint, shared by every session it anchors.
+    pub fingerprint: Arc<str>,
+}
+
+impl RootAnchor {
+    /// The roots of a `ca.crt` bundle (PEM CERTIFICATE blocks; other blocks are skipped, as
+    /// the root store skips them).
+    pub fn from_bundle(ca_crt: &[u8]) -> Vec<RootAnchor> {
+        crate::pki::pem::parse_pem(ca_crt)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|block| block.label == "CERTIFICATE")
+            .map(|block| RootAnchor {
+                fingerprint: crate::pki::anchor::fingerprint(&block.der).into(),
+                der: block.der,
+            })
+            .collect()
     }
 }
 
@@ -80,13 +107,33 @@ impl ServerTls {
         })
     }
 
-    /// Verifies client certificates against `roots` on new handshakes from now on.
-    pub fn set_roots(&self, roots: Arc<RootCertStore>) -> Result<(), Error> {
+    /// Verifies client certificates against `roots` (whose certificates are `anchors`) on new
+    /// handshakes from now on.
+    pub fn set_roots(
+        &self,
+        roots: Arc<RootCertStore>,
+        anchors: Vec<RootAnchor>,
+    ) -> Result<(), Error> {
         let mut material = self.lock();
         let previous = material.roots.replace(roots);
         self.rebuild(&material).inspect_err(|_| {
             material.roots = previous;
-        })
+        })?;
+        self.anchors.store(Arc::new(anchors));
+        Ok(())
+    }
+
+    /// The fingerprints of the root that issued `chain` (DER, leaf first) among the trust
+    /// bundle's roots, and of the chain's issuing certificate (the second one) when sent.
+    pub fn chain_fingerprints(&self, chain: &[&[u8]]) -> (Option<Arc<str>>, Option<Arc<str>>) {
+        let anchors = self.anchors.load();
+        let roots: Vec<&[u8]> = anchors.iter().map(|a| a.der.as_slice()).collect();
+        let root = crate::pki::anchor::issuing_root(chain, &roots)
+            .map(|index| anchors[index].fingerprint.clone());
+        let issuer = chain
+            .get(1)
+            .map(|der| Arc::<str>::from(crate::pki::anchor::fingerprint(der)));
+        (root, issuer)
     }
 
     /// The config new handshakes use; `None` until both a certificate and roots are known.
@@ -148,6 +195,10 @@ pub struct PeerInfo {
     /// The verified client leaf certificate (DER), when the client presented one. Only the
     /// leaf: the services need nothing else, and each open connection keeps this copy.
     pub client_leaf: Option<Arc<[u8]>>,
+    /// The fingerprint of the trust-bundle root the client's chain hangs from.
+    pub client_root: Option<Arc<str>>,
+    /// The fingerprint of the certificate that issued the client's leaf, when sent.
+    pub client_issuer: Option<Arc<str>>,
 }
 
 impl PeerInfo {
@@ -393,6 +444,7 @@ pub async fn accept_loop(
         };
         let sender = connections.clone();
         let metrics = metrics.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
             let handshake = TlsAcceptor::from(config)
@@ -418,18 +470,27 @@ pub async fn accept_loop(
                     return;
                 }
             };
-            let client_leaf = stream
+            let chain: Vec<&[u8]> = stream
                 .get_ref()
                 .1
                 .peer_certificates()
-                .and_then(|chain| chain.first())
-                .map(|leaf| Arc::<[u8]>::from(leaf.as_ref()));
+                .map(|chain| chain.iter().map(|c| c.as_ref()).collect())
+                .unwrap_or_default();
+            let client_leaf = chain.first().map(|leaf| Arc::<[u8]>::from(*leaf));
+            let (client_root, client_issuer) = if chain.is_empty() {
+                (None, None)
+            } else {
+                tls.chain_fingerprints(&chain)
+            };
+            drop(chain);
             metrics.handshake_succeeded(client_leaf.is_some());
             let connection = TlsConnection {
                 stream,
                 peer: PeerInfo {
                     remote,
                     client_leaf,
+                    client_root,
+                    client_issuer,
                 },
             };
             let _ = sender.send(Ok(connection)).await;
@@ -559,8 +620,11 @@ mod tests {
             .unwrap();
         tokio::task::yield_now().await;
         assert!(!tls.is_ready() && !waiter.is_finished());
-        tls.set_roots(crate::tls::root_store(pki.root.cert_pem.as_bytes(), "test").unwrap())
-            .unwrap();
+        tls.set_roots(
+            crate::tls::root_store(pki.root.cert_pem.as_bytes(), "test").unwrap(),
+            RootAnchor::from_bundle(pki.root.cert_pem.as_bytes()),
+        )
+        .unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
             .await
             .expect("ready once both are loaded")

@@ -8,7 +8,8 @@
 //! still names this replica, so that a replica whose agent moved elsewhere never overwrites the
 //! new holder.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -61,6 +62,10 @@ pub struct ClusterConnection {
     pub not_after: Option<OffsetDateTime>,
     /// The agent's version from its newest hello.
     pub agent_version: Option<String>,
+    /// The fingerprint of the root the newest stream's certificate chains to.
+    pub root: Option<Arc<str>>,
+    /// The fingerprint of the intermediate that issued it.
+    pub issuer: Option<Arc<str>>,
     /// Last contact.
     pub last_seen: OffsetDateTime,
     /// `last_seen` as last written.
@@ -81,7 +86,7 @@ pub struct ConnectionBook {
     refresh: time::Duration,
     settle: time::Duration,
     clusters: BTreeMap<String, ClusterConnection>,
-    dirty: BTreeSet<String>,
+    dirty: Due,
 }
 
 impl ConnectionBook {
@@ -95,7 +100,7 @@ impl ConnectionBook {
             refresh,
             settle,
             clusters: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            dirty: Due::default(),
         }
     }
 
@@ -121,6 +126,8 @@ impl ConnectionBook {
                 serial: None,
                 not_after: None,
                 agent_version: None,
+                root: None,
+                issuer: None,
                 last_seen: now,
                 written_last_seen: None,
                 writing: false,
@@ -134,6 +141,15 @@ impl ConnectionBook {
         entry.last_seen = now;
         entry.claim = true;
         self.dirty.insert(cluster.to_string());
+    }
+
+    /// The newest stream's certificate chains to root `root` through intermediate `issuer`
+    /// (fingerprints; `None` when unknown). Call with [`opened`](Self::opened).
+    pub fn anchored(&mut self, cluster: &str, root: Option<Arc<str>>, issuer: Option<Arc<str>>) {
+        if let Some(entry) = self.clusters.get_mut(cluster) {
+            entry.root = root;
+            entry.issuer = issuer;
+        }
     }
 
     /// A heartbeat arrived; true when that makes a status write due.
@@ -193,7 +209,14 @@ impl ConnectionBook {
 
     /// The writes due, marking them written.
     pub fn take_due(&mut self) -> Vec<(String, StatusWrite)> {
-        let due = std::mem::take(&mut self.dirty);
+        self.take_due_at_most(usize::MAX)
+    }
+
+    /// The `limit` writes due longest, oldest first, marking them written: a connect storm's
+    /// claims are written in the order their sessions opened, so none waits behind ones that
+    /// came later.
+    pub fn take_due_at_most(&mut self, limit: usize) -> Vec<(String, StatusWrite)> {
+        let due = self.dirty.pop_front(limit);
         due.into_iter()
             .filter_map(|cluster| {
                 let entry = self.clusters.get_mut(&cluster)?;
@@ -267,6 +290,39 @@ impl ConnectionBook {
     }
 }
 
+/// Clusters with a status write due, in the order they became due (each once).
+#[derive(Debug, Default)]
+struct Due {
+    order: VecDeque<String>,
+    members: HashSet<String>,
+}
+
+impl Due {
+    fn insert(&mut self, cluster: String) {
+        if self.members.insert(cluster.clone()) {
+            self.order.push_back(cluster);
+        }
+    }
+
+    fn remove(&mut self, cluster: &str) {
+        if self.members.remove(cluster) {
+            self.order.retain(|c| c != cluster);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    fn pop_front(&mut self, limit: usize) -> Vec<String> {
+        let taken: Vec<String> = self.order.drain(..limit.min(self.order.len())).collect();
+        for cluster in &taken {
+            self.members.remove(cluster);
+        }
+        taken
+    }
+}
+
 /// The status a record stands for, naming `replica`.
 fn status_of(entry: &ClusterConnection, replica: &str) -> RelayClusterStatus {
     RelayClusterStatus {
@@ -276,6 +332,8 @@ fn status_of(entry: &ClusterConnection, replica: &str) -> RelayClusterStatus {
         certificate_serial: entry.serial.clone(),
         certificate_not_after: entry.not_after.map(kube_time),
         agent_version: entry.agent_version.clone(),
+        certificate_root: entry.root.as_deref().map(str::to_string),
+        certificate_issuer: entry.issuer.as_deref().map(str::to_string),
         streams: entry.streams,
     }
 }
@@ -423,6 +481,30 @@ mod tests {
         assert!(!book.reclaim("a", settled + time::Duration::hours(1)));
         assert!(!book.reclaim("never-seen", settled));
         assert!(book.take_due().is_empty());
+    }
+
+    #[test]
+    fn writes_are_taken_in_the_order_they_became_due_a_bounded_batch_at_a_time() {
+        let mut book = book();
+        for cluster in ["m", "z", "a", "k"] {
+            book.opened(cluster, "1", T0, "", T0);
+        }
+        // "z" changes again while queued: it keeps its place.
+        book.heard_from("z", T0 + REFRESH);
+        let first: Vec<String> = book
+            .take_due_at_most(2)
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        assert_eq!(first, ["m", "z"]);
+        book.opened("b", "1", T0, "", T0);
+        let rest: Vec<String> = book
+            .take_due_at_most(10)
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        assert_eq!(rest, ["a", "k", "b"]);
+        assert!(!book.has_due());
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub const REPLICA_LABEL: &str = "relaytls.dev/relay-server-replica";
 /// Status writes in flight at once (the client's QPS/burst limit applies on top).
 const WRITES_IN_FLIGHT: usize = 64;
 
+/// Status writes taken from the book at a time: a round ends, and the next one takes the
+/// oldest due writes, every few seconds at most even when the API server is slow.
+const WRITES_PER_ROUND: usize = 8 * WRITES_IN_FLIGHT;
+
 /// RelayClusters a sweep compares while holding the book.
 const SWEEP_SLICE: usize = 512;
 
@@ -158,11 +162,14 @@ impl StatusWriter {
             self.write_due().await;
         }
         self.update(|book| book.disconnect_all(OffsetDateTime::now_utc()));
-        self.write_due().await;
+        // Every round, until none is due (the caller bounds how long a stop may take).
+        while self.update(|book| book.has_due()) {
+            self.write_due().await;
+        }
     }
 
     async fn write_due(&self) {
-        let due = self.update(ConnectionBook::take_due);
+        let due = self.update(|book| book.take_due_at_most(WRITES_PER_ROUND));
         let failed = self.write_all(due).await;
         if failed > 0 {
             tokio::time::sleep(Duration::from_secs(1)).await;
