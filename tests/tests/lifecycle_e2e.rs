@@ -19,6 +19,9 @@
 //! 8. Cut off and let back in: the agent's RelayCluster suspended (refused, `/ready` says why,
 //!    retries), resumed (back by itself), its certificate revoked by time (refused) and renewed
 //!    through cert-manager as `cmctl renew` asks (back with the new certificate).
+//! 9. Root rotation: `relay-issuer ca rotate --apply` under five live Gloo-managed agents and a
+//!    stale bring-your-own one: stages 1-4, stage 5 refused naming the stale cluster, resumed
+//!    once it is fixed; 0 failed RPCs on every agent.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -1072,5 +1075,231 @@ async fn a_suspended_or_revoked_agent_is_cut_off_says_why_and_comes_back_by_itse
         "revocation: renewed from serial {:?} to {:?}",
         first.certificate_serial, renewed.certificate_serial
     );
+    Ok(())
+}
+
+// ---- 9. Root rotation without an outage: `relay-issuer ca rotate` ----
+
+/// Runs `relay-issuer` with `args` against the world's sandbox; returns its exit code and
+/// output (stdout and stderr).
+async fn relay_issuer(world: &World, args: &[&str]) -> Result<(i32, String), BoxError> {
+    let mut command = std::process::Command::new(binary("relay-issuer"));
+    command
+        .args(args)
+        .env("KUBECONFIG", world.sandbox.kubeconfig());
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status.code().unwrap_or(-1), text))
+}
+
+fn root_fingerprint(pem: &str) -> String {
+    let der = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map(|(_, p)| p.contents)
+        .unwrap_or_default();
+    relay_issuer::pki::anchor::fingerprint(&der)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_rotates_under_five_live_agents_without_a_failed_rpc() -> TestResult {
+    let _one = SERIAL.lock().await;
+    let w = World::start().await?;
+    let namespaces: Api<Namespace> = Api::all(w.client.clone());
+    // Five Gloo-managed agents (cert-manager renews through a RelayIssuer in their namespace),
+    // and one bring-your-own agent whose certificate nobody renews.
+    let managed: Vec<(String, String)> = (1..=5)
+        .map(|n| (format!("rot-{n}"), format!("cluster-{n}")))
+        .collect();
+    let (stale_ns, stale_cluster) = ("rot-6".to_string(), "cluster-6".to_string());
+    // The world's own two clusters have no agent in this scenario: not part of the fleet.
+    let registered: Api<relay_issuer::api::RelayCluster> =
+        Api::namespaced(w.client.clone(), RELAY_NAMESPACE);
+    for cluster in ["cluster-a", "cluster-b"] {
+        registered
+            .delete(cluster, &kube::api::DeleteParams::default())
+            .await?;
+    }
+    let mut agents = Vec::new();
+    for (ns, cluster) in managed
+        .iter()
+        .chain(std::iter::once(&(stale_ns.clone(), stale_cluster.clone())))
+    {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+            )
+            .await?;
+        relay_sandbox::relay::put_root_secret(&w.client, ns, &w.pki).await?;
+        relay_sandbox::relay::register_cluster(&w.client, RELAY_NAMESPACE, cluster).await?;
+    }
+    let certificates_in = |ns: &str| {
+        Api::<DynamicObject>::namespaced_with(
+            w.client.clone(),
+            ns,
+            &cert_manager_sim::resource("Certificate", "certificates"),
+        )
+    };
+    for (ns, cluster) in &managed {
+        put_secret_data(
+            &w.client,
+            ns,
+            "relay-tls-signing-secret",
+            &[
+                ("tls.crt", &w.pki.intermediate),
+                ("tls.key", &w.pki.intermediate_key),
+                ("ca.crt", &w.pki.root),
+            ],
+        )
+        .await?;
+        harness::create_issuer(&w.client, Some(ns), "relay", json!({})).await?;
+        let certificate: DynamicObject =
+            serde_json::from_value(agent_certificate(ns, cluster, "relay", "1h", "20m"))?;
+        certificates_in(ns)
+            .create(&PostParams::default(), &certificate)
+            .await?;
+        agents.push(w.start_agent(ns, cluster).await?);
+    }
+    let stale_pem = w.pki.agent(&stale_cluster, time::Duration::hours(1))?;
+    put_client_secret(&w.client, &stale_ns, &stale_pem).await?;
+    agents.push(w.start_agent(&stale_ns, &stale_cluster).await?);
+    for (agent, admin) in &mut agents {
+        agent.wait_ready(*admin, Duration::from_secs(30)).await?;
+    }
+    let old_root = root_fingerprint(&w.pki.root);
+    for (_, cluster) in &managed {
+        w.clusters()
+            .wait(cluster, Duration::from_secs(15), |s| {
+                s.connected && s.certificate_root.as_deref() == Some(old_root.as_str())
+            })
+            .await?;
+    }
+
+    // The new PKI, and the plan (a dry run changes nothing).
+    let new_dir = tempfile::tempdir()?;
+    let new_path = new_dir.path().display().to_string();
+    let (code, output) = relay_issuer(
+        &w,
+        &[
+            "ca",
+            "create",
+            "--out",
+            &new_path,
+            "--server-name",
+            "localhost",
+            "--server-name",
+            "127.0.0.1",
+        ],
+    )
+    .await?;
+    assert_eq!(code, 0, "{output}");
+    let new_root = root_fingerprint(&std::fs::read_to_string(new_dir.path().join("root.crt"))?);
+    let rotate = |apply: bool| {
+        let mut args = vec![
+            "ca",
+            "rotate",
+            "--namespace",
+            RELAY_NAMESPACE,
+            "--new",
+            &new_path,
+            "--renew-timeout",
+            "30s",
+            "--settle",
+            "2s",
+        ];
+        if apply {
+            args.push("--apply");
+        }
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let world = &w;
+    let run = move |args: Vec<String>| async move {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        relay_issuer(world, &refs).await
+    };
+    let (code, plan) = run(rotate(false)).await?;
+    assert_eq!(code, 0, "{plan}");
+    assert!(
+        plan.contains("stage 1/5") && plan.contains("dry run"),
+        "{plan}"
+    );
+    eprintln!("rotation plan:\n{plan}");
+
+    // Carried out: stages 1-4 go through; stage 5 refuses, naming the stale cluster.
+    let (code, output) = run(rotate(true)).await?;
+    eprintln!("rotation, first run:\n{output}");
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains("stage 5/5")
+            && output.contains("\"cluster-6\"")
+            && output.contains("refused"),
+        "{output}"
+    );
+    for (_, cluster) in &managed {
+        w.clusters()
+            .wait(cluster, Duration::from_secs(10), |s| {
+                s.connected && s.certificate_root.as_deref() == Some(new_root.as_str())
+            })
+            .await?;
+    }
+    // The server now serves a certificate under the new root.
+    let server_pem = std::fs::read_to_string(new_dir.path().join("server.crt"))?;
+    let server_der = x509_parser::pem::parse_x509_pem(server_pem.as_bytes())?
+        .1
+        .contents;
+    wait_openssl_serial(
+        w.relay_port,
+        &relay_sandbox::relay::serial_of(&server_der)?,
+        Duration::from_secs(10),
+    )
+    .await?;
+
+    // The stale cluster fixed (its agent gets a certificate under the new root): the rotation
+    // resumes and completes; the old root is gone from every bundle.
+    let new_ca = relay_issuer::pki::SigningCa::load(
+        std::fs::read_to_string(new_dir.path().join("intermediate.crt"))?.as_bytes(),
+        std::fs::read_to_string(new_dir.path().join("intermediate.key"))?.as_bytes(),
+        Some(std::fs::read_to_string(new_dir.path().join("root.crt"))?.as_bytes()),
+        time::OffsetDateTime::now_utc(),
+    )?;
+    let fresh =
+        relay_sandbox::relay::sign_agent(&new_ca, &stale_cluster, time::Duration::hours(1))?;
+    put_client_secret(&w.client, &stale_ns, &fresh).await?;
+    w.clusters()
+        .wait(&stale_cluster, Duration::from_secs(15), |s| {
+            s.connected && s.certificate_root.as_deref() == Some(new_root.as_str())
+        })
+        .await?;
+    let (code, output) = run(rotate(true)).await?;
+    eprintln!("rotation, second run:\n{output}");
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("done"), "{output}");
+    let bundles: Api<k8s_openapi::api::core::v1::Secret> = Api::all(w.client.clone());
+    for secret in bundles
+        .list(&kube::api::ListParams::default().fields("metadata.name=relay-root-tls-secret"))
+        .await?
+    {
+        let ca = String::from_utf8(secret.data.unwrap_or_default()["ca.crt"].0.clone())?;
+        assert_eq!(
+            ca.matches("BEGIN CERTIFICATE").count(),
+            1,
+            "{}",
+            secret.metadata.name.unwrap_or_default()
+        );
+        assert_eq!(root_fingerprint(&ca), new_root);
+    }
+    // Every agent stayed up: no failed RPC on any of them, all connected now.
+    for (agent, admin) in &agents {
+        assert_eq!(
+            metric(*admin, "relay_agent_rpc_failures_total"),
+            0.0,
+            "{}",
+            agent.log()
+        );
+        wait_ready(*admin, true, Duration::from_secs(10)).await?;
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! clock, or the hidden test-only `--now RFC3339`.
 
 pub mod ca_create;
+pub mod ca_rotate;
 pub mod controller;
 pub mod crds;
 pub mod inspect;
@@ -60,6 +61,11 @@ pub enum CaCommand {
     /// Create a root CA, an intermediate signing CA and (optionally) a relay server certificate,
     /// as PEM files and Kubernetes Secret manifests.
     Create(ca_create::CaCreateArgs),
+    /// Rotate the relay root with no outage, in five resumable stages against the cluster:
+    /// trust the new root everywhere, sign and renew agents under it, serve with it, then drop
+    /// the old one (refused, naming them, while any agent would be cut off). Prints the plan;
+    /// `--apply` carries it out.
+    Rotate(Box<ca_rotate::CaRotateArgs>),
 }
 
 /// Runs a parsed command line.
@@ -73,6 +79,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     };
     match &cli.command {
         Command::Ca(CaCommand::Create(args)) => ca_create::run(args, now()),
+        Command::Ca(CaCommand::Rotate(_)) if cli.now.is_some() => Err(offline_only("ca rotate")),
+        Command::Ca(CaCommand::Rotate(args)) => ca_rotate::run(args),
         Command::Sign(args) => sign::run(args, now()),
         Command::Inspect(args) => inspect::run(args, now()),
         Command::Controller(_) if cli.now.is_some() => Err(offline_only("the controller")),
