@@ -24,6 +24,9 @@
 //!   through the dead replica), and how many watch events after that still showed one
 //!   connected through it (must be 0).
 //!
+//! `--workers-nice N` runs the load generators at nice N (the agents of a real fleet are not on
+//! the management plane's machine).
+//!
 //! With `RELAY_BENCH_KUBECONFIG` the same run goes against that cluster instead of the sandbox
 //! (`make bench-relay-real` brings up the real control plane for it).
 //!
@@ -553,9 +556,13 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     // statuses true, which measures the stated bound itself.
     let stay_down = args.iter().any(|a| a == "--agents-stay-down");
     let in_flight: usize = arg(args, "--handshakes-in-flight", HANDSHAKES_IN_FLIGHT);
+    // The agents of a real fleet run in their own clusters, not on the management plane's
+    // machine: `--workers-nice N` lowers the load generators' CPU priority (nice N) so the
+    // relay servers and the API server are not starved by the agents they stand in for.
+    let workers_nice: u32 = arg(args, "--workers-nice", 0);
     let work = tempfile::tempdir()?;
     println!(
-        "relay bench: {agents} agents, {replicas} relay server replicas, {workers} load-generator processes, Lease {lease}s, API budget {qps} QPS / burst {burst}"
+        "relay bench: {agents} agents, {replicas} relay server replicas, {workers} load-generator processes (nice {workers_nice}), Lease {lease}s, API budget {qps} QPS / burst {burst}"
     );
 
     // The API server (the sandbox, or a real cluster with RELAY_BENCH_KUBECONFIG), the relay
@@ -668,7 +675,14 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     let mut pool = Vec::new();
     for w in 0..workers {
         let (from, to) = (agents * w / workers, agents * (w + 1) / workers);
-        let mut child = Command::new(&me)
+        let mut command = if workers_nice > 0 {
+            let mut nice = Command::new("nice");
+            nice.args(["-n", &workers_nice.to_string()]).arg(&me);
+            nice
+        } else {
+            Command::new(&me)
+        };
+        let mut child = command
             .args([
                 "--worker",
                 "--from",
