@@ -52,9 +52,68 @@ pub struct CaRotateArgs {
     /// signing Secret or server certificate before the next stage relies on it.
     #[arg(long, default_value = "5s", value_parser = super::duration_arg)]
     pub settle: time::Duration,
+    /// An agents' cluster besides the relay server's own, as NAME=KUBECONFIG (repeatable): its
+    /// trust bundles and signing Secrets rotate too, and its cert-manager Certificates are
+    /// renewed. The server's cluster is the one of KUBECONFIG / the in-cluster config.
+    #[arg(long = "agent-kubeconfig", value_name = "NAME=PATH", value_parser = parse_agent_kubeconfig)]
+    pub agent_kubeconfigs: Vec<(String, PathBuf)>,
     /// Kubernetes client limits.
     #[command(flatten)]
     pub client: ClientOptions,
+}
+
+fn parse_agent_kubeconfig(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!(
+            "{text:?} is not NAME=KUBECONFIG (e.g. workload-1=/home/me/.kube/workload-1)"
+        )),
+    }
+}
+
+/// The relay server's cluster (named "") and the agents' other clusters.
+struct Clients(Vec<(String, kube::Client)>);
+
+impl Clients {
+    async fn connect(args: &CaRotateArgs) -> Result<Self, Error> {
+        let mut clients = vec![(
+            String::new(),
+            kube_client::client(&args.client, MANAGER).await?,
+        )];
+        for (name, path) in &args.agent_kubeconfigs {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                Error::InvalidArgument(format!("--agent-kubeconfig {name}={}: {e}", path.display()))
+            })?;
+            let config = kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .map_err(|e| {
+                Error::InvalidArgument(format!("--agent-kubeconfig {name}={}: {e}", path.display()))
+            })?;
+            clients.push((
+                name.clone(),
+                kube_client::client_from_config(config, &args.client)?,
+            ));
+        }
+        Ok(Self(clients))
+    }
+
+    /// The relay server's cluster.
+    fn server(&self) -> &kube::Client {
+        &self.0[0].1
+    }
+
+    /// The cluster a Secret lives in.
+    fn of(&self, secret: &SecretRef) -> &kube::Client {
+        self.0
+            .iter()
+            .find(|(name, _)| *name == secret.cluster)
+            .map_or(self.server(), |(_, client)| client)
+    }
 }
 
 /// The new PKI's files.
@@ -130,8 +189,8 @@ pub fn run(args: &CaRotateArgs) -> Result<(), Error> {
 
 async fn run_async(args: &CaRotateArgs) -> Result<(), Error> {
     let new = NewPki::load(&args.new)?;
-    let client = kube_client::client(&args.client, MANAGER).await?;
-    let mut state = observe(&client, &args.namespace, &new).await?;
+    let clients = Clients::connect(args).await?;
+    let mut state = observe(&clients, &args.namespace, &new).await?;
     println!(
         "rotating the relay root {} -> {} (namespace {})",
         short(&state.old),
@@ -155,14 +214,20 @@ async fn run_async(args: &CaRotateArgs) -> Result<(), Error> {
         println!("{}", next.stage.title());
         for change in &next.changes {
             println!("  {change}");
-            carry_out(&client, &args.namespace, &new, &state, change).await?;
+            carry_out(&clients, &args.namespace, &new, &state, change).await?;
         }
         if next.stage == Stage::RenewAgents {
-            wait_for_agents(&client, &args.namespace, &new.root, args.renew_timeout).await?;
+            wait_for_agents(
+                clients.server(),
+                &args.namespace,
+                &new.root,
+                args.renew_timeout,
+            )
+            .await?;
         } else {
             tokio::time::sleep(Duration::try_from(args.settle).unwrap_or_default()).await;
         }
-        state = observe(&client, &args.namespace, &new).await?;
+        state = observe(&clients, &args.namespace, &new).await?;
         let again = plan(&state.observed, &state.old, &new.root);
         // A stage that stays incomplete after its changes (agents that did not renew) is left
         // behind; stage 5 says who it would cut off.
@@ -196,21 +261,32 @@ struct State {
     bundles: BTreeMap<SecretRef, Vec<u8>>,
 }
 
-/// Every Secret named `name`, in every namespace.
-async fn secrets_named(client: &kube::Client, name: &str) -> Result<Vec<Secret>, Error> {
-    let api: Api<Secret> = Api::all(client.clone());
-    api.list(&ListParams::default().fields(&format!("metadata.name={name}")))
-        .await
-        .map(|list| list.items)
-        .map_err(|e| Error::kube(format!("list the Secrets named {name}"), e))
-}
-
-fn secret_ref(secret: &Secret) -> SecretRef {
-    SecretRef {
-        cluster: String::new(),
-        namespace: secret.namespace().unwrap_or_default(),
-        name: secret.name_any(),
+/// Every Secret named `name`, in every namespace of every cluster.
+async fn secrets_named(clients: &Clients, name: &str) -> Result<Vec<(SecretRef, Secret)>, Error> {
+    let mut found = Vec::new();
+    for (cluster, client) in &clients.0 {
+        let api: Api<Secret> = Api::all(client.clone());
+        let listed = api
+            .list(&ListParams::default().fields(&format!("metadata.name={name}")))
+            .await
+            .map_err(|e| {
+                let at = if cluster.is_empty() {
+                    "the relay server's cluster"
+                } else {
+                    cluster
+                };
+                Error::kube(format!("list the Secrets named {name} in {at}"), e)
+            })?;
+        for secret in listed.items {
+            let reference = SecretRef {
+                cluster: cluster.clone(),
+                namespace: secret.namespace().unwrap_or_default(),
+                name: secret.name_any(),
+            };
+            found.push((reference, secret));
+        }
     }
+    Ok(found)
 }
 
 fn data<'a>(secret: &'a Secret, key: &str) -> &'a [u8] {
@@ -222,14 +298,15 @@ fn data<'a>(secret: &'a Secret, key: &str) -> &'a [u8] {
         .unwrap_or_default()
 }
 
-async fn observe(client: &kube::Client, namespace: &str, new: &NewPki) -> Result<State, Error> {
+async fn observe(clients: &Clients, namespace: &str, new: &NewPki) -> Result<State, Error> {
+    let client = clients.server();
     let mut bundles = BTreeMap::new();
     let mut observed = Observed::default();
-    for secret in secrets_named(client, BUNDLE).await? {
+    for (reference, secret) in secrets_named(clients, BUNDLE).await? {
         let ca = data(&secret, "ca.crt").to_vec();
         let roots = certificates(&ca).iter().map(|d| fingerprint(d)).collect();
-        observed.bundles.push((secret_ref(&secret), roots));
-        bundles.insert(secret_ref(&secret), ca);
+        observed.bundles.push((reference.clone(), roots));
+        bundles.insert(reference, ca);
     }
     let server_bundle = SecretRef {
         cluster: String::new(),
@@ -263,10 +340,10 @@ async fn observe(client: &kube::Client, namespace: &str, new: &NewPki) -> Result
         let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
         issuing_root(&refs, &known_refs).map(|i| fingerprint(known_refs[i]))
     };
-    for secret in secrets_named(client, SIGNER).await? {
+    for (reference, secret) in secrets_named(clients, SIGNER).await? {
         observed
             .signers
-            .push((secret_ref(&secret), root_of(data(&secret, "tls.crt"))));
+            .push((reference, root_of(data(&secret, "tls.crt"))));
     }
     let servers: Api<Secret> = Api::namespaced(client.clone(), namespace);
     if let Some(secret) = servers
@@ -274,7 +351,12 @@ async fn observe(client: &kube::Client, namespace: &str, new: &NewPki) -> Result
         .await
         .map_err(|e| Error::kube(format!("read Secret {namespace}/{SERVER}"), e))?
     {
-        observed.server = Some((secret_ref(&secret), root_of(data(&secret, "tls.crt"))));
+        let reference = SecretRef {
+            cluster: String::new(),
+            namespace: namespace.to_string(),
+            name: secret.name_any(),
+        };
+        observed.server = Some((reference, root_of(data(&secret, "tls.crt"))));
     }
     let clusters: Api<RelayCluster> = Api::namespaced(client.clone(), namespace);
     for cluster in clusters
@@ -297,11 +379,11 @@ async fn observe(client: &kube::Client, namespace: &str, new: &NewPki) -> Result
 }
 
 async fn write_data(
-    client: &kube::Client,
+    clients: &Clients,
     secret: &SecretRef,
     entries: &[(&str, &str)],
 ) -> Result<(), Error> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), &secret.namespace);
+    let api: Api<Secret> = Api::namespaced(clients.of(secret).clone(), &secret.namespace);
     let data: BTreeMap<String, ByteString> = entries
         .iter()
         .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
@@ -314,7 +396,7 @@ async fn write_data(
 }
 
 async fn carry_out(
-    client: &kube::Client,
+    clients: &Clients,
     namespace: &str,
     new: &NewPki,
     state: &State,
@@ -334,11 +416,11 @@ async fn carry_out(
                 ca.push('\n');
             }
             ca.push_str(&new.root_pem);
-            write_data(client, secret, &[("ca.crt", &ca)]).await
+            write_data(clients, secret, &[("ca.crt", &ca)]).await
         }
         Change::ReplaceSigner(secret) => {
             write_data(
-                client,
+                clients,
                 secret,
                 &[
                     ("tls.crt", &new.intermediate_pem),
@@ -348,7 +430,7 @@ async fn carry_out(
             )
             .await
         }
-        Change::RenewAgent(cluster) => renew_agent(client, cluster).await,
+        Change::RenewAgent(cluster) => renew_agent(clients, cluster).await,
         Change::ReplaceServerCertificate(secret) => {
             let Some((cert, key)) = &new.server else {
                 return Err(Error::InvalidArgument(format!(
@@ -356,7 +438,7 @@ async fn carry_out(
                 )));
             };
             write_data(
-                client,
+                clients,
                 secret,
                 &[
                     ("tls.crt", cert),
@@ -378,14 +460,29 @@ async fn carry_out(
             .filter(|der| fingerprint(der) != state.old)
             .map(|der| crate::pki::pem::encode_pem("CERTIFICATE", der))
             .collect();
-            write_data(client, secret, &[("ca.crt", &kept)]).await
+            write_data(clients, secret, &[("ca.crt", &kept)]).await
         }
     }
 }
 
 /// Asks cert-manager to renew cluster `cluster`'s agent certificate: the Issuing condition on
-/// every Certificate of `relay-client-tls-secret` for that cluster, as `cmctl renew` sets it.
-async fn renew_agent(client: &kube::Client, cluster: &str) -> Result<(), Error> {
+/// every Certificate of `relay-client-tls-secret` for that cluster, in every cluster, as
+/// `cmctl renew` sets it.
+async fn renew_agent(clients: &Clients, cluster: &str) -> Result<(), Error> {
+    let mut found = false;
+    for (_, client) in &clients.0 {
+        found |= renew_agent_in(client, cluster).await?;
+    }
+    if !found {
+        println!(
+            "    cluster {cluster:?} has no cert-manager Certificate (bring-your-own?): replace its relay-client-tls-secret with a certificate under the new root"
+        );
+    }
+    Ok(())
+}
+
+/// [`renew_agent`] in one cluster; true when a Certificate was found there.
+async fn renew_agent_in(client: &kube::Client, cluster: &str) -> Result<bool, Error> {
     let resource = kube::api::ApiResource {
         group: "cert-manager.io".into(),
         version: "v1".into(),
@@ -394,10 +491,12 @@ async fn renew_agent(client: &kube::Client, cluster: &str) -> Result<(), Error> 
         plural: "certificates".into(),
     };
     let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-    let certificates = all
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| Error::kube("list cert-manager Certificates", e))?;
+    let certificates = match all.list(&ListParams::default()).await {
+        Ok(list) => list,
+        // No cert-manager in this cluster: nothing to renew here.
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
+        Err(e) => return Err(Error::kube("list cert-manager Certificates", e)),
+    };
     let mine: Vec<&DynamicObject> = certificates
         .items
         .iter()
@@ -406,11 +505,7 @@ async fn renew_agent(client: &kube::Client, cluster: &str) -> Result<(), Error> 
                 && c.data["spec"]["commonName"] == cluster
         })
         .collect();
-    if mine.is_empty() {
-        println!(
-            "    cluster {cluster:?} has no cert-manager Certificate here (bring-your-own?): replace its relay-client-tls-secret with a certificate under the new root"
-        );
-    }
+    let found = !mine.is_empty();
     for certificate in mine {
         let namespace = certificate.namespace().unwrap_or_default();
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource);
@@ -445,7 +540,7 @@ async fn renew_agent(client: &kube::Client, cluster: &str) -> Result<(), Error> 
             certificate.name_any()
         );
     }
-    Ok(())
+    Ok(found)
 }
 
 /// Waits until every RelayCluster's certificate chains to `new`, or `timeout`.
