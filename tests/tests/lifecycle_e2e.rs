@@ -183,6 +183,49 @@ impl World {
     }
 }
 
+impl World {
+    /// The cluster side of a Gloo-managed agent in `namespace`: a signing Secret with the
+    /// world's intermediate, RelayIssuer `relay`, and the agent chart's Certificate for
+    /// `cluster` with `duration` and `renew_before` (Go durations). Returns the namespace's
+    /// Certificates.
+    async fn managed_certificate(
+        &self,
+        namespace: &str,
+        cluster: &str,
+        duration: &str,
+        renew_before: &str,
+    ) -> Result<Api<DynamicObject>, BoxError> {
+        put_secret_data(
+            &self.client,
+            namespace,
+            "relay-tls-signing-secret",
+            &[
+                ("tls.crt", &self.pki.intermediate),
+                ("tls.key", &self.pki.intermediate_key),
+                ("ca.crt", &self.pki.root),
+            ],
+        )
+        .await?;
+        harness::create_issuer(&self.client, Some(namespace), "relay", json!({})).await?;
+        let certificates = Api::<DynamicObject>::namespaced_with(
+            self.client.clone(),
+            namespace,
+            &cert_manager_sim::resource("Certificate", "certificates"),
+        );
+        let certificate: DynamicObject = serde_json::from_value(agent_certificate(
+            namespace,
+            cluster,
+            "relay",
+            duration,
+            renew_before,
+        ))?;
+        certificates
+            .create(&PostParams::default(), &certificate)
+            .await?;
+        Ok(certificates)
+    }
+}
+
 async fn start_server(
     sandbox: &Sandbox,
     logs: &std::path::Path,
@@ -346,36 +389,16 @@ fn check_rbac(w: &World) -> Result<Vec<(String, Vec<String>)>, BoxError> {
 async fn gloo_managed_certificates_rotate_twenty_times_without_a_failed_rpc() -> TestResult {
     let _one = SERIAL.lock().await;
     let w = World::start().await?;
-    put_secret_data(
-        &w.client,
-        MANAGED_NS,
-        "relay-tls-signing-secret",
-        &[
-            ("tls.crt", &w.pki.intermediate),
-            ("tls.key", &w.pki.intermediate_key),
-            ("ca.crt", &w.pki.root),
-        ],
-    )
-    .await?;
-    harness::create_issuer(&w.client, Some(MANAGED_NS), "relay", json!({})).await?;
     // Short lifetimes; cert-manager renews at the relay grace ratio (0.5 here: half-way).
     let duration = time::Duration::seconds(4);
     let renew_before = relay_issuer::pki::renewal::renew_before_for_ratio(duration, 0.5)?;
-    let certificates = Api::<DynamicObject>::namespaced_with(
-        w.client.clone(),
-        MANAGED_NS,
-        &cert_manager_sim::resource("Certificate", "certificates"),
-    );
-    let certificate: DynamicObject = serde_json::from_value(agent_certificate(
+    w.managed_certificate(
         MANAGED_NS,
         "cluster-a",
-        "relay",
         &relay_issuer::pki::format_duration(duration),
         &relay_issuer::pki::format_duration(renew_before),
-    ))?;
-    certificates
-        .create(&PostParams::default(), &certificate)
-        .await?;
+    )
+    .await?;
 
     let (mut agent, admin) = w.start_agent(MANAGED_NS, "cluster-a").await?;
     agent.wait_ready(admin, Duration::from_secs(30)).await?;
@@ -946,32 +969,8 @@ async fn client_not_before(
 async fn a_suspended_or_revoked_agent_is_cut_off_says_why_and_comes_back_by_itself() -> TestResult {
     let _one = SERIAL.lock().await;
     let w = World::start().await?;
-    put_secret_data(
-        &w.client,
-        MANAGED_NS,
-        "relay-tls-signing-secret",
-        &[
-            ("tls.crt", &w.pki.intermediate),
-            ("tls.key", &w.pki.intermediate_key),
-            ("ca.crt", &w.pki.root),
-        ],
-    )
-    .await?;
-    harness::create_issuer(&w.client, Some(MANAGED_NS), "relay", json!({})).await?;
-    let certificates = Api::<DynamicObject>::namespaced_with(
-        w.client.clone(),
-        MANAGED_NS,
-        &cert_manager_sim::resource("Certificate", "certificates"),
-    );
-    let certificate: DynamicObject = serde_json::from_value(agent_certificate(
-        MANAGED_NS,
-        "cluster-a",
-        "relay",
-        "1h",
-        "20m",
-    ))?;
-    certificates
-        .create(&PostParams::default(), &certificate)
+    let certificates = w
+        .managed_certificate(MANAGED_NS, "cluster-a", "1h", "20m")
         .await?;
     let (mut agent, admin) = w.start_agent(MANAGED_NS, "cluster-a").await?;
     agent.wait_ready(admin, Duration::from_secs(30)).await?;
@@ -1136,31 +1135,8 @@ async fn the_root_rotates_under_five_live_agents_without_a_failed_rpc() -> TestR
         relay_sandbox::relay::put_root_secret(&w.client, ns, &w.pki).await?;
         relay_sandbox::relay::register_cluster(&w.client, RELAY_NAMESPACE, cluster).await?;
     }
-    let certificates_in = |ns: &str| {
-        Api::<DynamicObject>::namespaced_with(
-            w.client.clone(),
-            ns,
-            &cert_manager_sim::resource("Certificate", "certificates"),
-        )
-    };
     for (ns, cluster) in &managed {
-        put_secret_data(
-            &w.client,
-            ns,
-            "relay-tls-signing-secret",
-            &[
-                ("tls.crt", &w.pki.intermediate),
-                ("tls.key", &w.pki.intermediate_key),
-                ("ca.crt", &w.pki.root),
-            ],
-        )
-        .await?;
-        harness::create_issuer(&w.client, Some(ns), "relay", json!({})).await?;
-        let certificate: DynamicObject =
-            serde_json::from_value(agent_certificate(ns, cluster, "relay", "1h", "20m"))?;
-        certificates_in(ns)
-            .create(&PostParams::default(), &certificate)
-            .await?;
+        w.managed_certificate(ns, cluster, "1h", "20m").await?;
         agents.push(w.start_agent(ns, cluster).await?);
     }
     let stale_pem = w.pki.agent(&stale_cluster, time::Duration::hours(1))?;

@@ -68,7 +68,7 @@ fn parse_agent_kubeconfig(text: &str) -> Result<(String, PathBuf), String> {
             Ok((name.to_string(), PathBuf::from(path)))
         }
         _ => Err(format!(
-            "{text:?} is not NAME=KUBECONFIG (e.g. workload-1=/home/me/.kube/workload-1)"
+            "{text:?} is not NAME=KUBECONFIG (e.g. workload-1=workload-1.kubeconfig)"
         )),
     }
 }

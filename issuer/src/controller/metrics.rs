@@ -143,6 +143,15 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a reconcile that failed with `error` (it will be retried).
+    pub fn count_reconcile_error(&self, error: &crate::Error) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels {
+                error: error.metric_label().to_string(),
+            })
+            .inc();
+    }
+
     /// Counts one outcome written to a Kubernetes CSR.
     pub fn csr_outcome(&self, outcome: &'static str) {
         self.csr_requests

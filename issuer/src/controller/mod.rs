@@ -53,7 +53,7 @@ use ca_cache::{CaCache, CaResult};
 use decide::{EventNote, IssuerRef, Outcome, Route, SecretData, SecretLocation, Step};
 use issuers::IssuerObject;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
-use metrics::{ErrorLabels, Metrics};
+use metrics::Metrics;
 
 /// How the controller behaves (from the command line).
 #[derive(Clone, Debug)]
@@ -665,12 +665,7 @@ fn csr_error_policy(
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&ErrorLabels {
-            error: error.metric_label().to_string(),
-        })
-        .inc();
+    ctx.metrics.count_reconcile_error(error);
     let wait = ctx.next_backoff(&csr.uid().unwrap_or_default());
     warn!(name = %csr.name_any(), %error, "CertificateSigningRequest reconcile failed; retrying in {wait:?}");
     Action::requeue(wait)
@@ -681,12 +676,7 @@ fn request_error_policy(
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&ErrorLabels {
-            error: error.metric_label().to_string(),
-        })
-        .inc();
+    ctx.metrics.count_reconcile_error(error);
     let wait = ctx.next_backoff(&request.uid().unwrap_or_default());
     warn!(
         namespace = %request.namespace().unwrap_or_default(),
@@ -703,12 +693,7 @@ fn issuer_error_policy<K: IssuerObject>(
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&ErrorLabels {
-            error: error.metric_label().to_string(),
-        })
-        .inc();
+    ctx.metrics.count_reconcile_error(error);
     warn!(issuer = %issuer.issuer_ref(), %error, "issuer reconcile failed; will retry");
     Action::requeue(
         ctx.settings
