@@ -1117,7 +1117,6 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
     Ok(())
 }
 
-/// Replaces the data of `relay-client-tls-secret` (type kubernetes.io/tls) with exactly `data`.
 /// Scenario 6: agent certificates through `certificates.k8s.io/v1` (signer `relaytls.dev/agent`):
 /// nothing is signed before `kubectl certificate approve`; then the certificate is the leaf and
 /// its intermediate, for the CSR's cluster, chaining to the relay root; a CSR that breaks a rule
@@ -1261,6 +1260,7 @@ async fn kubernetes_csr_api(plane: &Plane, client: &kube::Client, pki: &RelayPki
     Ok(())
 }
 
+/// Replaces the data of `relay-client-tls-secret` (type kubernetes.io/tls) with exactly `data`.
 async fn replace_tls_data(secrets: &Api<Secret>, data: &[(&str, &str)]) -> Result<(), BoxError> {
     let mut secret = secrets.get("relay-client-tls-secret").await?;
     secret.metadata = ObjectMeta {
