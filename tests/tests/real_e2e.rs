@@ -26,6 +26,9 @@
 //!   1,000 CertificateRequests;
 //! - the Kubernetes CSR API: `kubectl certificate approve`, then our signer
 //!   (`relaytls.dev/agent`) issues, or fails a CSR that breaks a rule;
+//! - last, the root rotation (`relay-issuer ca rotate --apply`) with the workload plane of the
+//!   remote-signing scenario as an agents' cluster (`--agent-kubeconfig`): stage 5 refused
+//!   naming the bring-your-own and the decommissioned cluster, then completed; no failed RPC;
 //! - least privilege judged by the API server: no 403 for our ServiceAccounts, and from the
 //!   audit log every (verb, resource) they used is granted by the installed charts and every
 //!   granted rule was used except the ones named in `UNREACHABLE` (skipped on a cluster without
@@ -1101,6 +1104,10 @@ async fn lifecycle_on_a_real_control_plane_with_cert_manager() -> TestResult {
         "e2e: remote signing: the workload plane's Certificate signed by the management plane's relay server (serial {:?}; {signed_remotely} sign requests at the server), agent connected",
         remote.certificate_serial
     );
+    // ---- 8. Root rotation on the real stack: `relay-issuer ca rotate --apply`, the workload
+    // plane as an agents' cluster.
+    rotate_root(&plane, &workload, relay_port, byo_admin, remote_agent_admin).await?;
+
     let down = Command::new(charts::repo_root().join("scripts/control-plane.sh"))
         .arg("down")
         .env(
@@ -1257,6 +1264,168 @@ async fn kubernetes_csr_api(plane: &Plane, client: &kube::Client, pki: &RelayPki
             "{name} {condition}:\n{table}"
         );
     }
+    Ok(())
+}
+
+/// Runs `relay-issuer` with `args` and `KUBECONFIG=kubeconfig`; its exit code and output.
+fn relay_issuer_command(kubeconfig: &Path, args: &[&str]) -> Result<(i32, String), BoxError> {
+    let output = Command::new(relay_sandbox::processes::binary("relay-issuer"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()?;
+    Ok((
+        output.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    ))
+}
+
+fn pem_fingerprint(pem: &str) -> Result<String, BoxError> {
+    let der = x509_parser::pem::parse_x509_pem(pem.as_bytes())?.1.contents;
+    Ok(relay_issuer::pki::anchor::fingerprint(&der))
+}
+
+/// Scenario 8: the staged root rotation against kube-apiserver and cert-manager, with the
+/// workload plane's agent (remote signing) as an agents' cluster: the first run does stages
+/// 1-4 (real cert-manager renews the workload agent through the relay server) and refuses
+/// stage 5 naming the bring-your-own cluster and the decommissioned one; once they are dealt
+/// with, the second run completes; no agent saw a failed RPC.
+async fn rotate_root(
+    plane: &Plane,
+    workload: &Plane,
+    relay_port: u16,
+    byo_admin: u16,
+    remote_admin: u16,
+) -> TestResult {
+    let new_dir = tempfile::tempdir()?;
+    let new_path = new_dir.path().display().to_string();
+    let (code, output) = relay_issuer_command(
+        &plane.admin,
+        &[
+            "ca",
+            "create",
+            "--out",
+            &new_path,
+            "--server-name",
+            "localhost",
+            "--server-name",
+            "127.0.0.1",
+        ],
+    )?;
+    assert_eq!(code, 0, "{output}");
+    let new_root = pem_fingerprint(&std::fs::read_to_string(new_dir.path().join("root.crt"))?)?;
+    let agent_cluster = format!("workload={}", workload.admin.display());
+    let rotate = || {
+        relay_issuer_command(
+            &plane.admin,
+            &[
+                "ca",
+                "rotate",
+                "--namespace",
+                RELAY_NAMESPACE,
+                "--new",
+                &new_path,
+                "--agent-kubeconfig",
+                &agent_cluster,
+                "--renew-timeout",
+                "90s",
+                "--settle",
+                "3s",
+                "--apply",
+            ],
+        )
+    };
+    let failed_before = (
+        metric(byo_admin, "relay_agent_rpc_failures_total"),
+        metric(remote_admin, "relay_agent_rpc_failures_total"),
+    );
+    let started = Instant::now();
+    let (code, output) = rotate()?;
+    eprintln!(
+        "e2e: root rotation, first run ({:?}):\n{output}",
+        started.elapsed()
+    );
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains("stage 5/5")
+            && output.contains("\"cluster-b\"")
+            && output.contains("\"cluster-a\" (not connected)"),
+        "{output}"
+    );
+    // The workload plane's agent was renewed by its cert-manager, through the relay server.
+    plane
+        .clusters()
+        .wait("cluster-c", Duration::from_secs(30), |s| {
+            s.connected && s.certificate_root.as_deref() == Some(new_root.as_str())
+        })
+        .await?;
+    let server_pem = std::fs::read_to_string(new_dir.path().join("server.crt"))?;
+    wait_openssl_serial(
+        relay_port,
+        &leaf_serial(&server_pem)?,
+        Duration::from_secs(15),
+    )
+    .await?;
+    // Dealt with: cluster-a's agent is gone for good (its RelayCluster goes), cluster-b's
+    // Secret gets a certificate under the new root.
+    Api::<relay_issuer::api::RelayCluster>::namespaced(plane.client.clone(), RELAY_NAMESPACE)
+        .delete("cluster-a", &Default::default())
+        .await?;
+    let new_ca = relay_issuer::pki::SigningCa::load(
+        std::fs::read_to_string(new_dir.path().join("intermediate.crt"))?.as_bytes(),
+        std::fs::read_to_string(new_dir.path().join("intermediate.key"))?.as_bytes(),
+        Some(std::fs::read_to_string(new_dir.path().join("root.crt"))?.as_bytes()),
+        time::OffsetDateTime::now_utc(),
+    )?;
+    let fresh = relay_sandbox::relay::sign_agent(&new_ca, "cluster-b", time::Duration::hours(1))?;
+    replace_tls_data(
+        &Api::namespaced(plane.client.clone(), BYO_NS),
+        &[("tls.crt", &fresh.chain), ("tls.key", &fresh.key)],
+    )
+    .await?;
+    plane
+        .clusters()
+        .wait("cluster-b", Duration::from_secs(30), |s| {
+            s.connected && s.certificate_root.as_deref() == Some(new_root.as_str())
+        })
+        .await?;
+    let (code, output) = rotate()?;
+    eprintln!("e2e: root rotation, second run:\n{output}");
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("done"), "{output}");
+    for p in [plane, workload] {
+        let secrets: Api<Secret> = Api::all(p.client.clone());
+        for secret in secrets
+            .list(&kube::api::ListParams::default().fields("metadata.name=relay-root-tls-secret"))
+            .await?
+        {
+            let ca = String::from_utf8(
+                secret
+                    .data
+                    .unwrap_or_default()
+                    .get("ca.crt")
+                    .map(|b| b.0.clone())
+                    .unwrap_or_default(),
+            )?;
+            assert_eq!(ca.matches("BEGIN CERTIFICATE").count(), 1, "{ca}");
+            assert_eq!(pem_fingerprint(&ca)?, new_root);
+        }
+    }
+    for admin in [byo_admin, remote_admin] {
+        wait_ready(admin, true, Duration::from_secs(30)).await?;
+    }
+    assert_eq!(
+        (
+            metric(byo_admin, "relay_agent_rpc_failures_total"),
+            metric(remote_admin, "relay_agent_rpc_failures_total"),
+        ),
+        failed_before,
+        "no failed RPC during the rotation"
+    );
+    eprintln!("e2e: root rotation done in {:?}", started.elapsed());
     Ok(())
 }
 
