@@ -80,7 +80,6 @@ async fn kubernetes_csr(
     n: &Narrator,
 ) -> Result<String, BoxError> {
     use base64::Engine as _;
-    use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
     const NAME: &str = "cluster-1-agent";
     let (csr, key) = relay_sandbox::relay::agent_csr(CLUSTER)?;
     let manifest = format!(
@@ -97,23 +96,11 @@ async fn kubernetes_csr(
         "{}",
         kubectl_cmd(kubeconfig, &["certificate", "approve", NAME], None)?
     );
-    let csrs: Api<CertificateSigningRequest> = Api::all(client.clone());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let chain = loop {
-        if let Some(certificate) = csrs
-            .get(NAME)
-            .await?
-            .status
-            .and_then(|s| s.certificate)
-            .filter(|c| !c.0.is_empty())
-        {
-            break String::from_utf8(certificate.0)?;
-        }
-        if Instant::now() > deadline {
-            return Err("the CertificateSigningRequest was not signed within 30 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let issued = relay_sandbox::relay::wait_csr(client, NAME, Duration::from_secs(30), |s| {
+        s.certificate.is_some()
+    })
+    .await?;
+    let chain = String::from_utf8(issued.certificate.map(|c| c.0).unwrap_or_default())?;
     println!("$ kubectl get csr {NAME}");
     print!("{}", kubectl_cmd(kubeconfig, &["get", "csr", NAME], None)?);
     let serial = pki::load_key_pair(

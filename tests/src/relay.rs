@@ -637,3 +637,134 @@ pub fn serial_of(der: &[u8]) -> Result<String, BoxError> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)?;
     Ok(relay_issuer::pki::sign::colon_hex(cert.raw_serial()))
 }
+
+/// Runs the `relay-issuer` command line with `args` and `KUBECONFIG=kubeconfig` (blocking):
+/// its exit code and its output (stdout then stderr).
+pub fn run_relay_issuer(
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+) -> Result<(i32, String), BoxError> {
+    let output = std::process::Command::new(crate::processes::binary("relay-issuer"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()?;
+    Ok((
+        output.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    ))
+}
+
+/// The SHA-256 fingerprint of the first certificate of `pem`.
+pub fn pem_fingerprint(pem: &str) -> Result<String, BoxError> {
+    let der = x509_parser::pem::parse_x509_pem(pem.as_bytes())?.1.contents;
+    Ok(pki::anchor::fingerprint(&der))
+}
+
+/// The new PKI of a root rotation, as `relay-issuer ca create --out` writes it (server names
+/// `localhost` and `127.0.0.1`), in a directory of its own.
+pub struct RotationPki {
+    dir: tempfile::TempDir,
+}
+
+impl RotationPki {
+    /// Creates it with the real command line.
+    pub fn create(kubeconfig: &std::path::Path) -> Result<Self, BoxError> {
+        let dir = tempfile::tempdir()?;
+        let out = dir.path().display().to_string();
+        let (code, output) = run_relay_issuer(
+            kubeconfig,
+            &[
+                "ca",
+                "create",
+                "--out",
+                &out,
+                "--server-name",
+                "localhost",
+                "--server-name",
+                "127.0.0.1",
+            ],
+        )?;
+        if code != 0 {
+            return Err(format!("relay-issuer ca create exited with {code}: {output}").into());
+        }
+        Ok(Self { dir })
+    }
+
+    /// The directory (`ca rotate --new`).
+    pub fn path(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    fn read(&self, name: &str) -> Result<String, BoxError> {
+        Ok(std::fs::read_to_string(self.dir.path().join(name))?)
+    }
+
+    /// The new root's fingerprint.
+    pub fn root_fingerprint(&self) -> Result<String, BoxError> {
+        pem_fingerprint(&self.read("root.crt")?)
+    }
+
+    /// The serial of the new relay server certificate.
+    pub fn server_serial(&self) -> Result<String, BoxError> {
+        let der = x509_parser::pem::parse_x509_pem(self.read("server.crt")?.as_bytes())?
+            .1
+            .contents;
+        serial_of(&der)
+    }
+
+    /// An agent certificate for `cluster` under the new root.
+    pub fn agent(&self, cluster: &str) -> Result<Pem, BoxError> {
+        let ca = SigningCa::load(
+            self.read("intermediate.crt")?.as_bytes(),
+            self.read("intermediate.key")?.as_bytes(),
+            Some(self.read("root.crt")?.as_bytes()),
+            time::OffsetDateTime::now_utc(),
+        )?;
+        sign_agent(&ca, cluster, time::Duration::hours(1))
+    }
+}
+
+/// Waits, on a watch, until CertificateSigningRequest `name` has a status `done` accepts, for
+/// at most `within`; returns that status.
+pub async fn wait_csr(
+    client: &kube::Client,
+    name: &str,
+    within: std::time::Duration,
+    done: impl Fn(&k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus) -> bool,
+) -> Result<k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus, BoxError> {
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+    let csrs: Api<CertificateSigningRequest> = Api::all(client.clone());
+    let condition = |csr: Option<&CertificateSigningRequest>| {
+        csr.and_then(|c| c.status.as_ref()).is_some_and(&done)
+    };
+    match tokio::time::timeout(
+        within,
+        kube::runtime::wait::await_condition(csrs.clone(), name, condition),
+    )
+    .await
+    {
+        Ok(Ok(Some(csr))) => Ok(csr.status.unwrap_or_default()),
+        Ok(Ok(None)) => Err(format!("CertificateSigningRequest {name} was deleted").into()),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => Err(format!(
+            "CertificateSigningRequest {name} not done within {within:?}: {:?}",
+            csrs.get(name).await.ok().and_then(|c| c.status)
+        )
+        .into()),
+    }
+}
+
+/// Whether a CSR status has a `Failed` condition.
+pub fn csr_failed(
+    status: &k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus,
+) -> bool {
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Failed")
+}

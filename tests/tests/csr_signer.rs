@@ -3,7 +3,7 @@
 //! reason for a CSR that breaks a rule, other signers' requests untouched, the signing CA read
 //! from the cluster resource namespace. (`real_e2e` runs the same against kube-apiserver.)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
@@ -11,7 +11,7 @@ use kube::Api;
 use kube::api::PostParams;
 use relay_issuer::pki::generate::GeneratedKeyType;
 use relay_sandbox::harness::{self, CONTROLLER_NAMESPACE, Replica};
-use relay_sandbox::relay::{TRUST_DOMAIN, agent_csr};
+use relay_sandbox::relay::{TRUST_DOMAIN, agent_csr, csr_failed, wait_csr};
 use serde_json::{Value, json};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -102,25 +102,9 @@ async fn approved_agent_csrs_are_signed_rule_breakers_fail_and_the_rest_is_left_
         approve(&client, name).await?;
     }
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (good, failed) = loop {
-        let good = csrs.get("good").await?.status.unwrap_or_default();
-        let failed = csrs.get("server-auth").await?.status.unwrap_or_default();
-        if good.certificate.is_some()
-            && failed
-                .conditions
-                .iter()
-                .flatten()
-                .any(|c| c.type_ == "Failed")
-        {
-            break (good, failed);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not signed or failed: {good:?} {failed:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let within = Duration::from_secs(20);
+    let good = wait_csr(&client, "good", within, |s| s.certificate.is_some()).await?;
+    let failed = wait_csr(&client, "server-auth", within, csr_failed).await?;
     // The leaf for the CSR's cluster and key, then the intermediate; two hours as asked.
     let chain = String::from_utf8(good.certificate.unwrap_or_default().0)?;
     assert_eq!(

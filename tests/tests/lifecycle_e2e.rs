@@ -41,8 +41,9 @@ use relay_sandbox::e2e::{
 use relay_sandbox::harness::{self, put_secret_data};
 use relay_sandbox::processes::{Process, binary, free_port};
 use relay_sandbox::relay::{
-    Pem, RELAY_NAMESPACE, RelayPki, TOKEN, agent_certificate, agent_csr, channel, client_config,
-    install_relay, metric_sum, metric_value, sign_agent,
+    Pem, RELAY_NAMESPACE, RelayPki, RotationPki, TOKEN, agent_certificate, agent_csr, channel,
+    client_config, install_relay, metric_sum, metric_value, pem_fingerprint, run_relay_issuer,
+    sign_agent,
 };
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -1079,29 +1080,6 @@ async fn a_suspended_or_revoked_agent_is_cut_off_says_why_and_comes_back_by_itse
 
 // ---- 9. Root rotation without an outage: `relay-issuer ca rotate` ----
 
-/// Runs `relay-issuer` with `args` against the world's sandbox; returns its exit code and
-/// output (stdout and stderr).
-async fn relay_issuer(world: &World, args: &[&str]) -> Result<(i32, String), BoxError> {
-    let mut command = std::process::Command::new(binary("relay-issuer"));
-    command
-        .args(args)
-        .env("KUBECONFIG", world.sandbox.kubeconfig());
-    let output = tokio::task::spawn_blocking(move || command.output()).await??;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok((output.status.code().unwrap_or(-1), text))
-}
-
-fn root_fingerprint(pem: &str) -> String {
-    let der = x509_parser::pem::parse_x509_pem(pem.as_bytes())
-        .map(|(_, p)| p.contents)
-        .unwrap_or_default();
-    relay_issuer::pki::anchor::fingerprint(&der)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_root_rotates_under_five_live_agents_without_a_failed_rpc() -> TestResult {
     let _one = SERIAL.lock().await;
@@ -1145,7 +1123,7 @@ async fn the_root_rotates_under_five_live_agents_without_a_failed_rpc() -> TestR
     for (agent, admin) in &mut agents {
         agent.wait_ready(*admin, Duration::from_secs(30)).await?;
     }
-    let old_root = root_fingerprint(&w.pki.root);
+    let old_root = pem_fingerprint(&w.pki.root)?;
     for (_, cluster) in &managed {
         w.clusters()
             .wait(cluster, Duration::from_secs(15), |s| {
@@ -1155,24 +1133,10 @@ async fn the_root_rotates_under_five_live_agents_without_a_failed_rpc() -> TestR
     }
 
     // The new PKI, and the plan (a dry run changes nothing).
-    let new_dir = tempfile::tempdir()?;
-    let new_path = new_dir.path().display().to_string();
-    let (code, output) = relay_issuer(
-        &w,
-        &[
-            "ca",
-            "create",
-            "--out",
-            &new_path,
-            "--server-name",
-            "localhost",
-            "--server-name",
-            "127.0.0.1",
-        ],
-    )
-    .await?;
-    assert_eq!(code, 0, "{output}");
-    let new_root = root_fingerprint(&std::fs::read_to_string(new_dir.path().join("root.crt"))?);
+    let kubeconfig = w.sandbox.kubeconfig().to_path_buf();
+    let new_pki = RotationPki::create(&kubeconfig)?;
+    let new_path = new_pki.path();
+    let new_root = new_pki.root_fingerprint()?;
     let rotate = |apply: bool| {
         let mut args = vec![
             "ca",
@@ -1191,10 +1155,15 @@ async fn the_root_rotates_under_five_live_agents_without_a_failed_rpc() -> TestR
         }
         args.into_iter().map(str::to_string).collect::<Vec<_>>()
     };
-    let world = &w;
-    let run = move |args: Vec<String>| async move {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        relay_issuer(world, &refs).await
+    let run = |args: Vec<String>| {
+        let kubeconfig = kubeconfig.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                run_relay_issuer(&kubeconfig, &refs)
+            })
+            .await?
+        }
     };
     let (code, plan) = run(rotate(false)).await?;
     assert_eq!(code, 0, "{plan}");
@@ -1222,27 +1191,16 @@ async fn the_root_rotates_under_five_live_agents_without_a_failed_rpc() -> TestR
             .await?;
     }
     // The server now serves a certificate under the new root.
-    let server_pem = std::fs::read_to_string(new_dir.path().join("server.crt"))?;
-    let server_der = x509_parser::pem::parse_x509_pem(server_pem.as_bytes())?
-        .1
-        .contents;
     wait_openssl_serial(
         w.relay_port,
-        &relay_sandbox::relay::serial_of(&server_der)?,
+        &new_pki.server_serial()?,
         Duration::from_secs(10),
     )
     .await?;
 
     // The stale cluster fixed (its agent gets a certificate under the new root): the rotation
     // resumes and completes; the old root is gone from every bundle.
-    let new_ca = relay_issuer::pki::SigningCa::load(
-        std::fs::read_to_string(new_dir.path().join("intermediate.crt"))?.as_bytes(),
-        std::fs::read_to_string(new_dir.path().join("intermediate.key"))?.as_bytes(),
-        Some(std::fs::read_to_string(new_dir.path().join("root.crt"))?.as_bytes()),
-        time::OffsetDateTime::now_utc(),
-    )?;
-    let fresh =
-        relay_sandbox::relay::sign_agent(&new_ca, &stale_cluster, time::Duration::hours(1))?;
+    let fresh = new_pki.agent(&stale_cluster)?;
     put_client_secret(&w.client, &stale_ns, &fresh).await?;
     w.clusters()
         .wait(&stale_cluster, Duration::from_secs(15), |s| {
@@ -1265,7 +1223,7 @@ async fn the_root_rotates_under_five_live_agents_without_a_failed_rpc() -> TestR
             "{}",
             secret.metadata.name.unwrap_or_default()
         );
-        assert_eq!(root_fingerprint(&ca), new_root);
+        assert_eq!(pem_fingerprint(&ca)?, new_root);
     }
     // Every agent stayed up: no failed RPC on any of them, all connected now.
     for (agent, admin) in &agents {

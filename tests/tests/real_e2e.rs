@@ -60,8 +60,9 @@ use relay_sandbox::harness::{self, create_issuer, create_request, put_secret_dat
 use relay_sandbox::plane::{AGENT, CONTROLLER, Plane, SERVER};
 use relay_sandbox::processes::free_port;
 use relay_sandbox::relay::{
-    Pem, RELAY_NAMESPACE, RelayPki, TRUST_DOMAIN, install_relay, metric_sum, metric_value,
-    put_root_secret, put_signing_secret, register_cluster,
+    Pem, RELAY_NAMESPACE, RelayPki, RotationPki, TRUST_DOMAIN, csr_failed, install_relay,
+    metric_sum, metric_value, pem_fingerprint, put_root_secret, put_signing_secret,
+    register_cluster, run_relay_issuer, wait_csr,
 };
 use serde_json::{Value, json};
 
@@ -1165,23 +1166,12 @@ async fn kubernetes_csr_api(plane: &Plane, client: &kube::Client, pki: &RelayPki
         ],
         None,
     )?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (issued, failed) = loop {
-        let issued = status_of("agent-cluster-b").await?;
-        let failed = status_of("agent-server-auth").await?;
-        let has_failed = failed
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == "Failed");
-        if issued.certificate.is_some() && has_failed {
-            break (issued, failed);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("CSR API signer: issued {issued:?}, failed {failed:?}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let within = Duration::from_secs(30);
+    let issued = wait_csr(client, "agent-cluster-b", within, |s| {
+        s.certificate.is_some()
+    })
+    .await?;
+    let failed = wait_csr(client, "agent-server-auth", within, csr_failed).await?;
     // The certificate: the agent identity of the CSR, signed by the relay intermediate, with the
     // intermediate after it; the chain verifies up to the root with the CSR's key.
     let chain = String::from_utf8(issued.certificate.map(|c| c.0).unwrap_or_default())?;
@@ -1267,27 +1257,6 @@ async fn kubernetes_csr_api(plane: &Plane, client: &kube::Client, pki: &RelayPki
     Ok(())
 }
 
-/// Runs `relay-issuer` with `args` and `KUBECONFIG=kubeconfig`; its exit code and output.
-fn relay_issuer_command(kubeconfig: &Path, args: &[&str]) -> Result<(i32, String), BoxError> {
-    let output = Command::new(relay_sandbox::processes::binary("relay-issuer"))
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .output()?;
-    Ok((
-        output.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    ))
-}
-
-fn pem_fingerprint(pem: &str) -> Result<String, BoxError> {
-    let der = x509_parser::pem::parse_x509_pem(pem.as_bytes())?.1.contents;
-    Ok(relay_issuer::pki::anchor::fingerprint(&der))
-}
-
 /// Scenario 8: the staged root rotation against kube-apiserver and cert-manager, with the
 /// workload plane's agent (remote signing) as an agents' cluster: the first run does stages
 /// 1-4 (real cert-manager renews the workload agent through the relay server) and refuses
@@ -1300,26 +1269,12 @@ async fn rotate_root(
     byo_admin: u16,
     remote_admin: u16,
 ) -> TestResult {
-    let new_dir = tempfile::tempdir()?;
-    let new_path = new_dir.path().display().to_string();
-    let (code, output) = relay_issuer_command(
-        &plane.admin,
-        &[
-            "ca",
-            "create",
-            "--out",
-            &new_path,
-            "--server-name",
-            "localhost",
-            "--server-name",
-            "127.0.0.1",
-        ],
-    )?;
-    assert_eq!(code, 0, "{output}");
-    let new_root = pem_fingerprint(&std::fs::read_to_string(new_dir.path().join("root.crt"))?)?;
+    let new_pki = RotationPki::create(&plane.admin)?;
+    let new_path = new_pki.path();
+    let new_root = new_pki.root_fingerprint()?;
     let agent_cluster = format!("workload={}", workload.admin.display());
     let rotate = || {
-        relay_issuer_command(
+        run_relay_issuer(
             &plane.admin,
             &[
                 "ca",
@@ -1362,10 +1317,9 @@ async fn rotate_root(
             s.connected && s.certificate_root.as_deref() == Some(new_root.as_str())
         })
         .await?;
-    let server_pem = std::fs::read_to_string(new_dir.path().join("server.crt"))?;
     wait_openssl_serial(
         relay_port,
-        &leaf_serial(&server_pem)?,
+        &new_pki.server_serial()?,
         Duration::from_secs(15),
     )
     .await?;
@@ -1374,13 +1328,7 @@ async fn rotate_root(
     Api::<relay_issuer::api::RelayCluster>::namespaced(plane.client.clone(), RELAY_NAMESPACE)
         .delete("cluster-a", &Default::default())
         .await?;
-    let new_ca = relay_issuer::pki::SigningCa::load(
-        std::fs::read_to_string(new_dir.path().join("intermediate.crt"))?.as_bytes(),
-        std::fs::read_to_string(new_dir.path().join("intermediate.key"))?.as_bytes(),
-        Some(std::fs::read_to_string(new_dir.path().join("root.crt"))?.as_bytes()),
-        time::OffsetDateTime::now_utc(),
-    )?;
-    let fresh = relay_sandbox::relay::sign_agent(&new_ca, "cluster-b", time::Duration::hours(1))?;
+    let fresh = new_pki.agent("cluster-b")?;
     replace_tls_data(
         &Api::namespaced(plane.client.clone(), BYO_NS),
         &[("tls.crt", &fresh.chain), ("tls.key", &fresh.key)],
