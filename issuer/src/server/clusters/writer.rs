@@ -38,9 +38,13 @@ pub const REPLICA_LABEL: &str = "relaytls.dev/relay-server-replica";
 /// Status writes in flight at once (the client's QPS/burst limit applies on top).
 const WRITES_IN_FLIGHT: usize = 64;
 
-/// Status writes taken from the book at a time: a round ends, and the next one takes the
-/// oldest due writes, every few seconds at most even when the API server is slow.
-const WRITES_PER_ROUND: usize = 8 * WRITES_IN_FLIGHT;
+/// How long the first write after an idle spell waits, so that a burst of changes (a connect
+/// storm, a reconnect) makes one write per cluster.
+const COALESCE: Duration = Duration::from_millis(50);
+
+/// How long no new write starts after one failed (the API server is likely down or
+/// overloaded); failed writes are due again and go out after the pause.
+const AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// RelayClusters a sweep compares while holding the book.
 const SWEEP_SLICE: usize = 512;
@@ -149,31 +153,77 @@ impl StatusWriter {
     }
 
     /// Writes due statuses until `stop` resolves; then marks every cluster held here
-    /// disconnected and writes once more.
+    /// disconnected and writes until none is due (the caller bounds how long a stop may take).
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = &mut stop => break,
-            }
-            // Coalesce a burst of changes into one write per cluster.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            self.write_due().await;
-        }
-        self.update(|book| book.disconnect_all(OffsetDateTime::now_utc()));
-        // Every round, until none is due (the caller bounds how long a stop may take).
-        while self.update(|book| book.has_due()) {
-            self.write_due().await;
+        let stopped = self.pipeline(Some(stop.as_mut())).await;
+        if stopped {
+            self.update(|book| book.disconnect_all(OffsetDateTime::now_utc()));
+            self.pipeline(None::<std::pin::Pin<&mut std::future::Pending<()>>>)
+                .await;
         }
     }
 
-    async fn write_due(&self) {
-        let due = self.update(|book| book.take_due_at_most(WRITES_PER_ROUND));
-        let failed = self.write_all(due).await;
-        if failed > 0 {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            self.wake.notify_one();
+    /// Keeps up to [`WRITES_IN_FLIGHT`] writes in flight, taking the oldest due write each time
+    /// one finishes (no rounds: one slow write never holds back the ones behind it). A first
+    /// write after an idle spell waits [`COALESCE`] so a burst of changes makes one write per
+    /// cluster; after a failed write no new one starts for [`AFTER_FAILURE`]. With `stop`, runs
+    /// until it resolves (in-flight writes are finished first) and returns true; without, until
+    /// nothing is due or in flight.
+    async fn pipeline<S>(&self, mut stop: Option<std::pin::Pin<&mut S>>) -> bool
+    where
+        S: std::future::Future<Output = ()> + ?Sized,
+    {
+        let replica = self.replica();
+        let replica = &replica;
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let mut paused_until: Option<tokio::time::Instant> = None;
+        loop {
+            if paused_until.is_none_or(|until| tokio::time::Instant::now() >= until) {
+                paused_until = None;
+                while in_flight.len() < WRITES_IN_FLIGHT {
+                    let Some((cluster, write)) = self
+                        .update(|book| book.take_due_at_most(1))
+                        .into_iter()
+                        .next()
+                    else {
+                        break;
+                    };
+                    in_flight.push(async move { self.write_one(&cluster, &write, replica).await });
+                }
+            }
+            if stop.is_none() && in_flight.is_empty() && !self.update(|book| book.has_due()) {
+                return false;
+            }
+            let resume = async {
+                match paused_until {
+                    Some(until) => tokio::time::sleep_until(until).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let stopping = async {
+                match stop.as_mut() {
+                    Some(stop) => stop.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(failed) = in_flight.next(), if !in_flight.is_empty() => {
+                    if failed {
+                        paused_until = Some(tokio::time::Instant::now() + AFTER_FAILURE);
+                    }
+                }
+                _ = self.wake.notified(), if in_flight.len() < WRITES_IN_FLIGHT && paused_until.is_none() => {
+                    if in_flight.is_empty() {
+                        tokio::time::sleep(COALESCE).await;
+                    }
+                }
+                _ = resume => {}
+                _ = stopping => {
+                    while in_flight.next().await.is_some() {}
+                    return true;
+                }
+            }
         }
     }
 
@@ -184,24 +234,30 @@ impl StatusWriter {
         let replica = &replica;
         futures::stream::iter(writes)
             .map(|(cluster, write)| async move {
-                let outcome = self.write(&cluster, &write, replica).await;
-                self.metrics.status_write(write.kind(), outcome.label());
-                self.update(|book| book.finished(&cluster, OffsetDateTime::now_utc()));
-                match outcome {
-                    WriteOutcome::Failed if !matches!(write, StatusWrite::Clear { .. }) => {
-                        self.update(|book| book.retry(&cluster, &write));
-                    }
-                    WriteOutcome::Gone => self.update(|book| book.forget(&cluster)),
-                    WriteOutcome::Failed
-                    | WriteOutcome::Written
-                    | WriteOutcome::Superseded
-                    | WriteOutcome::Rejected => {}
-                }
-                usize::from(outcome == WriteOutcome::Failed)
+                usize::from(self.write_one(&cluster, &write, replica).await)
             })
             .buffer_unordered(WRITES_IN_FLIGHT)
             .fold(0, |failed, one| async move { failed + one })
             .await
+    }
+
+    /// Performs one write taken from the book and settles it there; true when it failed (and
+    /// was put back, unless it was a clear).
+    async fn write_one(&self, cluster: &str, write: &StatusWrite, replica: &str) -> bool {
+        let outcome = self.write(cluster, write, replica).await;
+        self.metrics.status_write(write.kind(), outcome.label());
+        self.update(|book| book.finished(cluster, OffsetDateTime::now_utc()));
+        match outcome {
+            WriteOutcome::Failed if !matches!(write, StatusWrite::Clear { .. }) => {
+                self.update(|book| book.retry(cluster, write));
+            }
+            WriteOutcome::Gone => self.update(|book| book.forget(cluster)),
+            WriteOutcome::Failed
+            | WriteOutcome::Written
+            | WriteOutcome::Superseded
+            | WriteOutcome::Rejected => {}
+        }
+        outcome == WriteOutcome::Failed
     }
 
     async fn write(&self, cluster: &str, write: &StatusWrite, replica: &str) -> WriteOutcome {
