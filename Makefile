@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TOOLCHAIN := $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo +nightly)
 FUZZ_ENV := $(if $(FUZZ_TOOLCHAIN),,RUSTC_BOOTSTRAP=1)
 
-.PHONY: help all build test lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent bench-relay bench-relay-real fuzz fuzz-build ci clean cluster cluster-down cluster-smoke fidelity-real e2e bench-real
+.PHONY: help all build test images test-images lint crds fmt tools demo bench-sign bench-sandbox bench-issuer bench-agent bench-relay bench-relay-real fuzz fuzz-build ci clean cluster cluster-down cluster-smoke fidelity-real e2e bench-real
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,12 @@ build: ## build every crate (debug)
 
 test: tools ## install the tools, then run every test (unit, property, openssl, python cryptography, kubectl, helm); a missing tool fails
 	RELAY_TLS_REQUIRE_TOOLS=1 $(CARGO) test --workspace --all-targets
+
+images: tools ## OCI images of relay-issuer and relay-agent with podman (FROM scratch; tag = the charts' appVersion), saved as target/images/*.oci.tar
+	scripts/images.sh
+
+test-images: images ## run the images as the charts do (sandbox, relay server, user 65532, read-only root, no capabilities)
+	RELAY_TLS_REQUIRE_TOOLS=1 RELAY_TLS_IMAGES=1 $(CARGO) test -p relay-sandbox --test images
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -116,7 +122,7 @@ fuzz: ## fuzz CSR/PEM parsing and signing for FUZZ_SECONDS per target (not in CI
 	  mkdir -p corpus/$$target && $(FUZZ_ENV) $(CARGO) $(FUZZ_TOOLCHAIN) fuzz run $$target corpus/$$target seeds/$$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
-ci: tools lint test fuzz-build demo e2e ## what .ci/run runs (e2e last: it builds the real control plane once per version into a cache)
+ci: tools lint test test-images fuzz-build demo e2e ## what .ci/run runs (e2e last: it builds the real control plane once per version into a cache)
 
 clean: ## remove build output
 	$(CARGO) clean

@@ -18,6 +18,11 @@ command -v openssl >/dev/null || apt_install openssl
 command -v python3 >/dev/null || apt_install python3 python3-pip
 command -v taskset >/dev/null || apt_install util-linux
 command -v valgrind >/dev/null || apt_install valgrind
+# make images and its test: Debian's podman with runc (crun fails on these machines' cgroup
+# set-up), and strip from binutils.
+command -v podman >/dev/null || apt_install podman
+command -v runc >/dev/null || apt_install runc
+command -v strip >/dev/null || apt_install binutils
 
 if ! python3 -c 'import cryptography' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'cryptography>=42' \

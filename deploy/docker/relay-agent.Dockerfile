@@ -1,41 +1,26 @@
-# syntax=docker/dockerfile:1
-#
 # relay-agent: follows its client TLS Secret and keeps an mTLS connection to the relay server.
-# Build from the repository root:
 #
-#   docker build -f deploy/docker/relay-agent.Dockerfile -t ghcr.io/relay-tls/relay-agent:0.1.0 .
+# Built by `make images` (scripts/images.sh), which stages the build context
+# target/images/relay-agent/rootfs: the stripped release binary, exactly the shared libraries it
+# links, Debian's CA bundle, and /etc/passwd and /etc/group naming the nonroot user 65532. No
+# base image, no shell, no package manager. By hand, after `scripts/images.sh`:
+#
+#   podman build -f deploy/docker/relay-agent.Dockerfile --build-arg VERSION=0.1.0 \
+#     --build-arg REVISION=$(git rev-parse HEAD) -t ghcr.io/relay-tls/relay-agent:0.1.0 \
+#     target/images/relay-agent
 #
 # The Helm chart deploy/charts/relay-agent runs this image (tag = the chart's appVersion).
-
-# Builder: the workspace's release build. Debian bookworm, as the runtime image below: the binary
-# links glibc dynamically and must not need a newer one than the runtime has. protoc comes
-# vendored (protoc-bin-vendored), ring brings its own assembly: nothing else to install.
-FROM rust:1.95-bookworm AS builder
-WORKDIR /src
-# Every workspace member must be present for cargo to load the workspace, even those not built.
-COPY Cargo.toml Cargo.lock ./
-COPY pki pki
-COPY runtime runtime
-COPY proto proto
-COPY issuer issuer
-COPY agent agent
-COPY kube-sandbox kube-sandbox
-COPY cert-manager-sim cert-manager-sim
-COPY tests tests
-COPY demo demo
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    cargo build --profile agent --locked -p relay-agent --bin relay-agent \
-    && install -D -m 0755 target/agent/relay-agent /out/relay-agent
-
-# Runtime: distroless with glibc and libgcc (cc), no shell, no package manager; user nonroot
-# (65532:65532), which the chart's securityContext also requires (runAsNonRoot).
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM scratch
+ARG VERSION
+ARG REVISION
 LABEL org.opencontainers.image.title="relay-agent" \
       org.opencontainers.image.description="relay agent: client TLS Secret watcher and mTLS relay connection" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="https://github.com/relay-tls/relay-tls" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=builder /out/relay-agent /usr/local/bin/relay-agent
+COPY rootfs/ /
+# nonroot (65532:65532), which the chart's securityContext also requires (runAsNonRoot).
 USER 65532:65532
 # 9091: admin (/live, /ready, /metrics).
 EXPOSE 9091

@@ -290,6 +290,48 @@ pub fn agent_certificate(
     })
 }
 
+/// The cluster side of a Gloo-managed agent in `namespace`: a signing Secret with `pki`'s
+/// intermediate, RelayIssuer `relay` signing locally, and the agent chart's Certificate for
+/// `cluster` with `duration` and `renew_before` (Go durations). Returns the namespace's
+/// Certificates.
+pub async fn install_managed_agent(
+    client: &kube::Client,
+    pki: &RelayPki,
+    namespace: &str,
+    cluster: &str,
+    duration: &str,
+    renew_before: &str,
+) -> Result<Api<kube::api::DynamicObject>, BoxError> {
+    put_secret_data(
+        client,
+        namespace,
+        "relay-tls-signing-secret",
+        &[
+            ("tls.crt", &pki.intermediate),
+            ("tls.key", &pki.intermediate_key),
+            ("ca.crt", &pki.root),
+        ],
+    )
+    .await?;
+    crate::harness::create_issuer(client, Some(namespace), "relay", json!({})).await?;
+    let certificates = Api::<kube::api::DynamicObject>::namespaced_with(
+        client.clone(),
+        namespace,
+        &cert_manager_sim::resource("Certificate", "certificates"),
+    );
+    let certificate: kube::api::DynamicObject = serde_json::from_value(agent_certificate(
+        namespace,
+        cluster,
+        "relay",
+        duration,
+        renew_before,
+    ))?;
+    certificates
+        .create(&kube::api::PostParams::default(), &certificate)
+        .await?;
+    Ok(certificates)
+}
+
 /// Writes the relay server's four Secrets for `pki` into `namespace`.
 pub async fn install_secrets(
     client: &kube::Client,

@@ -41,9 +41,9 @@ use relay_sandbox::e2e::{
 use relay_sandbox::harness::{self, put_secret_data};
 use relay_sandbox::processes::{Process, binary, free_port};
 use relay_sandbox::relay::{
-    Pem, RELAY_NAMESPACE, RelayPki, RotationPki, TOKEN, agent_certificate, agent_csr, channel,
-    client_config, install_relay, metric_sum, metric_value, pem_fingerprint, run_relay_issuer,
-    sign_agent,
+    Pem, RELAY_NAMESPACE, RelayPki, RotationPki, TOKEN, agent_csr, channel, client_config,
+    install_managed_agent, install_relay, metric_sum, metric_value, pem_fingerprint,
+    run_relay_issuer, sign_agent,
 };
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -196,34 +196,15 @@ impl World {
         duration: &str,
         renew_before: &str,
     ) -> Result<Api<DynamicObject>, BoxError> {
-        put_secret_data(
+        install_managed_agent(
             &self.client,
-            namespace,
-            "relay-tls-signing-secret",
-            &[
-                ("tls.crt", &self.pki.intermediate),
-                ("tls.key", &self.pki.intermediate_key),
-                ("ca.crt", &self.pki.root),
-            ],
-        )
-        .await?;
-        harness::create_issuer(&self.client, Some(namespace), "relay", json!({})).await?;
-        let certificates = Api::<DynamicObject>::namespaced_with(
-            self.client.clone(),
-            namespace,
-            &cert_manager_sim::resource("Certificate", "certificates"),
-        );
-        let certificate: DynamicObject = serde_json::from_value(agent_certificate(
+            &self.pki,
             namespace,
             cluster,
-            "relay",
             duration,
             renew_before,
-        ))?;
-        certificates
-            .create(&PostParams::default(), &certificate)
-            .await?;
-        Ok(certificates)
+        )
+        .await
     }
 }
 
