@@ -793,7 +793,8 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let mut lags: Vec<u64> = {
+    // (lag, cluster, Welcome, shown), the lag first so that sorting puts the longest last.
+    let mut lagged: Vec<(u64, &str, u64, u64)> = {
         let watched = watched.lock().map_err(|_| "poisoned")?;
         welcomes
             .iter()
@@ -801,11 +802,12 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
                 watched
                     .first_connected
                     .get(cluster)
-                    .map(|shown| shown.saturating_sub(*at))
+                    .map(|shown| (shown.saturating_sub(*at), cluster.as_str(), *at, *shown))
             })
             .collect()
     };
-    lags.sort_unstable();
+    lagged.sort_unstable();
+    let lags: Vec<u64> = lagged.iter().map(|(lag, ..)| *lag).collect();
     let status_span_s = (all_connected_ms.saturating_sub(storm_start_ms)) as f64 / 1000.0;
     println!(
         "status: every RelayCluster shown connected {status_span_s:.1}s after the storm began; Welcome→shown lag p50 {}ms p99 {}ms max {}ms",
@@ -813,6 +815,16 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         percentile(&lags, 0.99),
         lags.last().copied().unwrap_or(0)
     );
+    // The longest lags, with when (after the storm began) each had its Welcome and was shown:
+    // a status written late although its Welcome came early says the writes left out of order.
+    let since = |at: u64| at.saturating_sub(storm_start_ms) as f64 / 1000.0;
+    for (lag, cluster, welcomed, shown) in lagged.iter().rev().take(3) {
+        println!(
+            "  lag {lag}ms: {cluster}, Welcome at {:.1}s, shown at {:.1}s",
+            since(*welcomed),
+            since(*shown)
+        );
+    }
 
     // 3. Steady: heartbeats, CPU and memory.
     for worker in &mut pool {

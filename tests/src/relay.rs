@@ -302,17 +302,7 @@ pub async fn install_managed_agent(
     duration: &str,
     renew_before: &str,
 ) -> Result<Api<kube::api::DynamicObject>, BoxError> {
-    put_secret_data(
-        client,
-        namespace,
-        "relay-tls-signing-secret",
-        &[
-            ("tls.crt", &pki.intermediate),
-            ("tls.key", &pki.intermediate_key),
-            ("ca.crt", &pki.root),
-        ],
-    )
-    .await?;
+    put_signing_secret(client, namespace, pki).await?;
     crate::harness::create_issuer(client, Some(namespace), "relay", json!({})).await?;
     let certificates = Api::<kube::api::DynamicObject>::namespaced_with(
         client.clone(),

@@ -140,8 +140,21 @@ pub async fn run(
     let cluster_api = Api::<RelayCluster>::namespaced(client.clone(), &namespace);
     let (store, writer) = reflector::store();
     let gate = AccessGate::new(store.clone(), &namespace);
+    let refresh =
+        time::Duration::try_from(settings.status_refresh).unwrap_or(time::Duration::minutes(10));
+    let status = StatusWriter::new(
+        cluster_api.clone(),
+        ConnectionBook::new(
+            &settings.replica,
+            refresh,
+            time::Duration::try_from(settings.replica_lease_duration)
+                .unwrap_or(time::Duration::seconds(15)),
+        ),
+        metrics.clone(),
+    );
     let clusters_task = {
         let gate = gate.clone();
+        let status = status.clone();
         tokio::spawn(
             reflector(
                 writer,
@@ -153,18 +166,19 @@ pub async fn run(
             // The store has taken the event in by now: tell the cluster's open sessions.
             .for_each(move |event| {
                 match event {
-                    Ok(watcher::Event::Apply(cluster) | watcher::Event::Delete(cluster)) => {
+                    Ok(watcher::Event::Apply(cluster)) => {
+                        status.observed(&cluster);
                         gate.publish(&cluster.name_any());
                     }
+                    Ok(watcher::Event::Delete(cluster)) => gate.publish(&cluster.name_any()),
+                    Ok(watcher::Event::InitApply(cluster)) => status.observed(&cluster),
                     Ok(watcher::Event::InitDone) => gate.publish_all(),
-                    Ok(watcher::Event::Init | watcher::Event::InitApply(_)) | Err(_) => {}
+                    Ok(watcher::Event::Init) | Err(_) => {}
                 }
                 futures::future::ready(())
             }),
         )
     };
-    let refresh =
-        time::Duration::try_from(settings.status_refresh).unwrap_or(time::Duration::minutes(10));
     // One task waits for the first list and tells the others: kube-runtime's
     // `Store::wait_until_ready` wakes only one of several concurrent waiters (a oneshot receiver
     // keeps one waker).
@@ -179,16 +193,6 @@ pub async fn run(
             std::future::pending::<()>().await;
         })
     };
-    let status = StatusWriter::new(
-        cluster_api,
-        ConnectionBook::new(
-            &settings.replica,
-            refresh,
-            time::Duration::try_from(settings.replica_lease_duration)
-                .unwrap_or(time::Duration::seconds(15)),
-        ),
-        metrics.clone(),
-    );
     let (stop_sender, stopping) = watch::channel(false);
     let stopped = |mut stopping: watch::Receiver<bool>| async move {
         let _ = stopping.wait_for(|stop| *stop).await;

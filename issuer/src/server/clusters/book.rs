@@ -75,8 +75,66 @@ pub struct ClusterConnection {
     /// When the last write finished (the settle time counts from here: a write queued behind
     /// thousands of others in a connect storm lands long after it was taken).
     written_at: Option<OffsetDateTime>,
+    /// The resourceVersion the last write produced (None when it wrote nothing).
+    written_version: Option<String>,
+    /// The newest resourceVersion the watch showed of the cluster.
+    observed_version: Option<String>,
+    /// The versions the watch showed from `written_version` on (that write's first, then newer
+    /// ones; at most [`SHOWN_SINCE_WRITE`]): a sweep that compares an object at one of them
+    /// compares what includes that write. Empty until the watch shows the write.
+    shown_since_write: Vec<String>,
     /// The next write must claim the cluster (a stream opened, or the status lost it).
     claim: bool,
+}
+
+/// How many settle times the sweep waits for the watch to show a write whose resourceVersion
+/// it never showed (a relist shows only the newest version of each object).
+const UNSEEN_WRITE_SETTLES: i32 = 4;
+
+/// How many versions from this replica's last write on the book remembers per cluster.
+const SHOWN_SINCE_WRITE: usize = 8;
+
+impl ClusterConnection {
+    /// The watch showed this cluster at `version`.
+    fn observe(&mut self, version: &str) {
+        if self.written_version.as_deref() == Some(version) {
+            self.shown_since_write = vec![version.to_string()];
+        } else if !self.shown_since_write.is_empty()
+            && !self.shown_since_write.iter().any(|v| v == version)
+        {
+            if self.shown_since_write.len() == SHOWN_SINCE_WRITE {
+                self.shown_since_write.remove(1);
+            }
+            self.shown_since_write.push(version.to_string());
+        }
+        if self.observed_version.as_deref() != Some(version) {
+            self.observed_version = Some(version.to_string());
+        }
+    }
+
+    /// Whether the object a sweep compared, at `version`, includes this replica's last write:
+    /// the watch showed that version at or after the write's own, or the write is `settle` old
+    /// (a write that produced no version), or `UNSEEN_WRITE_SETTLES` times that (a version
+    /// the watch never showed, or a sweep comparing an older copy than the watch has now).
+    fn includes_last_write(
+        &self,
+        version: &str,
+        now: OffsetDateTime,
+        settle: time::Duration,
+    ) -> bool {
+        let Some(written_at) = self.written_at else {
+            return true;
+        };
+        if self.shown_since_write.iter().any(|v| v == version) {
+            return true;
+        }
+        let wait = if self.written_version.is_some() {
+            settle * UNSEEN_WRITE_SETTLES
+        } else {
+            settle
+        };
+        now - written_at >= wait
+    }
 }
 
 /// Every cluster this replica has held a session for, and which ones need a status write.
@@ -91,9 +149,10 @@ pub struct ConnectionBook {
 
 impl ConnectionBook {
     /// An empty book for replica `replica`, refreshing `status.lastSeen` from heartbeats at most
-    /// every `refresh`, and reclaiming a status only when its last write here is at least
-    /// `settle` old (a write takes a moment to show in the watch the sweep reads; reclaiming
-    /// before would write every claim of a connect storm twice).
+    /// every `refresh`, and reclaiming a status only once the watch the sweep reads shows this
+    /// replica's last write of it, or `settle` after that write when the watch cannot say (see
+    /// [`ConnectionBook::reclaim`]; reclaiming before would write a connect storm's claims
+    /// twice).
     pub fn new(replica: &str, refresh: time::Duration, settle: time::Duration) -> Self {
         Self {
             replica: replica.to_string(),
@@ -132,6 +191,9 @@ impl ConnectionBook {
                 written_last_seen: None,
                 writing: false,
                 written_at: None,
+                written_version: None,
+                observed_version: None,
+                shown_since_write: Vec::new(),
                 claim: false,
             });
         entry.streams += 1;
@@ -181,24 +243,35 @@ impl ConnectionBook {
 
     /// The status says this replica does not hold `cluster` although a stream is open here
     /// (another replica cleared it while this one could not renew its Lease, or a write was
-    /// lost): claim it again. False when no stream is open here, while a write of it is still
-    /// on its way, or when this replica's last write finished less than the settle time before
-    /// `now` (the watch may not show that write yet).
-    pub fn reclaim(&mut self, cluster: &str, now: OffsetDateTime) -> bool {
+    /// lost): claim it again. `version` is the resourceVersion of the object the sweep
+    /// compared. False when no stream is open here, while a write of it is still on its way,
+    /// or while that object may predate this replica's last write: it does not once the watch
+    /// showed that write's version and then `version` (versions are compared for equality
+    /// only: Kubernetes gives them no order); should the watch never show the write's version
+    /// (a relist shows only the newest), it does after a bound (see
+    /// [`ClusterConnection::includes_last_write`]). A watch that lags behind a busy API
+    /// server, or a sweep comparing a copy older than the watch, thus never makes a connect
+    /// storm's claims go out twice.
+    pub fn reclaim(&mut self, cluster: &str, version: &str, now: OffsetDateTime) -> bool {
         let settle = self.settle;
         match self.clusters.get_mut(cluster) {
             Some(entry)
                 if entry.streams > 0
                     && !entry.writing
-                    && entry
-                        .written_at
-                        .is_none_or(|written| now - written >= settle) =>
+                    && entry.includes_last_write(version, now, settle) =>
             {
                 entry.claim = true;
                 self.dirty.insert(cluster.to_string());
                 true
             }
             _ => false,
+        }
+    }
+
+    /// The watch showed `cluster` at `resource_version`.
+    pub fn observed(&mut self, cluster: &str, resource_version: &str) {
+        if let Some(entry) = self.clusters.get_mut(cluster) {
+            entry.observe(resource_version);
         }
     }
 
@@ -222,6 +295,7 @@ impl ConnectionBook {
                 let entry = self.clusters.get_mut(&cluster)?;
                 entry.written_last_seen = Some(entry.last_seen);
                 entry.writing = true;
+                entry.shown_since_write.clear();
                 let status = status_of(entry, &self.replica);
                 let write = if std::mem::take(&mut entry.claim) {
                     StatusWrite::Claim(status)
@@ -233,11 +307,17 @@ impl ConnectionBook {
             .collect()
     }
 
-    /// A write taken from the book finished (whatever its outcome) at `now`.
-    pub fn finished(&mut self, cluster: &str, now: OffsetDateTime) {
+    /// A write taken from the book finished at `now`; `written_version` is the resourceVersion
+    /// it produced (None when nothing was written: refused, superseded, failed).
+    pub fn finished(&mut self, cluster: &str, now: OffsetDateTime, written_version: Option<&str>) {
         if let Some(entry) = self.clusters.get_mut(cluster) {
             entry.writing = false;
             entry.written_at = Some(now);
+            entry.written_version = written_version.map(str::to_string);
+            // The watch may have shown the write before its response arrived.
+            if let Some(version) = entry.observed_version.clone() {
+                entry.observe(&version);
+            }
         }
     }
 
@@ -464,23 +544,58 @@ mod tests {
         book.take_due();
         assert!(!book.has_due());
         // Still on its way (queued behind a storm's writes): never reclaimed, however late.
-        assert!(!book.reclaim("a", T0 + time::Duration::minutes(5)));
+        assert!(!book.reclaim("a", "1", T0 + time::Duration::minutes(5)));
         let landed = T0 + time::Duration::seconds(40);
-        book.finished("a", landed);
+        book.finished("a", landed, None);
         let settled = landed + time::Duration::seconds(15);
         assert!(
-            !book.reclaim("a", settled - time::Duration::seconds(1)),
+            !book.reclaim("a", "1", settled - time::Duration::seconds(1)),
             "the watch may not show the claim yet"
         );
         assert!(book.take_due().is_empty());
-        assert!(book.reclaim("a", settled));
+        assert!(book.reclaim("a", "1", settled));
         let (_, write) = only(book.take_due());
         assert!(matches!(write, StatusWrite::Claim(_)));
         book.closed("a", settled);
         book.take_due();
-        assert!(!book.reclaim("a", settled + time::Duration::hours(1)));
-        assert!(!book.reclaim("never-seen", settled));
+        assert!(!book.reclaim("a", "1", settled + time::Duration::hours(1)));
+        assert!(!book.reclaim("never-seen", "1", settled));
         assert!(book.take_due().is_empty());
+    }
+
+    #[test]
+    fn a_claim_is_reclaimed_only_from_a_copy_that_includes_it_however_late_the_watch_is() {
+        let settle = time::Duration::seconds(15);
+        let mut book = book();
+        book.opened("a", "1", T0, "", T0);
+        book.take_due();
+        book.finished("a", T0, Some("7"));
+        // The watch lags: it still shows the version before the claim. However long that
+        // takes, short of the unseen-version bound, the claim is not written again.
+        book.observed("a", "5");
+        assert!(!book.reclaim("a", "5", T0 + settle));
+        assert!(!book.reclaim("a", "5", T0 + settle * 3));
+        // The watch shows the claim, then someone else's newer write; a sweep comparing a copy
+        // from before the claim (its snapshot is older than the watch) still does not reclaim.
+        book.observed("a", "7");
+        book.observed("a", "8");
+        assert!(!book.reclaim("a", "5", T0 + time::Duration::seconds(1)));
+        // One comparing the newer write reclaims at once: the status really lost the claim.
+        assert!(book.reclaim("a", "8", T0 + time::Duration::seconds(1)));
+        let (_, write) = only(book.take_due());
+        assert!(matches!(write, StatusWrite::Claim(_)));
+        // A new write in flight: never reclaimed.
+        assert!(!book.reclaim("a", "8", T0 + time::Duration::hours(1)));
+        // Its event came before its response: seen all the same.
+        book.observed("a", "9");
+        book.finished("a", T0 + settle, Some("9"));
+        assert!(book.reclaim("a", "9", T0 + settle));
+        book.take_due();
+        // A version the watch never shows (a relist skipped it): reclaimed after the bound.
+        book.finished("a", T0 + settle * 2, Some("11"));
+        book.observed("a", "12");
+        assert!(!book.reclaim("a", "12", T0 + settle * 5));
+        assert!(book.reclaim("a", "12", T0 + settle * 6));
     }
 
     #[test]

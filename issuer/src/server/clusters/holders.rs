@@ -147,7 +147,7 @@ pub fn sweep<'a>(
         let held_here = connected_through == Some(Some(book.replica()));
         if here {
             if !held_here && !held_elsewhere_alive {
-                book.reclaim(cluster, now);
+                book.reclaim(cluster, resource_version, now);
             }
             continue;
         }
@@ -314,7 +314,7 @@ mod tests {
             book.opened(cluster, "bb", T0, "", T0);
         }
         for (cluster, _) in book.take_due() {
-            book.finished(&cluster, T0);
+            book.finished(&cluster, T0, None);
         }
         let by_dead = status(true, Some("dead"));
         let by_old_server = status(true, None);

@@ -144,6 +144,18 @@ impl StatusWriter {
         result
     }
 
+    /// The watch showed `cluster` (the sweep then knows whether it shows this replica's last
+    /// write of it; see [`ConnectionBook::reclaim`]).
+    pub fn observed(&self, cluster: &RelayCluster) {
+        if let Some(version) = cluster.metadata.resource_version.as_deref() {
+            let name = cluster.name_any();
+            self.book
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .observed(&name, version);
+        }
+    }
+
     fn replica(&self) -> String {
         self.book
             .lock()
@@ -244,9 +256,9 @@ impl StatusWriter {
     /// Performs one write taken from the book and settles it there; true when it failed (and
     /// was put back, unless it was a clear).
     async fn write_one(&self, cluster: &str, write: &StatusWrite, replica: &str) -> bool {
-        let outcome = self.write(cluster, write, replica).await;
+        let (outcome, version) = self.write(cluster, write, replica).await;
         self.metrics.status_write(write.kind(), outcome.label());
-        self.update(|book| book.finished(cluster, OffsetDateTime::now_utc()));
+        self.update(|book| book.finished(cluster, OffsetDateTime::now_utc(), version.as_deref()));
         match outcome {
             WriteOutcome::Failed if !matches!(write, StatusWrite::Clear { .. }) => {
                 self.update(|book| book.retry(cluster, write));
@@ -260,12 +272,18 @@ impl StatusWriter {
         outcome == WriteOutcome::Failed
     }
 
-    async fn write(&self, cluster: &str, write: &StatusWrite, replica: &str) -> WriteOutcome {
+    /// Performs `write`: how it ended, and the resourceVersion it produced when it wrote.
+    async fn write(
+        &self,
+        cluster: &str,
+        write: &StatusWrite,
+        replica: &str,
+    ) -> (WriteOutcome, Option<String>) {
         let patch = match serde_json::from_value::<json_patch::Patch>(json_patch(write, replica)) {
             Ok(patch) => patch,
             Err(error) => {
                 warn!(%cluster, %error, "could not build the RelayCluster status patch");
-                return WriteOutcome::Failed;
+                return (WriteOutcome::Failed, None);
             }
         };
         let params = PatchParams {
@@ -278,9 +296,9 @@ impl StatusWriter {
             .patch_status(cluster, &params, &Patch::<()>::Json(patch))
             .await
         {
-            Ok(_) => {
+            Ok(written) => {
                 debug!(%cluster, kind = write.kind(), connected = status.connected, "RelayCluster status written");
-                WriteOutcome::Written
+                (WriteOutcome::Written, written.metadata.resource_version)
             }
             Err(kube::Error::Api(response)) => {
                 let conditional = !matches!(write, StatusWrite::Claim(_));
@@ -300,11 +318,11 @@ impl StatusWriter {
                     }
                     WriteOutcome::Written => {}
                 }
-                outcome
+                (outcome, None)
             }
             Err(error) => {
                 warn!(%cluster, %error, "could not write RelayCluster status; retrying");
-                WriteOutcome::Failed
+                (WriteOutcome::Failed, None)
             }
         }
     }
