@@ -15,8 +15,11 @@
 # target/images/<name>-<version>.oci.tar (`podman load -i` / `skopeo copy oci-archive:...`).
 #
 #   scripts/images.sh            build both, save the archives, print their sizes
-#   scripts/images.sh podman ... run podman with the flags these machines need (the image test
-#                                uses the same through $RELAY_PODMAN)
+#   scripts/images.sh podman ... run podman with the flags these machines need (the image test,
+#                                tests/tests/images.rs, runs podman this way)
+#
+# RELAY_IMAGE_REPOSITORY (default ghcr.io/relay-tls, the charts' default) names the images for
+# another registry, e.g. registry.example.com/relay.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
