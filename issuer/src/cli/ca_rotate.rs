@@ -18,6 +18,7 @@ use kube::{Api, ResourceExt};
 
 use crate::Error;
 use crate::api::RelayCluster;
+use crate::k8s::secret_data;
 use crate::kube_client::{self, ClientOptions};
 use crate::pki::anchor::{fingerprint, issuing_root};
 use crate::pki::pem::parse_pem;
@@ -134,15 +135,7 @@ fn read(dir: &Path, name: &str) -> Result<String, Error> {
     })
 }
 
-fn first_der(pem: &str) -> Vec<u8> {
-    parse_pem(pem.as_bytes())
-        .unwrap_or_default()
-        .into_iter()
-        .find(|b| b.label == "CERTIFICATE")
-        .map(|b| b.der)
-        .unwrap_or_default()
-}
-
+/// The DER of each CERTIFICATE block of `pem` (other blocks skipped; unreadable PEM: none).
 fn certificates(pem: &[u8]) -> Vec<Vec<u8>> {
     parse_pem(pem)
         .unwrap_or_default()
@@ -150,6 +143,14 @@ fn certificates(pem: &[u8]) -> Vec<Vec<u8>> {
         .filter(|b| b.label == "CERTIFICATE")
         .map(|b| b.der)
         .collect()
+}
+
+/// The first certificate of `pem` (empty when it has none).
+fn first_der(pem: &str) -> Vec<u8> {
+    certificates(pem.as_bytes())
+        .into_iter()
+        .next()
+        .unwrap_or_default()
 }
 
 impl NewPki {
@@ -290,12 +291,7 @@ async fn secrets_named(clients: &Clients, name: &str) -> Result<Vec<(SecretRef, 
 }
 
 fn data<'a>(secret: &'a Secret, key: &str) -> &'a [u8] {
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|b| b.0.as_slice())
-        .unwrap_or_default()
+    secret_data(secret, key).unwrap_or_default()
 }
 
 async fn observe(clients: &Clients, namespace: &str, new: &NewPki) -> Result<State, Error> {
@@ -458,7 +454,7 @@ async fn carry_out(
             )
             .iter()
             .filter(|der| fingerprint(der) != state.old)
-            .map(|der| crate::pki::pem::encode_pem("CERTIFICATE", der))
+            .map(|der| crate::pki::pem_certificate(der))
             .collect();
             write_data(clients, secret, &[("ca.crt", &kept)]).await
         }
