@@ -696,6 +696,33 @@ pub fn pem_fingerprint(pem: &str) -> Result<String, BoxError> {
     Ok(pki::anchor::fingerprint(&der))
 }
 
+/// Asserts that every `relay-root-tls-secret` `client` can list holds exactly one root, the one
+/// of fingerprint `root` (a finished rotation).
+pub async fn assert_bundles_hold_only(client: &kube::Client, root: &str) -> Result<(), BoxError> {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::all(client.clone());
+    for secret in secrets
+        .list(&kube::api::ListParams::default().fields("metadata.name=relay-root-tls-secret"))
+        .await?
+    {
+        let name = format!(
+            "{}/{}",
+            secret.metadata.namespace.clone().unwrap_or_default(),
+            secret.metadata.name.clone().unwrap_or_default()
+        );
+        let ca = String::from_utf8(
+            secret
+                .data
+                .unwrap_or_default()
+                .get("ca.crt")
+                .map(|b| b.0.clone())
+                .unwrap_or_default(),
+        )?;
+        assert_eq!(ca.matches("BEGIN CERTIFICATE").count(), 1, "{name}: {ca}");
+        assert_eq!(pem_fingerprint(&ca)?, root, "{name}");
+    }
+    Ok(())
+}
+
 /// The new PKI of a root rotation, as `relay-issuer ca create --out` writes it (server names
 /// `localhost` and `127.0.0.1`), in a directory of its own.
 pub struct RotationPki {

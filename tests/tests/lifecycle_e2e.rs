@@ -41,9 +41,9 @@ use relay_sandbox::e2e::{
 use relay_sandbox::harness::{self, put_secret_data};
 use relay_sandbox::processes::{Process, binary, free_port};
 use relay_sandbox::relay::{
-    Pem, RELAY_NAMESPACE, RelayPki, RotationPki, TOKEN, agent_csr, channel, client_config,
-    install_managed_agent, install_relay, metric_sum, metric_value, pem_fingerprint,
-    run_relay_issuer, sign_agent,
+    Pem, RELAY_NAMESPACE, RelayPki, RotationPki, TOKEN, agent_csr, assert_bundles_hold_only,
+    channel, client_config, install_managed_agent, install_relay, metric_sum, metric_value,
+    pem_fingerprint, run_relay_issuer, sign_agent,
 };
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -1192,20 +1192,7 @@ async fn the_root_rotates_under_five_live_agents_without_a_failed_rpc() -> TestR
     eprintln!("rotation, second run:\n{output}");
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("done"), "{output}");
-    let bundles: Api<k8s_openapi::api::core::v1::Secret> = Api::all(w.client.clone());
-    for secret in bundles
-        .list(&kube::api::ListParams::default().fields("metadata.name=relay-root-tls-secret"))
-        .await?
-    {
-        let ca = String::from_utf8(secret.data.unwrap_or_default()["ca.crt"].0.clone())?;
-        assert_eq!(
-            ca.matches("BEGIN CERTIFICATE").count(),
-            1,
-            "{}",
-            secret.metadata.name.unwrap_or_default()
-        );
-        assert_eq!(pem_fingerprint(&ca)?, new_root);
-    }
+    assert_bundles_hold_only(&w.client, &new_root).await?;
     // Every agent stayed up: no failed RPC on any of them, all connected now.
     for (agent, admin) in &agents {
         assert_eq!(

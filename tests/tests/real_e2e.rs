@@ -60,8 +60,8 @@ use relay_sandbox::harness::{self, create_issuer, create_request, put_secret_dat
 use relay_sandbox::plane::{AGENT, CONTROLLER, Plane, SERVER};
 use relay_sandbox::processes::free_port;
 use relay_sandbox::relay::{
-    Pem, RELAY_NAMESPACE, RelayPki, RotationPki, TRUST_DOMAIN, csr_failed, install_relay,
-    metric_sum, metric_value, pem_fingerprint, put_root_secret, put_signing_secret,
+    Pem, RELAY_NAMESPACE, RelayPki, RotationPki, TRUST_DOMAIN, assert_bundles_hold_only,
+    csr_failed, install_relay, metric_sum, metric_value, put_root_secret, put_signing_secret,
     register_cluster, run_relay_issuer, wait_csr,
 };
 use serde_json::{Value, json};
@@ -1345,22 +1345,7 @@ async fn rotate_root(
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("done"), "{output}");
     for p in [plane, workload] {
-        let secrets: Api<Secret> = Api::all(p.client.clone());
-        for secret in secrets
-            .list(&kube::api::ListParams::default().fields("metadata.name=relay-root-tls-secret"))
-            .await?
-        {
-            let ca = String::from_utf8(
-                secret
-                    .data
-                    .unwrap_or_default()
-                    .get("ca.crt")
-                    .map(|b| b.0.clone())
-                    .unwrap_or_default(),
-            )?;
-            assert_eq!(ca.matches("BEGIN CERTIFICATE").count(), 1, "{ca}");
-            assert_eq!(pem_fingerprint(&ca)?, new_root);
-        }
+        assert_bundles_hold_only(&p.client, &new_root).await?;
     }
     for admin in [byo_admin, remote_admin] {
         wait_ready(admin, true, Duration::from_secs(30)).await?;
