@@ -202,21 +202,18 @@ fn images_are_what_the_charts_name_minimal_and_labelled() -> TestResult {
             interpreter.trim_start_matches('/').to_string(),
         ]
         .into();
-        let mut libraries = BTreeSet::new();
-        for path in walk(&root)? {
-            if path.ends_with('/') {
-                continue;
-            }
-            let file = path.rsplit('/').next().unwrap_or_default().to_string();
-            if path.starts_with("lib") && (needed.contains(&file) || interpreter.ends_with(&file)) {
-                libraries.insert(file);
-                expected.insert(path);
-            }
-        }
         let files: BTreeSet<String> = walk(&root)?
             .into_iter()
             .filter(|p| !p.ends_with('/'))
             .collect();
+        let mut libraries = BTreeSet::new();
+        for path in &files {
+            let file = path.rsplit('/').next().unwrap_or_default().to_string();
+            if path.starts_with("lib") && (needed.contains(&file) || interpreter.ends_with(&file)) {
+                libraries.insert(file);
+                expected.insert(path.clone());
+            }
+        }
         assert_eq!(
             files, expected,
             "{image}: only the binary and what it needs"
