@@ -100,7 +100,9 @@ stage() { # NAME BINARY
 build() { # NAME BINARY
   local name="$1" image="$REPOSITORY/$1:$VERSION" archive="target/images/$1-$VERSION.oci.tar"
   stage "$name" "$2"
-  podman_cmd build --quiet --timestamp "$CREATED" \
+  # --no-cache: an unchanged root filesystem must still get this build's labels (the layer
+  # cache reused an image whose revision label named an older commit).
+  podman_cmd build --quiet --no-cache --timestamp "$CREATED" \
     --build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" \
     -f "deploy/docker/$name.Dockerfile" -t "$image" "target/images/$name" >/dev/null
   rm -f "$archive"

@@ -94,7 +94,9 @@ impl Container {
                 String::from_utf8_lossy(&stopped.stderr)
             ));
         }
-        Ok(self.process.terminate(within).await?.code())
+        // `podman run` exits with the container's status once the runtime has stopped it;
+        // signalling the client too would race with that and report the signal instead.
+        Ok(self.process.wait_exit(within).await?.code())
     }
 }
 

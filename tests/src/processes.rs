@@ -128,6 +128,11 @@ impl Process {
     pub async fn terminate(&mut self, within: Duration) -> Result<ExitStatus, String> {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.wait_exit(within).await
+    }
+
+    /// Waits up to `within` for it to exit by itself (no signal sent).
+    pub async fn wait_exit(&mut self, within: Duration) -> Result<ExitStatus, String> {
         let deadline = Instant::now() + within;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -135,7 +140,7 @@ impl Process {
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "{} did not stop on SIGTERM:\n{}",
+                    "{} did not stop within {within:?}:\n{}",
                     self.name,
                     self.log()
                 ));
