@@ -470,17 +470,31 @@ impl RelayServer {
         settings: Settings,
         listener: tokio::net::TcpListener,
     ) -> Result<Self, BoxError> {
+        let current = tokio::runtime::Handle::current();
+        Self::spawn_on_runtimes(client, settings, listener, &current, current.clone())
+    }
+
+    /// Starts a relay server on `listener` without waiting for it to be ready: agents served
+    /// on `serving`, the Kubernetes side on `control` (as `relay-issuer server` runs it).
+    pub fn spawn_on_runtimes(
+        client: kube::Client,
+        settings: Settings,
+        listener: tokio::net::TcpListener,
+        serving: &tokio::runtime::Handle,
+        control: tokio::runtime::Handle,
+    ) -> Result<Self, BoxError> {
         let address = listener.local_addr()?;
         let mut registry = Registry::default();
         let metrics = ServerMetrics::register(&mut registry);
         let health = Health::new();
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(server::run(
+        let task = serving.spawn(server::run(
             client,
             settings,
             listener,
             metrics,
             health.clone(),
+            control,
             async move {
                 let _ = stopped.await;
             },
@@ -617,9 +631,20 @@ pub async fn connect_agent(
     cert: &Pem,
     hello_cluster: &str,
 ) -> Result<AgentSession, tonic::Status> {
-    use futures::StreamExt;
     let config =
         client_config(root_pem, Some(cert)).map_err(|e| tonic::Status::internal(e.to_string()))?;
+    connect_agent_with(address, config, &cert.serial(), hello_cluster).await
+}
+
+/// [`connect_agent`] with a client configuration built once (as an agent builds one per
+/// certificate, not per connection) and the serial its Hello names.
+pub async fn connect_agent_with(
+    address: SocketAddr,
+    config: rustls::ClientConfig,
+    serial: &str,
+    hello_cluster: &str,
+) -> Result<AgentSession, tonic::Status> {
+    use futures::StreamExt;
     let channel = channel(address, config)
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
@@ -627,7 +652,7 @@ pub async fn connect_agent(
     tx.send(relay_proto::AgentMessage::hello(relay_proto::Hello {
         cluster: hello_cluster.into(),
         agent_version: "test".into(),
-        certificate_serial: cert.serial(),
+        certificate_serial: serial.into(),
         certificate_not_after_unix: 0,
     }))
     .await

@@ -2,7 +2,8 @@
 //! its RelayCluster flap, a replica that stops renewing its Lease has its "connected" statuses
 //! cleared by the others, a replica's own statuses from before a restart are cleared, a
 //! status cleared while a session is open here is claimed back, a replica is not ready before
-//! it has listed the RelayClusters, and Secret reloads reach every replica.
+//! it has listed the RelayClusters, Secret reloads reach every replica, and a replica's
+//! Kubernetes side (its Lease) keeps going while every worker serving agents is busy.
 
 use std::time::Duration;
 
@@ -344,5 +345,80 @@ async fn every_replica_reloads_the_server_certificate_and_the_trust_bundle() -> 
     for server in replicas {
         server.stop().await?;
     }
+    Ok(())
+}
+
+/// `relay-issuer server` serves agents on one runtime and talks to the Kubernetes API from
+/// another: with the only serving worker blocked (as a connect storm keeps the workers busy),
+/// the replica still renews its Lease, and once the worker is free an agent connects and its
+/// status is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_is_renewed_while_every_serving_worker_is_busy() -> TestResult {
+    let (_sandbox, client, pki) = relay_world(&["cluster-a"]).await?;
+    let serving = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let listener = serving
+        .spawn(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .await??;
+    let server = RelayServer::spawn_on_runtimes(
+        client.clone(),
+        replica("relay-a"),
+        listener,
+        serving.handle(),
+        tokio::runtime::Handle::current(),
+    )?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), RELAY_NAMESPACE);
+    let renewed = || async {
+        leases
+            .get_opt("relay-server-relay-a")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|lease| lease.spec?.renew_time)
+            .map(|time| time.0)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while renewed().await.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Lease for relay-a"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Block the serving runtime's only worker until told otherwise.
+    let (blocking, blocked) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    serving.spawn(async move {
+        let _ = blocking.send(());
+        let _ = released.recv();
+    });
+    tokio::task::spawn_blocking(move || blocked.recv()).await??;
+    // Two renewals after the block began (every third of the 1 s Lease).
+    let mut seen = renewed().await;
+    for renewal in 0..2 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = renewed().await;
+            if now.is_some() && now != seen {
+                seen = now;
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "renewal {renewal}: the Lease was not renewed while the serving worker was busy"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    release.send(())?;
+
+    // Agents are served on the (now free) serving runtime, statuses written from control.
+    let cert = pki.agent("cluster-a", time::Duration::hours(1))?;
+    let _session = connect_through(&client, &server, &pki, &cert, "cluster-a", "relay-a").await?;
+    server.stop().await?;
+    serving.shutdown_background();
     Ok(())
 }

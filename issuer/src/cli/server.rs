@@ -1,6 +1,7 @@
 //! `relay-issuer server`: the relay server as a long-running process. Parses flags, sets up
-//! logging, the Kubernetes client and the admin server, binds the relay listener, then hands
-//! over to [`crate::server::run`]. Decisions live in `server`.
+//! logging, the two runtimes (agents are served on the main one; the Kubernetes client and the
+//! admin server live on a one-thread control runtime, see [`crate::server::run`]), binds the
+//! relay listener, then hands over to [`crate::server::run`]. Decisions live in `server`.
 
 use std::sync::Arc;
 
@@ -103,10 +104,33 @@ fn raise_open_file_limit() {
 
 /// Runs `relay-issuer server` until SIGINT/SIGTERM.
 pub fn run(args: &ServerArgs) -> Result<(), Error> {
-    run_service(&args.log, run_async(args))
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("relay-control")
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Error::InvalidArgument(format!("cannot start the control runtime's thread: {e}"))
+        })?;
+    let served = run_service(&args.log, run_async(args, control.handle().clone()));
+    // Whatever still runs there (a watch being torn down) is not waited for.
+    control.shutdown_background();
+    served
 }
 
-async fn run_async(args: &ServerArgs) -> Result<(), Error> {
+/// Runs `future` on `control` and waits for it from the serving runtime.
+async fn on_control<T: Send + 'static>(
+    control: &tokio::runtime::Handle,
+    future: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    control.spawn(future).await.map_err(|e| {
+        Error::InvalidArgument(format!(
+            "the control runtime stopped while starting the server: {e}"
+        ))
+    })?
+}
+
+async fn run_async(args: &ServerArgs, control: tokio::runtime::Handle) -> Result<(), Error> {
     let namespace = own_namespace(args.namespace.as_deref());
     let mut settings = Settings::new(&namespace);
     settings.trust_domain = args.trust_domain.clone();
@@ -127,12 +151,23 @@ async fn run_async(args: &ServerArgs) -> Result<(), Error> {
     crate::pki::identity::validate_trust_domain(&settings.trust_domain)?;
 
     raise_open_file_limit();
-    let client = kube_client::client(&args.client, "relay-issuer-server").await?;
+    // The client's request buffer and connections, and the admin server, are the control
+    // runtime's: created there.
+    let options = args.client.clone();
+    let client = on_control(&control, async move {
+        Ok(kube_client::client(&options, "relay-issuer-server").await?)
+    })
+    .await?;
     let mut registry = Registry::default();
     let metrics = ServerMetrics::register(&mut registry);
     let health = Health::default();
-    let admin_listener = admin::bind(&args.admin_address).await?;
-    let admin_task = tokio::spawn(admin::serve(
+    let admin_address = args.admin_address.clone();
+    let admin_listener = on_control(
+        &control,
+        async move { Ok(admin::bind(&admin_address).await?) },
+    )
+    .await?;
+    let admin_task = control.spawn(admin::serve(
         admin_listener,
         Arc::new(registry),
         health.clone(),
@@ -151,6 +186,7 @@ async fn run_async(args: &ServerArgs) -> Result<(), Error> {
         listener,
         metrics,
         health,
+        control,
         shutdown_signal(),
     )
     .await?;

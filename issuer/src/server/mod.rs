@@ -108,12 +108,20 @@ fn unique_replica_name() -> String {
 /// RelayClusters, keeps `health` current (ready when a server certificate, a trust bundle and
 /// the RelayCluster list are loaded), ends open streams with Unavailable on shutdown and marks
 /// their clusters disconnected.
+///
+/// Agents are served on the runtime that polls this future; everything that talks to the
+/// Kubernetes API (the watches, status writes, this replica's Lease, the sweep, readiness) is
+/// spawned on `control`. `relay-issuer server` gives `control` a thread of its own, so a connect
+/// storm (tens of thousands of TLS handshakes queued on the serving workers) cannot delay a
+/// Lease renewal (the other replicas would judge this one dead and clear its statuses), a
+/// Secret reload, or the reading of watch events. Tests may pass the current runtime's handle.
 pub async fn run(
     client: Client,
     settings: Settings,
     listener: TcpListener,
     metrics: ServerMetrics,
     health: Health,
+    control: tokio::runtime::Handle,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     crate::pki::identity::validate_trust_domain(&settings.trust_domain)?;
@@ -132,7 +140,7 @@ pub async fn run(
         recorder.clone(),
         &namespace,
     );
-    let secrets_task = tokio::spawn(reloader.watch(
+    let secrets_task = control.spawn(reloader.watch(
         Api::<Secret>::namespaced(client.clone(), &namespace),
         settings.secrets.clone(),
     ));
@@ -155,7 +163,7 @@ pub async fn run(
     let clusters_task = {
         let gate = gate.clone();
         let status = status.clone();
-        tokio::spawn(
+        control.spawn(
             reflector(
                 writer,
                 // managedFields are of no use here and cost about 2 KiB per cluster in memory.
@@ -185,7 +193,7 @@ pub async fn run(
     let (listed_sender, listed) = watch::channel(false);
     let listed_task = {
         let store = store.clone();
-        tokio::spawn(async move {
+        control.spawn(async move {
             if store.wait_until_ready().await.is_ok() {
                 listed_sender.send_replace(true);
             }
@@ -197,7 +205,7 @@ pub async fn run(
     let stopped = |mut stopping: watch::Receiver<bool>| async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };
-    let status_task = tokio::spawn(status.clone().run(stopped(stopping.clone())));
+    let status_task = control.spawn(status.clone().run(stopped(stopping.clone())));
 
     // Replicas: this one's Lease, everyone's Leases, and the sweep that clears statuses of
     // replicas that stopped renewing.
@@ -208,7 +216,7 @@ pub async fn run(
         lease_duration,
         Instant::now(),
     )));
-    let lease_task = tokio::spawn(
+    let lease_task = control.spawn(
         ReplicaLease::new(
             lease_api.clone(),
             &settings.replica,
@@ -217,11 +225,11 @@ pub async fn run(
         )
         .keep(stopped(stopping.clone())),
     );
-    let replicas_task = tokio::spawn(clusters::writer::watch_replicas(
+    let replicas_task = control.spawn(clusters::writer::watch_replicas(
         lease_api,
         liveness.clone(),
     ));
-    let sweep_task = tokio::spawn(clusters::writer::sweep_forever(
+    let sweep_task = control.spawn(clusters::writer::sweep_forever(
         status.clone(),
         store.clone(),
         listed.clone(),
@@ -234,7 +242,7 @@ pub async fn run(
         let tls = material.tls.clone();
         let health = health.clone();
         let mut listed = listed.clone();
-        tokio::spawn(async move {
+        control.spawn(async move {
             // Until the first list, every agent would be refused as unregistered.
             health.set_not_ready("waiting for the first list of RelayClusters");
             if listed.wait_for(|listed| *listed).await.is_err() {
