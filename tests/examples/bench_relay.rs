@@ -52,7 +52,7 @@ use relay_proto::{AgentMessage, server_message};
 use relay_sandbox::harness;
 use relay_sandbox::processes::{free_port, http_get};
 use relay_sandbox::relay::{
-    Pem, RELAY_NAMESPACE, RelayPki, connect_agent, install_secrets, metric_value, sign_agent,
+    RELAY_NAMESPACE, RelayPki, connect_agent_with, install_secrets, metric_value, sign_agent,
 };
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -167,11 +167,26 @@ async fn worker(args: &[String]) -> Result<(), BoxError> {
         Some(root.as_bytes()),
         time::OffsetDateTime::now_utc(),
     )?;
+    // Each agent's TLS client configuration is built once, as the agent's provider builds one
+    // per certificate: the storm then costs this process the handshakes, not PEM parsing.
+    let roots = relay_issuer::tls::root_store(root.as_bytes(), "the bench root")?;
     let mut identities = Vec::with_capacity(to.saturating_sub(from));
     for index in from..to {
         let cluster = cluster_name(index);
         let pem = sign_agent(&ca, &cluster, time::Duration::days(1))?;
-        identities.push((index, cluster, pem));
+        let key_pair = pem.key_pair()?;
+        let config = relay_issuer::tls::client_config(
+            roots.clone(),
+            Some(relay_issuer::tls::certified_key(&key_pair)?),
+        );
+        identities.push((
+            index,
+            cluster,
+            AgentIdentity {
+                config,
+                serial: key_pair.serial,
+            },
+        ));
     }
     println!(
         "{}",
@@ -201,14 +216,12 @@ async fn worker(args: &[String]) -> Result<(), BoxError> {
         "--handshakes-in-flight",
         HANDSHAKES_IN_FLIGHT,
     )));
-    let root = Arc::new(root);
     let servers = Arc::new(servers);
-    for (index, cluster, pem) in identities {
+    for (index, cluster, identity) in identities {
         tokio::spawn(session(
             index,
             cluster,
-            pem,
-            root.clone(),
+            identity,
             servers.clone(),
             stats.clone(),
             storm.clone(),
@@ -245,12 +258,18 @@ async fn worker(args: &[String]) -> Result<(), BoxError> {
     }
 }
 
+/// What one simulated agent connects with: its TLS client configuration (root and its own
+/// certificate) and the serial its Hello names.
+struct AgentIdentity {
+    config: rustls::ClientConfig,
+    serial: String,
+}
+
 /// One agent: connect, heartbeat, reconnect with the agent's backoff to the next replica.
 async fn session(
     index: usize,
     cluster: String,
-    pem: Pem,
-    root: Arc<String>,
+    identity: AgentIdentity,
     servers: Arc<Vec<std::net::SocketAddr>>,
     stats: Arc<WorkerStats>,
     storm: Arc<Semaphore>,
@@ -273,7 +292,13 @@ async fn session(
             } else {
                 None
             };
-            connect_agent(servers[server], &root, &pem, &cluster).await
+            connect_agent_with(
+                servers[server],
+                identity.config.clone(),
+                &identity.serial,
+                &cluster,
+            )
+            .await
         };
         let (tx, mut inbound, welcome) = match connected {
             Ok(session) => session,
