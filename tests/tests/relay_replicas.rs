@@ -11,7 +11,7 @@ use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use relay_issuer::api::{RelayCluster, RelayClusterStatus};
 use relay_issuer::server::Settings;
 use relay_sandbox::harness::put_secret_data;
@@ -369,24 +369,20 @@ async fn the_lease_is_renewed_while_every_serving_worker_is_busy() -> TestResult
         serving.handle(),
         tokio::runtime::Handle::current(),
     )?;
+    // Every renewal of relay-a's Lease, as a watch delivers it.
     let leases: Api<Lease> = Api::namespaced(client.clone(), RELAY_NAMESPACE);
-    let renewed = || async {
-        leases
-            .get_opt("relay-server-relay-a")
-            .await
-            .ok()
-            .flatten()
-            .and_then(|lease| lease.spec?.renew_time)
-            .map(|time| time.0)
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while renewed().await.is_none() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no Lease for relay-a"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut renewals = std::pin::pin!(
+        watcher(leases, watcher::Config::default())
+            .applied_objects()
+            .filter_map(|lease| async move {
+                let lease = lease.ok()?;
+                (lease.metadata.name.as_deref() == Some("relay-server-relay-a")).then_some(())?;
+                Some(lease.spec?.renew_time?.0)
+            })
+    );
+    tokio::time::timeout(Duration::from_secs(20), renewals.next())
+        .await?
+        .ok_or("the Lease watch ended")?;
 
     // Block the serving runtime's only worker until told otherwise.
     let (blocking, blocked) = std::sync::mpsc::channel::<()>();
@@ -396,24 +392,33 @@ async fn the_lease_is_renewed_while_every_serving_worker_is_busy() -> TestResult
         let _ = released.recv();
     });
     tokio::task::spawn_blocking(move || blocked.recv()).await??;
-    // Two renewals after the block began (every third of the 1 s Lease).
-    let mut seen = renewed().await;
-    for renewal in 0..2 {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let now = renewed().await;
-            if now.is_some() && now != seen {
-                seen = now;
-                break;
+    // Two renewals stamped after the block began (every third of the 1 s Lease); renewals the
+    // watch delivers late from before it do not count.
+    let block_began = k8s_openapi::jiff::Timestamp::now();
+    let renewed_twice = async {
+        let mut during = std::collections::BTreeSet::new();
+        while during.len() < 2 {
+            let renewed = tokio::time::timeout(Duration::from_secs(10), renewals.next())
+                .await
+                .map_err(|_| {
+                    format!(
+                        "the Lease was renewed {} times while the serving worker was busy, not 2",
+                        during.len()
+                    )
+                })?
+                .ok_or("the Lease watch ended")?;
+            if renewed > block_began {
+                during.insert(renewed);
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "renewal {renewal}: the Lease was not renewed while the serving worker was busy"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        Ok::<_, String>(())
     }
+    .await;
     release.send(())?;
+    if let Err(failed) = renewed_twice {
+        serving.shutdown_background();
+        return Err(failed.into());
+    }
 
     // Agents are served on the (now free) serving runtime, statuses written from control.
     let cert = pki.agent("cluster-a", time::Duration::hours(1))?;
