@@ -52,7 +52,8 @@ use relay_proto::{AgentMessage, server_message};
 use relay_sandbox::harness;
 use relay_sandbox::processes::{free_port, http_get};
 use relay_sandbox::relay::{
-    RELAY_NAMESPACE, RelayPki, connect_agent_with, install_secrets, metric_value, sign_agent,
+    RELAY_NAMESPACE, RelayPki, client_config, connect_agent_with, install_secrets, metric_value,
+    sign_agent,
 };
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -169,24 +170,15 @@ async fn worker(args: &[String]) -> Result<(), BoxError> {
     )?;
     // Each agent's TLS client configuration is built once, as the agent's provider builds one
     // per certificate: the storm then costs this process the handshakes, not PEM parsing.
-    let roots = relay_issuer::tls::root_store(root.as_bytes(), "the bench root")?;
     let mut identities = Vec::with_capacity(to.saturating_sub(from));
     for index in from..to {
         let cluster = cluster_name(index);
         let pem = sign_agent(&ca, &cluster, time::Duration::days(1))?;
-        let key_pair = pem.key_pair()?;
-        let config = relay_issuer::tls::client_config(
-            roots.clone(),
-            Some(relay_issuer::tls::certified_key(&key_pair)?),
-        );
-        identities.push((
-            index,
-            cluster,
-            AgentIdentity {
-                config,
-                serial: key_pair.serial,
-            },
-        ));
+        let identity = AgentIdentity {
+            config: client_config(&root, Some(&pem))?,
+            serial: pem.serial(),
+        };
+        identities.push((index, cluster, identity));
     }
     println!(
         "{}",
