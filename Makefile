@@ -61,10 +61,14 @@ bench-relay: tools ## a fleet against real relay-issuer server replicas on the s
 	$(CARGO) build --release -p relay-issuer --bin relay-issuer -p relay-sandbox --example bench_relay
 	target/release/examples/bench_relay --agents $(AGENTS) --replicas $(REPLICAS) $(RELAY_BENCH_ARGS)
 
+# The control plane's CPU weight in bench-relay-real (its autogroup's nice; README, "The fleet
+# benchmark"): it stands in for nodes of its own beside the replicas and load generators.
+BENCH_CONTROL_PLANE_NICE ?= -2
 bench-relay-real: tools ## make bench-relay against the real control plane (make cluster, the run, make cluster-down)
 	$(CARGO) build --release -p relay-issuer --bin relay-issuer -p relay-sandbox --example bench_relay
-	$(MAKE) cluster
+	CONTROL_PLANE_NICE=$(BENCH_CONTROL_PLANE_NICE) $(MAKE) cluster
 	status=0; RELAY_BENCH_KUBECONFIG=$(abspath target/control-plane/kubeconfig) \
+	  RELAY_BENCH_CONTROL_PLANE_PIDS="kube-apiserver=$$(cut -d' ' -f1 target/control-plane/pids/kube-apiserver.pid),etcd=$$(cut -d' ' -f1 target/control-plane/pids/etcd.pid)" \
 	  target/release/examples/bench_relay --agents $(AGENTS) --replicas $(REPLICAS) $(RELAY_BENCH_ARGS) || status=$$?; \
 	  scripts/control-plane.sh down; exit $$status
 

@@ -23,6 +23,9 @@
 # controlplane/etcd (go.etcd.io/etcd/server/v3), controlplane/cert-manager (two small mains of
 # ours around cert-manager's own controllers and webhook; see its go.mod for why).
 #
+# CONTROL_PLANE_NICE (say -2) gives etcd and kube-apiserver more of the CPU than the other
+# sessions on the machine (see `weigh`); make bench-relay-real sets it.
+#
 # Everything listens on 127.0.0.1, on ports found free at start. Run state (PIDs, logs, PKI,
 # kubeconfigs, etcd's data, the audit log) is in ${RELAY_TLS_CONTROL_PLANE_DIR:-target/control-plane}.
 set -euo pipefail
@@ -37,6 +40,9 @@ KUBECTL="${KUBECTL:-$TOOLS_BIN/kubectl}"
 HELM="${HELM:-$TOOLS_BIN/helm}"
 GO="${GO:-go}"
 BUILD_JOBS="${CONTROL_PLANE_BUILD_JOBS:-1}"
+# The CPU weight of etcd and kube-apiserver against everything else on the machine, as a nice
+# value for their scheduler autogroups (see `weigh`); 0 leaves them as they start.
+CPU_NICE="${CONTROL_PLANE_NICE:-0}"
 # How long the ServiceAccount tokens in the kubeconfigs are valid.
 TOKEN_DURATION="${CONTROL_PLANE_TOKEN_DURATION:-720h}"
 # The order processes start in; `down` stops them in reverse.
@@ -361,6 +367,27 @@ healthy() {
   etcd_ready && apiserver_ready && controller_manager_ready && webhook_ready && controller_live
 }
 
+# --- CPU weight ------------------------------------------------------------------------------
+
+# Each process here starts in a session of its own (`start`), and Linux's autogroup scheduler
+# (on by default: /proc/sys/kernel/sched_autogroup_enabled) shares the CPU between sessions, not
+# threads: the API server gets as much as a whole session of other work (a benchmark's relay
+# servers and load generators, a cargo build), and a plain `nice`/`renice` only ranks threads
+# within their own session. A control plane that stands in for nodes of its own gets more with
+# CONTROL_PLANE_NICE < 0, written to the process's autogroup (lowering it needs CAP_SYS_NICE).
+weigh() { # NAME
+  local name="$1" pid
+  [ "$CPU_NICE" = 0 ] && return 0
+  pid="$(cut -d' ' -f1 "$STATE/pids/$name.pid")"
+  if [ ! -w "/proc/$pid/autogroup" ]; then
+    say "CONTROL_PLANE_NICE=$CPU_NICE not applied to $name: this kernel has no scheduler autogroups"
+  elif [ "$(cat "/proc/$pid/autogroup")" = "$(cat /proc/self/autogroup)" ]; then
+    say "CONTROL_PLANE_NICE=$CPU_NICE not applied to $name: it shares this shell's session"
+  elif ! echo "$CPU_NICE" 2>/dev/null >"/proc/$pid/autogroup"; then
+    say "CONTROL_PLANE_NICE=$CPU_NICE not applied to $name: not permitted (a negative value needs CAP_SYS_NICE)"
+  fi
+}
+
 # --- up --------------------------------------------------------------------------------------
 
 UP_DONE=0
@@ -369,6 +396,8 @@ up() {
   [ -x "$KUBECTL" ] && [ -x "$HELM" ] || die "kubectl and helm are needed in target/tools/bin: run make tools"
   build
   if healthy && [ "$(cat "$STATE/cert-manager-args" 2>/dev/null)" = "${CONTROL_PLANE_CERT_MANAGER_ARGS:-}" ]; then
+    weigh etcd
+    weigh kube-apiserver
     say "already up and healthy (reused)"
     echo "$STATE/kubeconfig"
     return 0
@@ -494,6 +523,8 @@ yaml.safe_dump_all(out, sys.stdout)' "$pki/webhook-ca.crt" >"$STATE/cert-manager
   wait_for 30 cert-manager-webhook webhook_ready
   wait_for 30 cert-manager-controller controller_leads
   UP_DONE=1
+  weigh etcd
+  weigh kube-apiserver
   write_env
   say "up in $((SECONDS - began)) s: etcd $ETCD_VERSION, kube-apiserver and kube-controller-manager $KUBERNETES_VERSION, cert-manager $CERT_MANAGER_VERSION; logs in $STATE/logs"
   echo "$STATE/kubeconfig"

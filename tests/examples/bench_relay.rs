@@ -154,6 +154,17 @@ impl WorkerStats {
 
 async fn worker(args: &[String]) -> Result<(), BoxError> {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
+    // Started in a session of its own (`setsid`), this process is alone in its scheduler
+    // autogroup; nice N applies to that whole group, which is what lowers it against the
+    // processes of other sessions (the API server, the relay servers).
+    let nice: u32 = arg(args, "--nice", 0);
+    if nice > 0 {
+        if let Err(error) = std::fs::write("/proc/self/autogroup", nice.to_string()) {
+            eprintln!(
+                "load generator: could not set its autogroup's nice ({error}); only its threads are niced"
+            );
+        }
+    }
     let from: usize = arg(args, "--from", 0);
     let to: usize = arg(args, "--to", 0);
     let dir = PathBuf::from(arg(args, "--dir", String::new()));
@@ -439,6 +450,72 @@ fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU seconds used so far by each party of a run: the relay server replicas, the load
+/// generators, and the control-plane processes named in `RELAY_BENCH_CONTROL_PLANE_PIDS`
+/// (`name=pid,…`; `make bench-relay-real` passes etcd's and kube-apiserver's).
+struct PartyCpu {
+    replicas: f64,
+    load_generators: f64,
+    control_plane: Vec<(String, f64)>,
+}
+
+impl PartyCpu {
+    fn sample(servers: &[Replica], pool: &[Worker], control_plane: &[(String, u32)]) -> Self {
+        Self {
+            replicas: servers.iter().map(|s| cpu_seconds(s.child.id())).sum(),
+            load_generators: pool.iter().map(|w| cpu_seconds(w.child.id())).sum(),
+            control_plane: control_plane
+                .iter()
+                .map(|(name, pid)| (name.clone(), cpu_seconds(*pid)))
+                .collect(),
+        }
+    }
+
+    fn since(self, before: &Self) -> Self {
+        Self {
+            replicas: self.replicas - before.replicas,
+            load_generators: self.load_generators - before.load_generators,
+            control_plane: self
+                .control_plane
+                .into_iter()
+                .zip(&before.control_plane)
+                .map(|((name, now), (_, then))| (name, now - then))
+                .collect(),
+        }
+    }
+
+    /// One line; `sessions` status writes (one claim per session) give the API server's CPU
+    /// per write.
+    fn describe(&self, sessions: usize) -> String {
+        let per = |cpu: f64| cpu * 1000.0 / sessions.max(1) as f64;
+        let mut line = format!(
+            "relay replicas {:.1}s ({:.2}ms per session), load generators {:.1}s",
+            self.replicas,
+            per(self.replicas),
+            self.load_generators
+        );
+        for (name, cpu) in &self.control_plane {
+            line.push_str(&format!(
+                ", {name} {cpu:.1}s ({:.2}ms per session)",
+                per(*cpu)
+            ));
+        }
+        line
+    }
+}
+
+/// `RELAY_BENCH_CONTROL_PLANE_PIDS` (`name=pid,…`), the processes whose CPU the run reports.
+fn control_plane_pids() -> Vec<(String, u32)> {
+    std::env::var("RELAY_BENCH_CONTROL_PLANE_PIDS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|pair| {
+            let (name, pid) = pair.split_once('=')?;
+            Some((name.trim().to_string(), pid.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 /// CPU seconds (user + system) `pid` used so far.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -577,6 +654,7 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     // machine: `--workers-nice N` lowers the load generators' CPU priority (nice N) so the
     // relay servers and the API server are not starved by the agents they stand in for.
     let workers_nice: u32 = arg(args, "--workers-nice", 0);
+    let control_plane = control_plane_pids();
     let work = tempfile::tempdir()?;
     println!(
         "relay bench: {agents} agents, {replicas} relay server replicas, {workers} load-generator processes (nice {workers_nice}), Lease {lease}s, API budget {qps} QPS / burst {burst}"
@@ -693,8 +771,10 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     for w in 0..workers {
         let (from, to) = (agents * w / workers, agents * (w + 1) / workers);
         let mut command = if workers_nice > 0 {
-            let mut nice = Command::new("nice");
-            nice.args(["-n", &workers_nice.to_string()]).arg(&me);
+            let mut nice = Command::new("setsid");
+            nice.args(["nice", "-n", &workers_nice.to_string()])
+                .arg(&me)
+                .args(["--nice", &workers_nice.to_string()]);
             nice
         } else {
             Command::new(&me)
@@ -744,6 +824,9 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
 
     // 1. The connect storm.
     let cpu_before: Vec<f64> = servers.iter().map(|s| cpu_seconds(s.child.id())).collect();
+    // Every party's CPU from here until every RelayCluster is shown: the whole cost of a cold
+    // start on this machine, and how the scheduler shared it out.
+    let parties_before = PartyCpu::sample(&servers, &pool, &control_plane);
     let storm_start = Instant::now();
     let storm_start_ms = unix_ms();
     for worker in &mut pool {
@@ -823,6 +906,7 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
             })
             .collect()
     };
+    let parties = PartyCpu::sample(&servers, &pool, &control_plane).since(&parties_before);
     lagged.sort_unstable();
     let lags: Vec<u64> = lagged.iter().map(|(lag, ..)| *lag).collect();
     let status_span_s = (all_connected_ms.saturating_sub(storm_start_ms)) as f64 / 1000.0;
@@ -831,6 +915,10 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         percentile(&lags, 0.5),
         percentile(&lags, 0.99),
         lags.last().copied().unwrap_or(0)
+    );
+    println!(
+        "CPU from the storm's start until every RelayCluster was shown ({status_span_s:.1}s): {}",
+        parties.describe(agents)
     );
     // The longest lags, with when (after the storm began) each had its Welcome and was shown:
     // a status written late although its Welcome came early says the writes left out of order.
