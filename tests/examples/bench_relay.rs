@@ -24,8 +24,11 @@
 //!   through the dead replica), and how many watch events after that still showed one
 //!   connected through it (must be 0).
 //!
-//! `--workers-nice N` runs the load generators at nice N (the agents of a real fleet are not on
-//! the management plane's machine).
+//! `--workers-nice N` runs the load generators in a session of their own whose scheduler
+//! autogroup gets nice N (the agents of a real fleet are not on the management plane's
+//! machine; a plain nice would rank them only against the replicas in the bench's session).
+//! `RELAY_BENCH_CONTROL_PLANE_PIDS` (`name=pid,…`) names control-plane processes whose CPU the
+//! run reports beside the replicas' and the load generators'.
 //!
 //! With `RELAY_BENCH_KUBECONFIG` the same run goes against that cluster instead of the sandbox
 //! (`make bench-relay-real` brings up the real control plane for it).
@@ -158,12 +161,12 @@ async fn worker(args: &[String]) -> Result<(), BoxError> {
     // autogroup; nice N applies to that whole group, which is what lowers it against the
     // processes of other sessions (the API server, the relay servers).
     let nice: u32 = arg(args, "--nice", 0);
-    if nice > 0 {
-        if let Err(error) = std::fs::write("/proc/self/autogroup", nice.to_string()) {
-            eprintln!(
-                "load generator: could not set its autogroup's nice ({error}); only its threads are niced"
-            );
-        }
+    if nice > 0
+        && let Err(error) = std::fs::write("/proc/self/autogroup", nice.to_string())
+    {
+        eprintln!(
+            "load generator: could not set its autogroup's nice ({error}); only its threads are niced"
+        );
     }
     let from: usize = arg(args, "--from", 0);
     let to: usize = arg(args, "--to", 0);
@@ -651,7 +654,7 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     let stay_down = args.iter().any(|a| a == "--agents-stay-down");
     let in_flight: usize = arg(args, "--handshakes-in-flight", HANDSHAKES_IN_FLIGHT);
     // The agents of a real fleet run in their own clusters, not on the management plane's
-    // machine: `--workers-nice N` lowers the load generators' CPU priority (nice N) so the
+    // machine: `--workers-nice N` lowers the load generators' CPU weight (their autogroup's nice) so the
     // relay servers and the API server are not starved by the agents they stand in for.
     let workers_nice: u32 = arg(args, "--workers-nice", 0);
     let control_plane = control_plane_pids();
