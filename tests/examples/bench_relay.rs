@@ -654,8 +654,9 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     let stay_down = args.iter().any(|a| a == "--agents-stay-down");
     let in_flight: usize = arg(args, "--handshakes-in-flight", HANDSHAKES_IN_FLIGHT);
     // The agents of a real fleet run in their own clusters, not on the management plane's
-    // machine: `--workers-nice N` lowers the load generators' CPU weight (their autogroup's nice) so the
-    // relay servers and the API server are not starved by the agents they stand in for.
+    // machine: `--workers-nice N` lowers the load generators' CPU weight (their autogroup's
+    // nice) so the relay servers and the API server are not starved by the agents they stand
+    // in for.
     let workers_nice: u32 = arg(args, "--workers-nice", 0);
     let control_plane = control_plane_pids();
     let work = tempfile::tempdir()?;
