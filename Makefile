@@ -62,12 +62,18 @@ bench-relay: tools ## a fleet against real relay-issuer server replicas on the s
 	target/release/examples/bench_relay --agents $(AGENTS) --replicas $(REPLICAS) $(RELAY_BENCH_ARGS)
 
 # The control plane's CPU weight in bench-relay-real (its autogroup's nice; README, "The fleet
-# benchmark"): it stands in for nodes of its own beside the replicas and load generators.
+# benchmark"): it stands in for nodes of its own beside the replicas and load generators. The
+# replicas run as the relay-issuer chart's server ServiceAccount, with its Role (the chart's
+# Deployments themselves never start: the plane has no kubelet).
 BENCH_CONTROL_PLANE_NICE ?= -2
 bench-relay-real: tools ## make bench-relay against the real control plane (make cluster, the run, make cluster-down)
 	$(CARGO) build --release -p relay-issuer --bin relay-issuer -p relay-sandbox --example bench_relay
 	CONTROL_PLANE_NICE=$(BENCH_CONTROL_PLANE_NICE) $(MAKE) cluster
-	status=0; RELAY_BENCH_KUBECONFIG=$(abspath target/control-plane/kubeconfig) \
+	status=0; target/tools/bin/helm upgrade --install relay-issuer deploy/charts/relay-issuer --namespace relay-tls \
+	  --create-namespace --kubeconfig target/control-plane/kubeconfig >/dev/null \
+	  && server_kubeconfig=$$(scripts/control-plane.sh kubeconfig-for relay-tls relay-issuer-server) \
+	  || { scripts/control-plane.sh down; exit 1; }; \
+	  RELAY_BENCH_KUBECONFIG=$(abspath target/control-plane/kubeconfig) RELAY_BENCH_SERVER_KUBECONFIG=$$server_kubeconfig \
 	  RELAY_BENCH_CONTROL_PLANE_PIDS="kube-apiserver=$$(cut -d' ' -f1 target/control-plane/pids/kube-apiserver.pid),etcd=$$(cut -d' ' -f1 target/control-plane/pids/etcd.pid)" \
 	  target/release/examples/bench_relay --agents $(AGENTS) --replicas $(REPLICAS) $(RELAY_BENCH_ARGS) || status=$$?; \
 	  scripts/control-plane.sh down; exit $$status

@@ -28,7 +28,8 @@
 //! autogroup gets nice N (the agents of a real fleet are not on the management plane's
 //! machine; a plain nice would rank them only against the replicas in the bench's session).
 //! `RELAY_BENCH_CONTROL_PLANE_PIDS` (`name=pid,…`) names control-plane processes whose CPU the
-//! run reports beside the replicas' and the load generators'.
+//! run reports beside the replicas' and the load generators'; `RELAY_BENCH_SERVER_KUBECONFIG`
+//! the replicas' own credentials (else they use the bench's).
 //!
 //! With `RELAY_BENCH_KUBECONFIG` the same run goes against that cluster instead of the sandbox
 //! (`make bench-relay-real` brings up the real control plane for it).
@@ -680,6 +681,19 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
             (Some(sandbox), path, client)
         }
     };
+    // The replicas' credentials: `RELAY_BENCH_SERVER_KUBECONFIG` (make bench-relay-real: a token
+    // of the relay-issuer chart's server ServiceAccount, so its RBAC and a token's cost at the
+    // API server are what a deployment has), else the bench's own.
+    let server_kubeconfig = match std::env::var_os("RELAY_BENCH_SERVER_KUBECONFIG") {
+        Some(path) => {
+            println!(
+                "relay servers authenticate with {}",
+                PathBuf::from(&path).display()
+            );
+            PathBuf::from(path)
+        }
+        None => kubeconfig.clone(),
+    };
     let pki = RelayPki::new()?;
     install_secrets(&client, RELAY_NAMESPACE, &pki).await?;
     std::fs::write(work.path().join("root.crt"), &pki.root)?;
@@ -739,7 +753,7 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
                 &format!("--kube-api-burst={burst}"),
                 "--log-level=warn",
             ])
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", &server_kubeconfig)
             .env("POD_NAME", &name)
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
