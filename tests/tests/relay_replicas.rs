@@ -35,23 +35,31 @@ async fn status(client: &kube::Client, name: &str) -> Option<RelayClusterStatus>
     api.get(name).await.ok().and_then(|c| c.status)
 }
 
+/// Waits (following the RelayCluster with a watch) until its status passes `check`.
 async fn wait_status(
     client: &kube::Client,
     name: &str,
     what: &str,
     check: impl Fn(&RelayClusterStatus) -> bool,
 ) -> RelayClusterStatus {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let now = status(client, name).await;
-        if let Some(status) = now.as_ref().filter(|s| check(s)) {
-            return status.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "RelayCluster {name}: never {what}; last {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let api: Api<RelayCluster> = Api::namespaced(client.clone(), RELAY_NAMESPACE);
+    let passes = |cluster: Option<&RelayCluster>| {
+        cluster.and_then(|c| c.status.as_ref()).is_some_and(&check)
+    };
+    let waited = tokio::time::timeout(
+        Duration::from_secs(20),
+        kube::runtime::wait::await_condition(api, name, passes),
+    )
+    .await;
+    match waited {
+        Ok(Ok(Some(RelayCluster {
+            status: Some(status),
+            ..
+        }))) => status,
+        other => panic!(
+            "RelayCluster {name}: never {what}; the wait ended with {other:?}, the status now is {:?}",
+            status(client, name).await
+        ),
     }
 }
 
