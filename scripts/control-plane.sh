@@ -427,8 +427,7 @@ EOF
 
   # gRPC (the API server's client) and HTTP (/health, /metrics) on listeners of their own, as
   # etcd recommends for production: sharing one port, etcd serves gRPC through Go's HTTP/2
-  # server, which writes every response of a connection from one goroutine, a frame at a time;
-  # on this machine that held the API server to about 370 writes a second (make bench-relay-real).
+  # server, which writes every response of a connection from one goroutine, a frame at a time.
   start etcd --name relay-tls --data-dir "$STATE/etcd" \
     --listen-client-urls "https://127.0.0.1:$ETCD_PORT" --advertise-client-urls "https://127.0.0.1:$ETCD_PORT" \
     --listen-client-http-urls "https://127.0.0.1:$ETCD_HTTP_PORT" \
