@@ -385,6 +385,8 @@ weigh() { # NAME
     say "CONTROL_PLANE_NICE=$CPU_NICE not applied to $name: it shares this shell's session"
   elif ! echo "$CPU_NICE" 2>/dev/null >"/proc/$pid/autogroup"; then
     say "CONTROL_PLANE_NICE=$CPU_NICE not applied to $name: not permitted (a negative value needs CAP_SYS_NICE)"
+  else
+    say "$name: $(cat "/proc/$pid/autogroup")"
   fi
 }
 
