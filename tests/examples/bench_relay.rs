@@ -879,15 +879,35 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
 
     // 2. Until the RelayClusters show every agent connected.
     let mut welcomes: HashMap<String, u64> = HashMap::new();
+    let mut last_per_worker = Vec::new();
     for worker in &mut pool {
         worker.send("welcomes")?;
         let line = worker.expect("welcomes", Duration::from_secs(60)).await?;
+        let mut last = 0;
         for pair in line["welcomes"].as_array().into_iter().flatten() {
             if let (Some(cluster), Some(at)) = (pair[0].as_str(), pair[1].as_u64()) {
                 welcomes.insert(cluster.to_string(), at);
+                last = last.max(at);
             }
         }
+        last_per_worker.push(last);
     }
+    // The storm's shape: when each share of the agents had its Welcome, and when each load
+    // generator's last one came (a long tail from one generator is the load's, not the relay's).
+    let mut welcome_times: Vec<u64> = welcomes.values().copied().collect();
+    welcome_times.sort_unstable();
+    let after_start = |at: u64| at.saturating_sub(storm_start_ms) as f64 / 1000.0;
+    println!(
+        "storm shape: 50% of Welcomes by {:.1}s, 90% by {:.1}s, 99% by {:.1}s; each load generator's last at {}",
+        after_start(percentile(&welcome_times, 0.5)),
+        after_start(percentile(&welcome_times, 0.9)),
+        after_start(percentile(&welcome_times, 0.99)),
+        last_per_worker
+            .iter()
+            .map(|at| format!("{:.1}s", after_start(*at)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let shown_deadline = Instant::now() + Duration::from_secs(300);
     let all_connected_ms = loop {
         let shown = watched
