@@ -375,19 +375,22 @@ healthy() {
 # servers and load generators, a cargo build), and a plain `nice`/`renice` only ranks threads
 # within their own session. A control plane that stands in for nodes of its own gets more with
 # CONTROL_PLANE_NICE < 0, written to the process's autogroup (lowering it needs CAP_SYS_NICE).
-weigh() { # NAME
-  local name="$1" pid
+weigh() { # NAME...
+  local name pid
   [ "$CPU_NICE" = 0 ] && return 0
-  pid="$(cut -d' ' -f1 "$STATE/pids/$name.pid")"
-  if [ ! -w "/proc/$pid/autogroup" ]; then
-    say "CONTROL_PLANE_NICE=$CPU_NICE not applied to $name: this kernel has no scheduler autogroups"
-  elif [ "$(cat "/proc/$pid/autogroup")" = "$(cat /proc/self/autogroup)" ]; then
-    say "CONTROL_PLANE_NICE=$CPU_NICE not applied to $name: it shares this shell's session"
-  elif ! echo "$CPU_NICE" 2>/dev/null >"/proc/$pid/autogroup"; then
-    say "CONTROL_PLANE_NICE=$CPU_NICE not applied to $name: not permitted (a negative value needs CAP_SYS_NICE)"
-  else
-    say "$name: $(cat "/proc/$pid/autogroup")"
-  fi
+  for name in "$@"; do
+    if ! pid="$(live_pid "$name")"; then
+      say "CONTROL_PLANE_NICE=$CPU_NICE not applied to $name: it is not running"
+    elif [ ! -w "/proc/$pid/autogroup" ]; then
+      say "CONTROL_PLANE_NICE=$CPU_NICE not applied to $name: this kernel has no scheduler autogroups"
+    elif [ "$(cat "/proc/$pid/autogroup")" = "$(cat /proc/self/autogroup)" ]; then
+      say "CONTROL_PLANE_NICE=$CPU_NICE not applied to $name: it shares this shell's session"
+    elif ! echo "$CPU_NICE" 2>/dev/null >"/proc/$pid/autogroup"; then
+      say "CONTROL_PLANE_NICE=$CPU_NICE not applied to $name: not permitted (a negative value needs CAP_SYS_NICE)"
+    else
+      say "$name: $(cat "/proc/$pid/autogroup")"
+    fi
+  done
 }
 
 # --- up --------------------------------------------------------------------------------------
@@ -398,8 +401,7 @@ up() {
   [ -x "$KUBECTL" ] && [ -x "$HELM" ] || die "kubectl and helm are needed in target/tools/bin: run make tools"
   build
   if healthy && [ "$(cat "$STATE/cert-manager-args" 2>/dev/null)" = "${CONTROL_PLANE_CERT_MANAGER_ARGS:-}" ]; then
-    weigh etcd
-    weigh kube-apiserver
+    weigh etcd kube-apiserver
     say "already up and healthy (reused)"
     echo "$STATE/kubeconfig"
     return 0
@@ -524,8 +526,7 @@ yaml.safe_dump_all(out, sys.stdout)' "$pki/webhook-ca.crt" >"$STATE/cert-manager
   wait_for 30 cert-manager-webhook webhook_ready
   wait_for 30 cert-manager-controller controller_leads
   UP_DONE=1
-  weigh etcd
-  weigh kube-apiserver
+  weigh etcd kube-apiserver
   write_env
   say "up in $((SECONDS - began)) s: etcd $ETCD_VERSION, kube-apiserver and kube-controller-manager $KUBERNETES_VERSION, cert-manager $CERT_MANAGER_VERSION; logs in $STATE/logs"
   echo "$STATE/kubeconfig"
