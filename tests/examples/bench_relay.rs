@@ -27,6 +27,9 @@
 //! `--workers-nice N` runs the load generators in a session of their own whose scheduler
 //! autogroup gets nice N (the agents of a real fleet are not on the management plane's
 //! machine; a plain nice would rank them only against the replicas in the bench's session).
+//! `--replica-threads N` and `--generator-threads N` give each replica (`--worker-threads`)
+//! and each load generator N threads instead of one per CPU: replicas sized as Pods with a
+//! CPU limit of N, on a machine where the processes of a whole fleet share two cores.
 //! `RELAY_BENCH_CONTROL_PLANE_PIDS` (`name=pid,…`) names control-plane processes whose CPU the
 //! run reports beside the replicas' and the load generators'; `RELAY_BENCH_SERVER_KUBECONFIG`
 //! the replicas' own credentials (else they use the bench's).
@@ -75,6 +78,15 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// "N threads each", or "a thread per CPU each" for 0.
+fn threads_label(threads: usize) -> String {
+    match threads {
+        0 => "a thread per CPU each".to_string(),
+        1 => "1 thread each".to_string(),
+        n => format!("{n} threads each"),
+    }
+}
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -96,10 +108,13 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // `--threads N` (a load generator's share of `--generator-threads`): 0 is one per CPU.
+    let threads: usize = arg(&args, "--threads", 0);
+    if threads > 0 {
+        builder.worker_threads(threads);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("bench-relay: no tokio runtime: {error}");
@@ -392,6 +407,14 @@ struct Worker {
     last_progress: serde_json::Value,
 }
 
+/// As for [`Replica`]: an early end of the run stops the load generators too.
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Worker {
     fn send(&mut self, command: &str) -> Result<(), BoxError> {
         writeln!(self.stdin, "{command}")?;
@@ -438,6 +461,15 @@ struct Replica {
     child: Child,
     admin: u16,
     idle_rss_kib: u64,
+}
+
+/// A run that ends early (an error, a missing tool) must not leave replicas behind: they would
+/// keep retrying a gone API server and take CPU from the next run.
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// (resident KiB, peak resident KiB) of `pid`.
@@ -659,10 +691,17 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     // nice) so the relay servers and the API server are not starved by the agents they stand
     // in for.
     let workers_nice: u32 = arg(args, "--workers-nice", 0);
+    // Threads per replica and per load generator (0: one per CPU, each process's default). A
+    // replica sized to one CPU runs one: on a machine shared by many processes, more threads
+    // than the process's share of CPUs add a thread switch to every heartbeat.
+    let replica_threads: u16 = arg(args, "--replica-threads", 0);
+    let generator_threads: usize = arg(args, "--generator-threads", 0);
     let control_plane = control_plane_pids();
     let work = tempfile::tempdir()?;
     println!(
-        "relay bench: {agents} agents, {replicas} relay server replicas, {workers} load-generator processes (nice {workers_nice}), Lease {lease}s, API budget {qps} QPS / burst {burst}"
+        "relay bench: {agents} agents, {replicas} relay server replicas ({}), {workers} load-generator processes (nice {workers_nice}, {}), Lease {lease}s, API budget {qps} QPS / burst {burst}",
+        threads_label(usize::from(replica_threads)),
+        threads_label(generator_threads),
     );
 
     // The API server (the sandbox, or a real cluster with RELAY_BENCH_KUBECONFIG), the relay
@@ -753,6 +792,7 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
                 &format!("--kube-api-burst={burst}"),
                 "--log-level=warn",
             ])
+            .args((replica_threads > 0).then(|| format!("--worker-threads={replica_threads}")))
             .env("KUBECONFIG", &server_kubeconfig)
             .env("POD_NAME", &name)
             .stdout(Stdio::from(log.try_clone()?))
@@ -810,6 +850,8 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
                 &addresses.join(","),
                 "--handshakes-in-flight",
                 &in_flight.to_string(),
+                "--threads",
+                &generator_threads.to_string(),
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

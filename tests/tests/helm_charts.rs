@@ -716,6 +716,15 @@ fn issuer_chart_renders_the_controller_and_the_server() {
     ] {
         assert!(args.contains(&arg.to_string()), "{arg} not in {args:?}");
     }
+    assert!(
+        !args.iter().any(|a| a.starts_with("--worker-threads")),
+        "by default the server sizes its threads from the CPUs it may use: {args:?}"
+    );
+    let sized = issuer(&[("server.workerThreads", "2")]);
+    assert!(
+        args_of(&sized, "relay-issuer-server").contains(&"--worker-threads=2".to_string()),
+        "server.workerThreads sets --worker-threads"
+    );
     let grpc = container(&objects, "relay-issuer-server")["ports"]
         .as_array()
         .unwrap()

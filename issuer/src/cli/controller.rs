@@ -112,16 +112,22 @@ pub(crate) fn pod_identity(flag: Option<&str>) -> String {
 
 /// Runs `relay-issuer controller` until SIGINT/SIGTERM.
 pub fn run(args: &ControllerArgs) -> Result<(), Error> {
-    run_service(&args.log, run_async(args))
+    run_service(&args.log, None, run_async(args))
 }
 
-/// Sets up logging, then runs a long-running command's `main` on a multi-threaded runtime.
+/// Sets up logging, then runs a long-running command's `main` on a multi-threaded runtime of
+/// `worker_threads` threads (default: one per CPU the process may use).
 pub(crate) fn run_service(
     log: &LogOptions,
+    worker_threads: Option<usize>,
     main: impl std::future::Future<Output = Result<(), Error>>,
 ) -> Result<(), Error> {
     telemetry::init_logging(log)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = worker_threads {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .map_err(|e| Error::InvalidArgument(format!("cannot start the async runtime: {e}")))?;

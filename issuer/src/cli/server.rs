@@ -72,6 +72,11 @@ pub struct ServerArgs {
     /// Address of the admin server (`/live`, `/ready`, `/metrics`).
     #[arg(long, env = "RELAY_ADMIN_ADDRESS", default_value = "0.0.0.0:9403")]
     pub admin_address: String,
+    /// Threads serving agents. Default: one per CPU the process may use (a Pod's CPU limit
+    /// counts). More threads than CPUs only add the cost of waking them: each heartbeat then
+    /// costs a thread switch.
+    #[arg(long, env = "RELAY_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
     /// Kubernetes client limits.
     #[command(flatten)]
     pub client: ClientOptions,
@@ -112,7 +117,11 @@ pub fn run(args: &ServerArgs) -> Result<(), Error> {
         .map_err(|e| {
             Error::InvalidArgument(format!("cannot start the control runtime's thread: {e}"))
         })?;
-    let served = run_service(&args.log, run_async(args, control.handle().clone()));
+    let served = run_service(
+        &args.log,
+        args.worker_threads.map(usize::from),
+        run_async(args, control.handle().clone()),
+    );
     // Whatever still runs there (a watch being torn down) is not waited for.
     control.shutdown_background();
     served
@@ -198,6 +207,24 @@ async fn run_async(args: &ServerArgs, control: tokio::runtime::Handle) -> Result
 #[cfg(test)]
 mod tests {
     use super::replica_name;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn worker_threads(extra: &[&str]) -> Result<Option<u16>, clap::Error> {
+        let args = ["relay-issuer", "server"].iter().chain(extra);
+        match Cli::try_parse_from(args)?.command {
+            Command::Server(server) => Ok(server.worker_threads),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn worker_threads_default_to_the_runtime_choice_and_refuse_zero() {
+        assert_eq!(worker_threads(&[]).unwrap(), None);
+        assert_eq!(worker_threads(&["--worker-threads", "2"]).unwrap(), Some(2));
+        let zero = worker_threads(&["--worker-threads", "0"]).unwrap_err();
+        assert_eq!(zero.kind(), clap::error::ErrorKind::ValueValidation);
+    }
 
     #[test]
     fn replicas_are_named_by_their_pod_else_by_host_and_process() {

@@ -8,7 +8,7 @@
 //! still names this replica, so that a replica whose agent moved elsewhere never overwrites the
 //! new holder.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -143,7 +143,9 @@ pub struct ConnectionBook {
     replica: String,
     refresh: time::Duration,
     settle: time::Duration,
-    clusters: BTreeMap<String, ClusterConnection>,
+    /// Looked up by name on every heartbeat and, for every RelayCluster, on every sweep; never
+    /// walked in order.
+    clusters: HashMap<String, ClusterConnection>,
     dirty: Due,
 }
 
@@ -158,7 +160,7 @@ impl ConnectionBook {
             replica: replica.to_string(),
             refresh,
             settle,
-            clusters: BTreeMap::new(),
+            clusters: HashMap::new(),
             dirty: Due::default(),
         }
     }
