@@ -66,6 +66,10 @@ bench-relay: tools ## a fleet against real relay-issuer server replicas on the s
 # replicas run as the relay-issuer chart's server ServiceAccount, with its Role (the chart's
 # Deployments themselves never start: the plane has no kubelet).
 BENCH_CONTROL_PLANE_NICE ?= -2
+# Threads per replica and per load generator: each stands in for a Pod or an agent with one
+# CPU, not for a process that may use both of this machine's cores (README, "The fleet
+# benchmark", runs 33-35).
+BENCH_THREADS ?= 1
 bench-relay-real: tools ## make bench-relay against the real control plane (make cluster, the run, make cluster-down)
 	$(CARGO) build --release -p relay-issuer --bin relay-issuer -p relay-sandbox --example bench_relay
 	CONTROL_PLANE_NICE=$(BENCH_CONTROL_PLANE_NICE) $(MAKE) cluster
@@ -75,7 +79,8 @@ bench-relay-real: tools ## make bench-relay against the real control plane (make
 	  || { scripts/control-plane.sh down; exit 1; }; \
 	  RELAY_BENCH_KUBECONFIG=$(abspath target/control-plane/kubeconfig) RELAY_BENCH_SERVER_KUBECONFIG=$$server_kubeconfig \
 	  RELAY_BENCH_CONTROL_PLANE_PIDS="kube-apiserver=$$(cut -d' ' -f1 target/control-plane/pids/kube-apiserver.pid),etcd=$$(cut -d' ' -f1 target/control-plane/pids/etcd.pid)" \
-	  target/release/examples/bench_relay --agents $(AGENTS) --replicas $(REPLICAS) $(RELAY_BENCH_ARGS) || status=$$?; \
+	  target/release/examples/bench_relay --agents $(AGENTS) --replicas $(REPLICAS) \
+	  --replica-threads $(BENCH_THREADS) --generator-threads $(BENCH_THREADS) $(RELAY_BENCH_ARGS) || status=$$?; \
 	  scripts/control-plane.sh down; exit $$status
 
 bench-agent: ## relay-agent footprint: stripped release binary size and steady resident memory with one connection
