@@ -1240,15 +1240,13 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         );
     }
 
+    // Dropping a load generator or a replica kills it: the load generators first, then the
+    // replicas.
     for worker in &mut pool {
         let _ = worker.send("quit");
-        let _ = worker.child.kill();
-        let _ = worker.child.wait();
     }
-    for server in &mut servers {
-        let _ = server.child.kill();
-        let _ = server.child.wait();
-    }
+    drop(pool);
+    drop(servers);
     watch_task.abort();
     drop(sandbox);
     println!(

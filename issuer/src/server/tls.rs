@@ -127,29 +127,31 @@ impl ChainTops {
     fn root(&mut self, chain: &[&[u8]]) -> Option<usize> {
         let anchors = self.anchors.clone()?;
         let top = *chain.last()?;
-        if let Some(found) = self.roots.get(top) {
-            return *found;
-        }
-        let roots: Vec<&[u8]> = anchors.iter().map(|a| a.der.as_slice()).collect();
-        let found = crate::pki::anchor::issuing_root(chain, &roots);
-        if self.roots.len() >= CHAIN_TOPS_KEPT {
-            self.roots.clear();
-        }
-        self.roots.insert(top.to_vec(), found);
-        found
+        remembered(&mut self.roots, top, || {
+            let roots: Vec<&[u8]> = anchors.iter().map(|a| a.der.as_slice()).collect();
+            crate::pki::anchor::issuing_root(chain, &roots)
+        })
     }
 
     fn issuer(&mut self, der: &[u8]) -> Arc<str> {
-        if let Some(found) = self.issuers.get(der) {
-            return found.clone();
-        }
-        let found = Arc::<str>::from(crate::pki::anchor::fingerprint(der));
-        if self.issuers.len() >= CHAIN_TOPS_KEPT {
-            self.issuers.clear();
-        }
-        self.issuers.insert(der.to_vec(), found.clone());
-        found
+        remembered(&mut self.issuers, der, || {
+            crate::pki::anchor::fingerprint(der).into()
+        })
     }
+}
+
+/// What `map` holds for certificate `der`, else `find()`, then remembered (starting over when
+/// the map holds [`CHAIN_TOPS_KEPT`]).
+fn remembered<V: Clone>(map: &mut HashMap<Vec<u8>, V>, der: &[u8], find: impl FnOnce() -> V) -> V {
+    if let Some(found) = map.get(der) {
+        return found.clone();
+    }
+    let found = find();
+    if map.len() >= CHAIN_TOPS_KEPT {
+        map.clear();
+    }
+    map.insert(der.to_vec(), found.clone());
+    found
 }
 
 /// Always answers with one certificate.
