@@ -217,7 +217,7 @@ pub fn client_config(
     roots: Arc<RootCertStore>,
     resolver: Arc<dyn ResolvesClientCert>,
 ) -> Result<ClientConfig, Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(relay_runtime::tls::relay_crypto_provider());
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| {

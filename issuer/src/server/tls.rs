@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 
 use super::metrics::ServerMetrics;
 use crate::Error;
-use crate::tls::ALPN_H2;
+use crate::tls::{ALPN_H2, relay_crypto_provider};
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -239,19 +239,27 @@ impl ServerTls {
     }
 }
 
-/// TLS 1.3 only, ALPN h2, client certificates optional (a bootstrap caller has none) but
+/// TLS 1.3 only, AES-128-GCM-SHA256 first, ALPN h2, client certificates optional (a bootstrap caller has none) but
 /// verified against `roots` when presented, no resumption.
 fn server_config(key: Arc<CertifiedKey>, roots: Arc<RootCertStore>) -> Result<ServerConfig, Error> {
-    let verifier = WebPkiClientVerifier::builder(roots)
+    let provider = Arc::new(relay_crypto_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
         .allow_unauthenticated()
         .build()
         .map_err(|e| Error::Tls {
             what: "building the client certificate verifier from relay-root-tls-secret".into(),
             detail: e.to_string(),
         })?;
-    let mut config = ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Tls {
+            what: "setting up TLS 1.3 for the relay server".into(),
+            detail: e.to_string(),
+        })?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(FixedCertificate(key)));
+    // The relay suite order decides whatever the client lists first (`relay_crypto_provider`).
+    config.ignore_client_order = true;
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(NoServerSessionStorage {});
@@ -703,6 +711,75 @@ mod tests {
         assert!(tls.is_ready());
         // Already ready: the wait ends at once.
         tls.wait_until_ready().await;
+    }
+
+    #[test]
+    fn the_server_picks_aes_128_gcm_sha256_whatever_the_client_lists_first() {
+        let now = OffsetDateTime::now_utc();
+        let spec = PkiSpec {
+            server_names: vec!["relay.example".into()],
+            ..PkiSpec::default()
+        };
+        let pki = generate_pki(&spec, now).unwrap();
+        let server = pki.server.unwrap();
+        let pair = load_key_pair(
+            Some(server.cert_pem.as_bytes()),
+            Some(server.key_pem.as_bytes()),
+            now,
+        )
+        .unwrap();
+        let tls = ServerTls::default();
+        tls.set_server_key(crate::tls::certified_key(&pair).unwrap())
+            .unwrap();
+        tls.set_roots(
+            crate::tls::root_store(pki.root.cert_pem.as_bytes(), "test").unwrap(),
+            RootAnchor::from_bundle(pki.root.cert_pem.as_bytes()),
+        )
+        .unwrap();
+
+        // ring's own order, AES-256-GCM-SHA384 first, as a client built on it lists them.
+        let client_provider = rustls::crypto::ring::default_provider();
+        assert_eq!(
+            client_provider.cipher_suites[0].suite(),
+            rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+        );
+        let mut roots = RootCertStore::empty();
+        for block in crate::pki::pem::parse_pem(pki.root.cert_pem.as_bytes()).unwrap() {
+            roots.add(block.der.into()).unwrap();
+        }
+        let mut client_config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(client_provider))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        client_config.alpn_protocols = vec![b"h2".to_vec()];
+        let mut client = rustls::ClientConnection::new(
+            Arc::new(client_config),
+            "relay.example".try_into().unwrap(),
+        )
+        .unwrap();
+        let mut server = rustls::ServerConnection::new(tls.current().unwrap()).unwrap();
+        let mut wire = Vec::new();
+        while client.is_handshaking() || server.is_handshaking() {
+            wire.clear();
+            client.write_tls(&mut wire).unwrap();
+            server.read_tls(&mut wire.as_slice()).unwrap();
+            server.process_new_packets().unwrap();
+            wire.clear();
+            server.write_tls(&mut wire).unwrap();
+            client.read_tls(&mut wire.as_slice()).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        for suite in [
+            client.negotiated_cipher_suite(),
+            server.negotiated_cipher_suite(),
+        ] {
+            assert_eq!(
+                suite.map(|s| s.suite()),
+                Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+            );
+        }
     }
 
     fn sha256_hex(der: &[u8]) -> String {
