@@ -24,7 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 use cert_manager_sim::{Simulator, SimulatorOptions};
 use futures::StreamExt;
 use kube::api::{DynamicObject, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use relay_issuer::pki::generate::GeneratedKeyType;
 use relay_sandbox::harness::{self, Replica};
 use serde_json::json;
@@ -133,7 +133,9 @@ async fn main() -> ExitCode {
         let seen = seen.clone();
         let api = harness::requests(&client, NAMESPACE);
         tokio::spawn(async move {
-            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            let mut stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
             while let Some(event) = stream.next().await {
                 let now = Instant::now();
                 let objects = match event {

@@ -32,7 +32,7 @@ use cert_manager_sim::resource;
 use futures::StreamExt;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use relay_sandbox::charts;
 use relay_sandbox::harness::{self, create_issuer};
 use relay_sandbox::plane::{CONTROLLER, Plane};
@@ -268,7 +268,9 @@ fn watch(
     let (listed, on_listed) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         let mut listed = Some(listed);
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         while let Some(event) = stream.next().await {
             let now = Instant::now();
             match event {

@@ -485,8 +485,11 @@ async fn wait_signed_request(
                 .as_str()
                 .is_some_and(|c| !c.is_empty())
     };
-    let mut events =
-        std::pin::pin!(watcher(requests.clone(), watcher::Config::default()).applied_objects());
+    let mut events = std::pin::pin!(
+        watcher(requests.clone(), watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+    );
     let found = tokio::time::timeout(within, async {
         while let Some(request) = events.next().await {
             if let Ok(request) = request

@@ -381,6 +381,7 @@ async fn the_lease_is_renewed_while_every_serving_worker_is_busy() -> TestResult
     let leases: Api<Lease> = Api::namespaced(client.clone(), RELAY_NAMESPACE);
     let mut renewals = std::pin::pin!(
         watcher(leases, watcher::Config::default())
+            .default_backoff()
             .applied_objects()
             .filter_map(|lease| async move {
                 let lease = lease.ok()?;
