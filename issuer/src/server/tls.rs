@@ -674,8 +674,9 @@ mod tests {
         assert_eq!(counted.progress(), progress(5, 13));
     }
 
-    #[tokio::test]
-    async fn readiness_waits_for_both_the_certificate_and_the_roots() {
+    /// A fresh relay PKI with a server certificate for relay.example: the root (PEM) and the
+    /// server's rustls key.
+    fn relay_example_pki() -> (String, Arc<CertifiedKey>) {
         let now = OffsetDateTime::now_utc();
         let spec = PkiSpec {
             server_names: vec!["relay.example".into()],
@@ -689,21 +690,30 @@ mod tests {
             now,
         )
         .unwrap();
+        (pki.root.cert_pem, crate::tls::certified_key(&pair).unwrap())
+    }
 
+    /// Makes `bundle` the trust bundle `tls` uses.
+    fn trust(tls: &ServerTls, bundle: &str) {
+        tls.set_roots(
+            crate::tls::root_store(bundle.as_bytes(), "test").unwrap(),
+            RootAnchor::from_bundle(bundle.as_bytes()),
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn readiness_waits_for_both_the_certificate_and_the_roots() {
+        let (root_pem, server_key) = relay_example_pki();
         let tls = Arc::new(ServerTls::default());
         let waiter = tokio::spawn({
             let tls = tls.clone();
             async move { tls.wait_until_ready().await }
         });
-        tls.set_server_key(crate::tls::certified_key(&pair).unwrap())
-            .unwrap();
+        tls.set_server_key(server_key).unwrap();
         tokio::task::yield_now().await;
         assert!(!tls.is_ready() && !waiter.is_finished());
-        tls.set_roots(
-            crate::tls::root_store(pki.root.cert_pem.as_bytes(), "test").unwrap(),
-            RootAnchor::from_bundle(pki.root.cert_pem.as_bytes()),
-        )
-        .unwrap();
+        trust(&tls, &root_pem);
         tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
             .await
             .expect("ready once both are loaded")
@@ -715,27 +725,10 @@ mod tests {
 
     #[test]
     fn the_server_picks_aes_128_gcm_sha256_whatever_the_client_lists_first() {
-        let now = OffsetDateTime::now_utc();
-        let spec = PkiSpec {
-            server_names: vec!["relay.example".into()],
-            ..PkiSpec::default()
-        };
-        let pki = generate_pki(&spec, now).unwrap();
-        let server = pki.server.unwrap();
-        let pair = load_key_pair(
-            Some(server.cert_pem.as_bytes()),
-            Some(server.key_pem.as_bytes()),
-            now,
-        )
-        .unwrap();
+        let (root_pem, server_key) = relay_example_pki();
         let tls = ServerTls::default();
-        tls.set_server_key(crate::tls::certified_key(&pair).unwrap())
-            .unwrap();
-        tls.set_roots(
-            crate::tls::root_store(pki.root.cert_pem.as_bytes(), "test").unwrap(),
-            RootAnchor::from_bundle(pki.root.cert_pem.as_bytes()),
-        )
-        .unwrap();
+        tls.set_server_key(server_key).unwrap();
+        trust(&tls, &root_pem);
 
         // ring's own order, AES-256-GCM-SHA384 first, as a client built on it lists them.
         let client_provider = rustls::crypto::ring::default_provider();
@@ -744,7 +737,7 @@ mod tests {
             rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
         );
         let mut roots = RootCertStore::empty();
-        for block in crate::pki::pem::parse_pem(pki.root.cert_pem.as_bytes()).unwrap() {
+        for block in crate::pki::pem::parse_pem(root_pem.as_bytes()).unwrap() {
             roots.add(block.der.into()).unwrap();
         }
         let mut client_config =
@@ -811,27 +804,20 @@ mod tests {
         let chain = [leaf.as_slice(), intermediate.as_slice()];
         let root_a = sha256_hex(&der(&a.root.cert_pem));
         let tls = ServerTls::default();
-        let trust = |bundle: String| {
-            tls.set_roots(
-                crate::tls::root_store(bundle.as_bytes(), "test").unwrap(),
-                RootAnchor::from_bundle(bundle.as_bytes()),
-            )
-            .unwrap();
-        };
         let found = |tls: &ServerTls| {
             let (root, issuer) = tls.chain_fingerprints(&chain);
             (root.map(|r| r.to_string()), issuer.map(|i| i.to_string()))
         };
         let issuer = Some(sha256_hex(&intermediate));
 
-        trust(format!("{}{}", b.root.cert_pem, a.root.cert_pem));
+        trust(&tls, &format!("{}{}", b.root.cert_pem, a.root.cert_pem));
         for _ in 0..2 {
             assert_eq!(found(&tls), (Some(root_a.clone()), issuer.clone()));
         }
         // A bundle without the chain's root: found again, not remembered from before.
-        trust(b.root.cert_pem.clone());
+        trust(&tls, &b.root.cert_pem);
         assert_eq!(found(&tls), (None, issuer.clone()));
-        trust(a.root.cert_pem.clone());
+        trust(&tls, &a.root.cert_pem);
         assert_eq!(found(&tls), (Some(root_a), issuer));
     }
 }
