@@ -199,13 +199,14 @@ async fn worker(args: &[String]) -> Result<(), BoxError> {
     )?;
     // Each agent's TLS client configuration is built once, as the agent's provider builds one
     // per certificate: the storm then costs this process the handshakes, not PEM parsing.
-    let server_check = Arc::new(ServerChainCheckedOnce::new(&root)?);
+    let roots = relay_issuer::tls::root_store(root.as_bytes(), "test roots")?;
+    let server_check = Arc::new(ServerChainCheckedOnce::new(roots.clone())?);
     let mut identities = Vec::with_capacity(to.saturating_sub(from));
     for index in from..to {
         let cluster = cluster_name(index);
         let pem = sign_agent(&ca, &cluster, time::Duration::days(1))?;
         let identity = AgentIdentity {
-            config: agent_config(server_check.clone(), pem.certified_key()?),
+            config: agent_config(roots.clone(), server_check.clone(), pem.certified_key()?),
             serial: pem.serial(),
         };
         identities.push((index, cluster, identity));
@@ -308,8 +309,7 @@ struct CheckedChain {
 const SERVER_CHAIN_RECHECK: Duration = Duration::from_secs(60);
 
 impl ServerChainCheckedOnce {
-    fn new(root_pem: &str) -> Result<Self, BoxError> {
-        let roots = relay_issuer::tls::root_store(root_pem.as_bytes(), "test roots")?;
+    fn new(roots: Arc<rustls::RootCertStore>) -> Result<Self, BoxError> {
         Ok(Self {
             full: rustls::client::WebPkiServerVerifier::builder(roots).build()?,
             checked: Mutex::new(None),
@@ -382,18 +382,15 @@ impl rustls::client::danger::ServerCertVerifier for ServerChainCheckedOnce {
     }
 }
 
-/// An agent's client configuration as `relay_issuer::tls::client_config` builds it (its
-/// certificate, ALPN h2, no resumption), with the server's chain checked by `server_check`.
+/// An agent's client configuration (`relay_issuer::tls::client_config`: its certificate, ALPN
+/// h2, no resumption), with the server's chain checked by `server_check`.
 fn agent_config(
+    roots: Arc<rustls::RootCertStore>,
     server_check: Arc<ServerChainCheckedOnce>,
     key: Arc<rustls::sign::CertifiedKey>,
 ) -> rustls::ClientConfig {
-    let mut config = rustls::ClientConfig::builder()
-        .dangerous()
-        .with_custom_certificate_verifier(server_check)
-        .with_client_cert_resolver(Arc::new(relay_issuer::tls::FixedClientCertificate(key)));
-    config.alpn_protocols = vec![relay_issuer::tls::ALPN_H2.to_vec()];
-    config.resumption = rustls::client::Resumption::disabled();
+    let mut config = relay_issuer::tls::client_config(roots, Some(key));
+    config.dangerous().set_certificate_verifier(server_check);
     config
 }
 

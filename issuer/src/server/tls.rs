@@ -239,8 +239,8 @@ impl ServerTls {
     }
 }
 
-/// TLS 1.3 only, AES-128-GCM-SHA256 first, ALPN h2, client certificates optional (a bootstrap caller has none) but
-/// verified against `roots` when presented, no resumption.
+/// TLS 1.3 only, AES-128-GCM-SHA256 first, ALPN h2, client certificates optional (a bootstrap
+/// caller has none) but verified against `roots` when presented, no resumption.
 fn server_config(key: Arc<CertifiedKey>, roots: Arc<RootCertStore>) -> Result<ServerConfig, Error> {
     let provider = Arc::new(relay_crypto_provider());
     let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
@@ -736,15 +736,13 @@ mod tests {
             client_provider.cipher_suites[0].suite(),
             rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
         );
-        let mut roots = RootCertStore::empty();
-        for block in crate::pki::pem::parse_pem(root_pem.as_bytes()).unwrap() {
-            roots.add(block.der.into()).unwrap();
-        }
         let mut client_config =
             rustls::ClientConfig::builder_with_provider(Arc::new(client_provider))
                 .with_safe_default_protocol_versions()
                 .unwrap()
-                .with_root_certificates(roots)
+                .with_root_certificates(
+                    crate::tls::root_store(root_pem.as_bytes(), "test").unwrap(),
+                )
                 .with_no_client_auth();
         client_config.alpn_protocols = vec![b"h2".to_vec()];
         let mut client = rustls::ClientConnection::new(
