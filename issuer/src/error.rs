@@ -74,6 +74,18 @@ pub enum Error {
         detail: String,
     },
 
+    /// A task of the process's own stopped before it finished (it panicked, or its runtime
+    /// shut down): a bug, or a process being stopped.
+    #[error(
+        "{what} stopped before it finished: {detail}; restart relay-issuer, and if this recurs, report it with the log above this line"
+    )]
+    TaskStopped {
+        /// What the task was doing.
+        what: &'static str,
+        /// What the runtime said (a panic message, or that it was cancelled).
+        detail: String,
+    },
+
     // ---- running against Kubernetes (the controller's own API calls) ----
     /// A call to the Kubernetes API failed.
     #[error(
@@ -122,6 +134,7 @@ impl Error {
             | Error::UnrecognisedInput { .. }
             | Error::InvalidArgument(_)
             | Error::Generate { .. }
+            | Error::TaskStopped { .. }
             | Error::KubeApi { .. } => Disposition::Retryable,
         }
     }
@@ -136,6 +149,7 @@ impl Error {
             Error::SecretManifest { .. } | Error::UnrecognisedInput { .. } => "input_invalid",
             Error::InvalidArgument(_) => "invalid_argument",
             Error::Generate { .. } => "generate_failed",
+            Error::TaskStopped { .. } => "task_stopped",
             Error::KubeApi { .. } => "kube_api",
         }
     }

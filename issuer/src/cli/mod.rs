@@ -102,7 +102,8 @@ fn parse_now(text: &str) -> Result<time::OffsetDateTime, String> {
 pub fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Pki(relay_pki::Error::SigningFailed { .. } | relay_pki::Error::Generate { .. })
-        | Error::Generate { .. } => 1,
+        | Error::Generate { .. }
+        | Error::TaskStopped { .. } => 1,
         Error::Pki(_)
         | Error::Runtime(_)
         | Error::Tls { .. }

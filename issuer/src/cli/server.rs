@@ -132,11 +132,13 @@ async fn on_control<T: Send + 'static>(
     control: &tokio::runtime::Handle,
     future: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
 ) -> Result<T, Error> {
-    control.spawn(future).await.map_err(|e| {
-        Error::InvalidArgument(format!(
-            "the control runtime stopped while starting the server: {e}"
-        ))
-    })?
+    control
+        .spawn(future)
+        .await
+        .map_err(|e| Error::TaskStopped {
+            what: "starting the relay server on its Kubernetes runtime (relay-control)",
+            detail: e.to_string(),
+        })?
 }
 
 async fn run_async(args: &ServerArgs, control: tokio::runtime::Handle) -> Result<(), Error> {
@@ -206,7 +208,8 @@ async fn run_async(args: &ServerArgs, control: tokio::runtime::Handle) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::replica_name;
+    use super::{on_control, replica_name};
+    use crate::Error;
     use crate::cli::{Cli, Command};
     use clap::Parser;
 
@@ -237,5 +240,23 @@ mod tests {
             let name = replica_name(unnamed);
             assert!(name.ends_with(&pid) && name.len() > pid.len(), "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_start_step_that_panics_is_an_internal_failure_not_bad_input() {
+        let control = tokio::runtime::Handle::current();
+        let error = on_control(&control, async {
+            panic!("a start step panicked");
+            #[allow(unreachable_code)]
+            Ok::<(), Error>(())
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(error, Error::TaskStopped { .. }), "{error:?}");
+        assert_eq!(crate::cli::exit_code(&error), 1);
+        assert!(
+            error.to_string().contains("restart relay-issuer"),
+            "{error}"
+        );
     }
 }

@@ -19,6 +19,7 @@ pub mod gate;
 pub mod metrics;
 pub mod secrets;
 pub mod service;
+pub mod signatures;
 pub mod tls;
 
 use std::future::Future;

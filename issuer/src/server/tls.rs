@@ -33,6 +33,7 @@ use tracing::{debug, warn};
 
 use super::metrics::ServerMetrics;
 use crate::Error;
+use crate::server::signatures;
 use crate::tls::{ALPN_H2, relay_crypto_provider};
 
 /// How long a client may take to complete the TLS handshake.
@@ -240,9 +241,12 @@ impl ServerTls {
 }
 
 /// TLS 1.3 only, AES-128-GCM-SHA256 first, ALPN h2, client certificates optional (a bootstrap
-/// caller has none) but verified against `roots` when presented, no resumption.
+/// caller has none) but verified against `roots` when presented, certificate signatures
+/// checked once per process (`signatures`), no resumption.
 fn server_config(key: Arc<CertifiedKey>, roots: Arc<RootCertStore>) -> Result<ServerConfig, Error> {
-    let provider = Arc::new(relay_crypto_provider());
+    let mut provider = relay_crypto_provider();
+    provider.signature_verification_algorithms = signatures::remembering_algorithms();
+    let provider = Arc::new(provider);
     let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
         .allow_unauthenticated()
         .build()
@@ -582,6 +586,7 @@ mod tests {
     use super::*;
     use crate::pki::generate::{PkiSpec, generate_pki};
     use crate::pki::load_key_pair;
+    use rustls_pki_types::CertificateDer;
     use time::OffsetDateTime;
 
     fn progress(read: u64, written: u64) -> HandshakeProgress {
@@ -751,6 +756,58 @@ mod tests {
         )
         .unwrap();
         let mut server = rustls::ServerConnection::new(tls.current().unwrap()).unwrap();
+        handshake(&mut client, &mut server);
+        for suite in [
+            client.negotiated_cipher_suite(),
+            server.negotiated_cipher_suite(),
+        ] {
+            assert_eq!(
+                suite.map(|s| s.suite()),
+                Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+            );
+        }
+    }
+
+    /// A client certificate for cluster-a from `pki`'s intermediate: its chain (leaf, then the
+    /// intermediate) and key.
+    fn agent_chain(
+        pki: &crate::pki::generate::GeneratedPki,
+    ) -> (
+        Vec<CertificateDer<'static>>,
+        rustls_pki_types::PrivateKeyDer<'static>,
+    ) {
+        use relay_pki::test_support::{CsrSpec, mk_csr};
+        let now = OffsetDateTime::now_utc();
+        let ca = crate::pki::SigningCa::load(
+            pki.intermediate.cert_pem.as_bytes(),
+            pki.intermediate.key_pem.as_bytes(),
+            Some(pki.root.cert_pem.as_bytes()),
+            now,
+        )
+        .unwrap();
+        let (csr, key) = mk_csr(&CsrSpec::default());
+        let usages = vec!["client auth".to_string(), "digital signature".to_string()];
+        let issued = crate::pki::sign(
+            &ca,
+            &crate::pki::SignRequest {
+                csr_pem: csr.as_bytes(),
+                duration: None,
+                is_ca: false,
+                usages: &usages,
+            },
+            &crate::pki::SigningPolicy::default(),
+            now,
+        )
+        .unwrap();
+        let chain = rustls_pki_types::pem::PemObject::pem_slice_iter(issued.chain_pem.as_bytes())
+            .collect::<Result<Vec<CertificateDer<'static>>, _>>()
+            .unwrap();
+        let key = rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into();
+        (chain, key)
+    }
+
+    /// Runs a TLS handshake between `client` and `server` in memory.
+    fn handshake(client: &mut rustls::ClientConnection, server: &mut rustls::ServerConnection) {
         let mut wire = Vec::new();
         while client.is_handshaking() || server.is_handshaking() {
             wire.clear();
@@ -762,13 +819,71 @@ mod tests {
             client.read_tls(&mut wire.as_slice()).unwrap();
             client.process_new_packets().unwrap();
         }
-        for suite in [
-            client.negotiated_cipher_suite(),
-            server.negotiated_cipher_suite(),
-        ] {
-            assert_eq!(
-                suite.map(|s| s.suite()),
-                Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+    }
+
+    #[test]
+    fn an_agents_intermediate_is_checked_against_the_root_once() {
+        let now = OffsetDateTime::now_utc();
+        let spec = PkiSpec {
+            server_names: vec!["relay.example".into()],
+            ..PkiSpec::default()
+        };
+        let pki = generate_pki(&spec, now).unwrap();
+        let server = pki.server.as_ref().unwrap();
+        let pair = load_key_pair(
+            Some(server.cert_pem.as_bytes()),
+            Some(server.key_pem.as_bytes()),
+            now,
+        )
+        .unwrap();
+        let tls = ServerTls::default();
+        tls.set_server_key(crate::tls::certified_key(&pair).unwrap())
+            .unwrap();
+        trust(&tls, &pki.root.cert_pem);
+        let (chain, key) = agent_chain(&pki);
+
+        // The check of the intermediate's signature by the root, as webpki makes it.
+        let der = |pem: &str| {
+            rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+                .map(|der: CertificateDer<'static>| der.to_vec())
+                .unwrap()
+        };
+        let (root_der, intermediate_der) =
+            (der(&pki.root.cert_pem), der(&pki.intermediate.cert_pem));
+        let (_, root) = x509_parser::parse_x509_certificate(&root_der).unwrap();
+        let (_, intermediate) = x509_parser::parse_x509_certificate(&intermediate_der).unwrap();
+        let intermediates_check = (
+            root.public_key().subject_public_key.data.to_vec(),
+            intermediate.tbs_certificate.as_ref().to_vec(),
+            intermediate.signature_value.data.to_vec(),
+        );
+        let remembered = || {
+            let (key, message, signature) = &intermediates_check;
+            signatures::remembers(key, message, signature)
+        };
+        assert!(!remembered(), "a new PKI's check is not remembered yet");
+
+        for _ in 0..2 {
+            let client_config =
+                rustls::ClientConfig::builder_with_provider(Arc::new(relay_crypto_provider()))
+                    .with_protocol_versions(&[&rustls::version::TLS13])
+                    .unwrap()
+                    .with_root_certificates(
+                        crate::tls::root_store(pki.root.cert_pem.as_bytes(), "test").unwrap(),
+                    )
+                    .with_client_auth_cert(chain.clone(), key.clone_key())
+                    .unwrap();
+            let mut client = rustls::ClientConnection::new(
+                Arc::new(client_config),
+                "relay.example".try_into().unwrap(),
+            )
+            .unwrap();
+            let mut server = rustls::ServerConnection::new(tls.current().unwrap()).unwrap();
+            handshake(&mut client, &mut server);
+            assert_eq!(server.peer_certificates().map(<[_]>::len), Some(2));
+            assert!(
+                remembered(),
+                "the server remembers the intermediate's check"
             );
         }
     }
