@@ -76,9 +76,10 @@ bench-relay-real: tools ## make bench-relay against the real control plane (make
 	status=0; target/tools/bin/helm upgrade --install relay-issuer deploy/charts/relay-issuer --namespace relay-tls \
 	  --create-namespace --kubeconfig target/control-plane/kubeconfig >/dev/null \
 	  && server_kubeconfig=$$(scripts/control-plane.sh kubeconfig-for relay-tls relay-issuer-server) \
+	  && apiserver_pid=$$(scripts/control-plane.sh pid kube-apiserver) && etcd_pid=$$(scripts/control-plane.sh pid etcd) \
 	  || { scripts/control-plane.sh down; exit 1; }; \
 	  RELAY_BENCH_KUBECONFIG=$(abspath target/control-plane/kubeconfig) RELAY_BENCH_SERVER_KUBECONFIG=$$server_kubeconfig \
-	  RELAY_BENCH_CONTROL_PLANE_PIDS="kube-apiserver=$$(cut -d' ' -f1 target/control-plane/pids/kube-apiserver.pid),etcd=$$(cut -d' ' -f1 target/control-plane/pids/etcd.pid)" \
+	  RELAY_BENCH_CONTROL_PLANE_PIDS="kube-apiserver=$$apiserver_pid,etcd=$$etcd_pid" \
 	  target/release/examples/bench_relay --agents $(AGENTS) --replicas $(REPLICAS) \
 	  --replica-threads $(BENCH_THREADS) --generator-threads $(BENCH_THREADS) $(RELAY_BENCH_ARGS) || status=$$?; \
 	  scripts/control-plane.sh down; exit $$status

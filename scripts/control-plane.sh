@@ -13,6 +13,7 @@
 #   scripts/control-plane.sh kubeconfig-for NAMESPACE SERVICEACCOUNT
 #                                               a token from the TokenRequest API, written into a
 #                                               kubeconfig; prints its path
+#   scripts/control-plane.sh pid NAME           the PID of one of its processes (etcd, kube-apiserver, ...)
 #   scripts/control-plane.sh build              only build (or find) the binaries
 #
 # Binaries come from published Go modules at the versions pinned in scripts/versions.env, built
@@ -559,6 +560,10 @@ case "${1:-}" in
     [ $# -eq 3 ] || die "usage: scripts/control-plane.sh kubeconfig-for NAMESPACE SERVICEACCOUNT"
     kubeconfig_for "$2" "$3"
     ;;
+  pid)
+    [ $# -eq 2 ] || die "usage: scripts/control-plane.sh pid NAME (one of: ${PROCESSES[*]})"
+    live_pid "$2" || die "$2 is not running: run scripts/control-plane.sh up (or make cluster)"
+    ;;
   build) build ;;
-  *) die "usage: scripts/control-plane.sh up|down|env|status|kubeconfig-for NAMESPACE SERVICEACCOUNT|build" ;;
+  *) die "usage: scripts/control-plane.sh up|down|env|status|kubeconfig-for NAMESPACE SERVICEACCOUNT|pid NAME|build" ;;
 esac

@@ -32,9 +32,7 @@ eval "$(scripts/control-plane.sh env)"
 # every one), which the suites write as the only client; the suites judge the API server, so
 # it is stopped (`down` stops the rest). Its webhook stays, and skips the tests' namespaces
 # (they carry cert-manager.io/disable-validation=true: kube-sandbox/src/fidelity.rs).
-state="${RELAY_TLS_CONTROL_PLANE_DIR:-$ROOT/target/control-plane}"
-read -r pid binary <"$state/pids/cert-manager-controller.pid"
-if [ "$(readlink "/proc/$pid/exe")" = "$binary" ]; then
+if pid="$(scripts/control-plane.sh pid cert-manager-controller)"; then
   kill -TERM "$pid"
   while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
 fi

@@ -19,6 +19,8 @@
 //! - RelayCluster status writes (by outcome; conflicts are the `superseded` ones) and write
 //!   rate, and the lag from each agent's Welcome to the moment a watch of the RelayClusters
 //!   shows it connected; the real kubectl's `get relayclusters` count at the end;
+//! - every party's CPU from the storm's start until every RelayCluster is shown, and the whole
+//!   machine's: how much of it was busy and how much the hypervisor took (steal);
 //! - with `--kill-one`: one replica killed with SIGKILL; how long until every agent had a
 //!   Welcome from a live replica again, until every RelayCluster was truthful (none connected
 //!   through the dead replica), and how many watch events after that still showed one
@@ -607,6 +609,60 @@ struct PartyCpu {
     replicas: f64,
     load_generators: f64,
     control_plane: Vec<(String, f64)>,
+    machine: MachineCpu,
+}
+
+/// The whole machine's CPU time so far, from the first line of `/proc/stat` (all CPUs), in
+/// seconds: what the run could use, what was busy (any process, the kernel, interrupts), and
+/// what the hypervisor gave to other guests (steal), which makes a machine slower from one run
+/// to the next.
+#[derive(Debug, Clone, Copy, Default)]
+struct MachineCpu {
+    total: f64,
+    busy: f64,
+    steal: f64,
+}
+
+impl MachineCpu {
+    fn sample() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<f64> = stat
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("cpu "))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .map(|t| t.parse().unwrap_or(0.0) / 100.0)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let at = |i: usize| ticks.get(i).copied().unwrap_or(0.0);
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let total: f64 = (0..8).map(at).sum();
+        Self {
+            total,
+            busy: total - at(3) - at(4),
+            steal: at(7),
+        }
+    }
+
+    fn since(self, before: &Self) -> Self {
+        Self {
+            total: self.total - before.total,
+            busy: self.busy - before.busy,
+            steal: self.steal - before.steal,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{:.0} of {:.0} CPU-seconds busy ({:.0}%), {:.1}s taken by the hypervisor (steal)",
+            self.busy,
+            self.total,
+            100.0 * self.busy / self.total.max(f64::EPSILON),
+            self.steal
+        )
+    }
 }
 
 impl PartyCpu {
@@ -618,6 +674,7 @@ impl PartyCpu {
                 .iter()
                 .map(|(name, pid)| (name.clone(), cpu_seconds(*pid)))
                 .collect(),
+            machine: MachineCpu::sample(),
         }
     }
 
@@ -631,6 +688,7 @@ impl PartyCpu {
                 .zip(&before.control_plane)
                 .map(|((name, now), (_, then))| (name, now - then))
                 .collect(),
+            machine: self.machine.since(&before.machine),
         }
     }
 
@@ -1117,6 +1175,10 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     println!(
         "CPU from the storm's start until every RelayCluster was shown ({status_span_s:.1}s): {}",
         parties.describe(agents)
+    );
+    println!(
+        "machine over those {status_span_s:.1}s: {}",
+        parties.machine.describe()
     );
     // The longest lags, with when (after the storm began) each had its Welcome and was shown:
     // a status written late although its Welcome came early says the writes left out of order.
