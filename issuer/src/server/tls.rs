@@ -750,13 +750,7 @@ mod tests {
                 )
                 .with_no_client_auth();
         client_config.alpn_protocols = vec![b"h2".to_vec()];
-        let mut client = rustls::ClientConnection::new(
-            Arc::new(client_config),
-            "relay.example".try_into().unwrap(),
-        )
-        .unwrap();
-        let mut server = rustls::ServerConnection::new(tls.current().unwrap()).unwrap();
-        handshake(&mut client, &mut server);
+        let (client, server) = handshake(&tls, client_config);
         for suite in [
             client.negotiated_cipher_suite(),
             server.negotiated_cipher_suite(),
@@ -806,8 +800,18 @@ mod tests {
         (chain, key)
     }
 
-    /// Runs a TLS handshake between `client` and `server` in memory.
-    fn handshake(client: &mut rustls::ClientConnection, server: &mut rustls::ServerConnection) {
+    /// A client with `client_config` for relay.example and a server with `tls`'s configuration,
+    /// after a TLS handshake in memory.
+    fn handshake(
+        tls: &ServerTls,
+        client_config: rustls::ClientConfig,
+    ) -> (rustls::ClientConnection, rustls::ServerConnection) {
+        let mut client = rustls::ClientConnection::new(
+            Arc::new(client_config),
+            "relay.example".try_into().unwrap(),
+        )
+        .unwrap();
+        let mut server = rustls::ServerConnection::new(tls.current().unwrap()).unwrap();
         let mut wire = Vec::new();
         while client.is_handshaking() || server.is_handshaking() {
             wire.clear();
@@ -819,6 +823,7 @@ mod tests {
             client.read_tls(&mut wire.as_slice()).unwrap();
             client.process_new_packets().unwrap();
         }
+        (client, server)
     }
 
     #[test]
@@ -873,13 +878,7 @@ mod tests {
                     )
                     .with_client_auth_cert(chain.clone(), key.clone_key())
                     .unwrap();
-            let mut client = rustls::ClientConnection::new(
-                Arc::new(client_config),
-                "relay.example".try_into().unwrap(),
-            )
-            .unwrap();
-            let mut server = rustls::ServerConnection::new(tls.current().unwrap()).unwrap();
-            handshake(&mut client, &mut server);
+            let (_, server) = handshake(&tls, client_config);
             assert_eq!(server.peer_certificates().map(<[_]>::len), Some(2));
             assert!(
                 remembered(),

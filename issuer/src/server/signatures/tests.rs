@@ -37,6 +37,25 @@ fn certificate_verify_message(transcript: &[u8; 32]) -> Vec<u8> {
     message
 }
 
+/// The outcome of the same check made twice.
+fn checked_twice(
+    wrapper: &Remembering,
+    public_key: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> [bool; 2] {
+    [(); 2].map(|()| {
+        wrapper
+            .verify_signature(public_key, message, signature)
+            .is_ok()
+    })
+}
+
+/// (checks remembered, checks answered from memory).
+fn counts(wrapper: &Remembering) -> (usize, u64) {
+    (wrapper.remembered(), wrapper.answered_from_memory())
+}
+
 #[test]
 fn a_certificate_signature_is_checked_once_then_answered_from_memory() {
     let wrapper = Remembering::new(P256);
@@ -50,19 +69,13 @@ fn a_certificate_signature_is_checked_once_then_answered_from_memory() {
             .verify_signature(public_key, &message, &signature)
             .is_ok()
     );
-    assert_eq!(
-        (wrapper.remembered(), wrapper.answered_from_memory()),
-        (1, 0)
-    );
+    assert_eq!(counts(&wrapper), (1, 0));
     assert!(
         wrapper
             .verify_signature(public_key, &message, &signature)
             .is_ok()
     );
-    assert_eq!(
-        (wrapper.remembered(), wrapper.answered_from_memory()),
-        (1, 1)
-    );
+    assert_eq!(counts(&wrapper), (1, 1));
 }
 
 #[test]
@@ -98,10 +111,7 @@ fn a_remembered_check_vouches_for_nothing_but_its_own_bytes() {
                 .is_err()
         );
     }
-    assert_eq!(
-        (wrapper.remembered(), wrapper.answered_from_memory()),
-        (1, 0)
-    );
+    assert_eq!(counts(&wrapper), (1, 0));
 }
 
 #[test]
@@ -111,17 +121,12 @@ fn a_failed_check_is_not_remembered() {
     let message = signed_part(b"a leaf's to-be-signed part");
     let mut signature = sign(&key, &message);
     *signature.last_mut().unwrap() ^= 1;
-    for _ in 0..2 {
-        assert!(
-            wrapper
-                .verify_signature(key.public_key().as_ref(), &message, &signature)
-                .is_err()
-        );
-    }
+    let public_key = key.public_key().as_ref();
     assert_eq!(
-        (wrapper.remembered(), wrapper.answered_from_memory()),
-        (0, 0)
+        checked_twice(&wrapper, public_key, &message, &signature),
+        [false; 2]
     );
+    assert_eq!(counts(&wrapper), (0, 0));
 }
 
 #[test]
@@ -130,17 +135,12 @@ fn handshake_signatures_are_always_computed() {
     let key = key();
     let message = certificate_verify_message(&[7; 32]);
     let signature = sign(&key, &message);
-    for _ in 0..2 {
-        assert!(
-            wrapper
-                .verify_signature(key.public_key().as_ref(), &message, &signature)
-                .is_ok()
-        );
-    }
+    let public_key = key.public_key().as_ref();
     assert_eq!(
-        (wrapper.remembered(), wrapper.answered_from_memory()),
-        (0, 0)
+        checked_twice(&wrapper, public_key, &message, &signature),
+        [true; 2]
     );
+    assert_eq!(counts(&wrapper), (0, 0));
 }
 
 #[test]
@@ -178,10 +178,7 @@ fn memory_is_bounded_and_refilled() {
             .verify_signature(public_key, message, signature)
             .is_ok()
     );
-    assert_eq!(
-        (wrapper.remembered(), wrapper.answered_from_memory()),
-        (2, 0)
-    );
+    assert_eq!(counts(&wrapper), (2, 0));
 }
 
 #[test]
