@@ -129,14 +129,6 @@ pub fn remembering_algorithms() -> WebPkiSupportedAlgorithms {
     })
 }
 
-/// Checks answered from memory so far, over every algorithm of [`remembering_algorithms`].
-pub fn answered_from_memory() -> u64 {
-    wrapped()
-        .iter()
-        .map(|(_, wrapper)| wrapper.answered_from_memory())
-        .sum()
-}
-
 /// Whether some algorithm of [`remembering_algorithms`] remembers this check as succeeded.
 pub fn remembers(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     let digest = check_digest(public_key, message, signature);
