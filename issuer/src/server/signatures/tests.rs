@@ -37,6 +37,13 @@ fn certificate_verify_message(transcript: &[u8; 32]) -> Vec<u8> {
     message
 }
 
+/// Whether `wrapper` accepts the signature.
+fn passes(wrapper: &Remembering, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    wrapper
+        .verify_signature(public_key, message, signature)
+        .is_ok()
+}
+
 /// The outcome of the same check made twice.
 fn checked_twice(
     wrapper: &Remembering,
@@ -44,11 +51,7 @@ fn checked_twice(
     message: &[u8],
     signature: &[u8],
 ) -> [bool; 2] {
-    [(); 2].map(|()| {
-        wrapper
-            .verify_signature(public_key, message, signature)
-            .is_ok()
-    })
+    [(); 2].map(|()| passes(wrapper, public_key, message, signature))
 }
 
 /// (checks remembered, checks answered from memory).
@@ -64,17 +67,9 @@ fn a_certificate_signature_is_checked_once_then_answered_from_memory() {
     let signature = sign(&key, &message);
     let public_key = key.public_key().as_ref();
 
-    assert!(
-        wrapper
-            .verify_signature(public_key, &message, &signature)
-            .is_ok()
-    );
+    assert!(passes(&wrapper, public_key, &message, &signature));
     assert_eq!(counts(&wrapper), (1, 0));
-    assert!(
-        wrapper
-            .verify_signature(public_key, &message, &signature)
-            .is_ok()
-    );
+    assert!(passes(&wrapper, public_key, &message, &signature));
     assert_eq!(counts(&wrapper), (1, 1));
 }
 
@@ -85,11 +80,7 @@ fn a_remembered_check_vouches_for_nothing_but_its_own_bytes() {
     let message = signed_part(b"an intermediate's to-be-signed part");
     let signature = sign(&key, &message);
     let public_key = key.public_key().as_ref();
-    assert!(
-        wrapper
-            .verify_signature(public_key, &message, &signature)
-            .is_ok()
-    );
+    assert!(passes(&wrapper, public_key, &message, &signature));
 
     let mut flipped_signature = signature.clone();
     *flipped_signature.last_mut().unwrap() ^= 1;
@@ -105,42 +96,39 @@ fn a_remembered_check_vouches_for_nothing_but_its_own_bytes() {
         ),
     ];
     for (public_key, message, signature) in refused {
-        assert!(
-            wrapper
-                .verify_signature(public_key, message, signature)
-                .is_err()
-        );
+        assert!(!passes(&wrapper, public_key, message, signature));
     }
     assert_eq!(counts(&wrapper), (1, 0));
 }
 
 #[test]
-fn a_failed_check_is_not_remembered() {
-    let wrapper = Remembering::new(P256);
+fn failed_checks_and_handshake_signatures_are_never_remembered() {
     let key = key();
-    let message = signed_part(b"a leaf's to-be-signed part");
-    let mut signature = sign(&key, &message);
-    *signature.last_mut().unwrap() ^= 1;
     let public_key = key.public_key().as_ref();
-    assert_eq!(
-        checked_twice(&wrapper, public_key, &message, &signature),
-        [false; 2]
-    );
-    assert_eq!(counts(&wrapper), (0, 0));
-}
-
-#[test]
-fn handshake_signatures_are_always_computed() {
-    let wrapper = Remembering::new(P256);
-    let key = key();
-    let message = certificate_verify_message(&[7; 32]);
-    let signature = sign(&key, &message);
-    let public_key = key.public_key().as_ref();
-    assert_eq!(
-        checked_twice(&wrapper, public_key, &message, &signature),
-        [true; 2]
-    );
-    assert_eq!(counts(&wrapper), (0, 0));
+    let leaf = signed_part(b"a leaf's to-be-signed part");
+    let mut bad_signature = sign(&key, &leaf);
+    *bad_signature.last_mut().unwrap() ^= 1;
+    let handshake = certificate_verify_message(&[7; 32]);
+    let handshake_signature = sign(&key, &handshake);
+    // (what, message, signature, the outcome of each of two checks)
+    let cases = [
+        ("a failed check", &leaf, &bad_signature, [false; 2]),
+        (
+            "a handshake signature",
+            &handshake,
+            &handshake_signature,
+            [true; 2],
+        ),
+    ];
+    for (what, message, signature, outcomes) in cases {
+        let wrapper = Remembering::new(P256);
+        assert_eq!(
+            checked_twice(&wrapper, public_key, message, signature),
+            outcomes,
+            "{what}"
+        );
+        assert_eq!(counts(&wrapper), (0, 0), "{what}");
+    }
 }
 
 #[test]
@@ -156,28 +144,16 @@ fn memory_is_bounded_and_refilled() {
         })
         .collect();
     for (message, signature) in &checks[..CAPACITY] {
-        assert!(
-            wrapper
-                .verify_signature(public_key, message, signature)
-                .is_ok()
-        );
+        assert!(passes(&wrapper, public_key, message, signature));
     }
     assert_eq!(wrapper.remembered(), CAPACITY);
     // One more: all are forgotten, the new one is remembered.
     let (message, signature) = &checks[CAPACITY];
-    assert!(
-        wrapper
-            .verify_signature(public_key, message, signature)
-            .is_ok()
-    );
+    assert!(passes(&wrapper, public_key, message, signature));
     assert_eq!(wrapper.remembered(), 1);
     // A forgotten check is computed again, and still right.
     let (message, signature) = &checks[0];
-    assert!(
-        wrapper
-            .verify_signature(public_key, message, signature)
-            .is_ok()
-    );
+    assert!(passes(&wrapper, public_key, message, signature));
     assert_eq!(counts(&wrapper), (2, 0));
 }
 
