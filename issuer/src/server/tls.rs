@@ -682,20 +682,27 @@ mod tests {
     /// A fresh relay PKI with a server certificate for relay.example: the root (PEM) and the
     /// server's rustls key.
     fn relay_example_pki() -> (String, Arc<CertifiedKey>) {
+        let (pki, server_key) = relay_example_pki_whole();
+        (pki.root.cert_pem, server_key)
+    }
+
+    /// [`relay_example_pki`], with the whole PKI generated (root, intermediate, server).
+    fn relay_example_pki_whole() -> (crate::pki::generate::GeneratedPki, Arc<CertifiedKey>) {
         let now = OffsetDateTime::now_utc();
         let spec = PkiSpec {
             server_names: vec!["relay.example".into()],
             ..PkiSpec::default()
         };
         let pki = generate_pki(&spec, now).unwrap();
-        let server = pki.server.unwrap();
+        let server = pki.server.as_ref().unwrap();
         let pair = load_key_pair(
             Some(server.cert_pem.as_bytes()),
             Some(server.key_pem.as_bytes()),
             now,
         )
         .unwrap();
-        (pki.root.cert_pem, crate::tls::certified_key(&pair).unwrap())
+        let server_key = crate::tls::certified_key(&pair).unwrap();
+        (pki, server_key)
     }
 
     /// Makes `bundle` the trust bundle `tls` uses.
@@ -762,14 +769,9 @@ mod tests {
         }
     }
 
-    /// A client certificate for cluster-a from `pki`'s intermediate: its chain (leaf, then the
-    /// intermediate) and key.
-    fn agent_chain(
-        pki: &crate::pki::generate::GeneratedPki,
-    ) -> (
-        Vec<CertificateDer<'static>>,
-        rustls_pki_types::PrivateKeyDer<'static>,
-    ) {
+    /// The rustls key of a client certificate for cluster-a from `pki`'s intermediate (its chain:
+    /// the leaf, then the intermediate), as the agent loads it.
+    fn agent_key(pki: &crate::pki::generate::GeneratedPki) -> Arc<CertifiedKey> {
         use relay_pki::test_support::{CsrSpec, mk_csr};
         let now = OffsetDateTime::now_utc();
         let ca = crate::pki::SigningCa::load(
@@ -793,11 +795,13 @@ mod tests {
             now,
         )
         .unwrap();
-        let chain = rustls_pki_types::pem::PemObject::pem_slice_iter(issued.chain_pem.as_bytes())
-            .collect::<Result<Vec<CertificateDer<'static>>, _>>()
-            .unwrap();
-        let key = rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into();
-        (chain, key)
+        let pair = load_key_pair(
+            Some(issued.chain_pem.as_bytes()),
+            Some(key.serialize_pem().as_bytes()),
+            now,
+        )
+        .unwrap();
+        crate::tls::certified_key(&pair).unwrap()
     }
 
     /// A client with `client_config` for relay.example and a server with `tls`'s configuration,
@@ -828,24 +832,15 @@ mod tests {
 
     #[test]
     fn an_agents_intermediate_is_checked_against_the_root_once() {
-        let now = OffsetDateTime::now_utc();
-        let spec = PkiSpec {
-            server_names: vec!["relay.example".into()],
-            ..PkiSpec::default()
-        };
-        let pki = generate_pki(&spec, now).unwrap();
-        let server = pki.server.as_ref().unwrap();
-        let pair = load_key_pair(
-            Some(server.cert_pem.as_bytes()),
-            Some(server.key_pem.as_bytes()),
-            now,
-        )
-        .unwrap();
+        let (pki, server_key) = relay_example_pki_whole();
         let tls = ServerTls::default();
-        tls.set_server_key(crate::tls::certified_key(&pair).unwrap())
-            .unwrap();
+        tls.set_server_key(server_key).unwrap();
         trust(&tls, &pki.root.cert_pem);
-        let (chain, key) = agent_chain(&pki);
+        // The agent's own client configuration, with a certificate from the intermediate.
+        let client_config = crate::tls::client_config(
+            crate::tls::root_store(pki.root.cert_pem.as_bytes(), "test").unwrap(),
+            Some(agent_key(&pki)),
+        );
 
         // The check of the intermediate's signature by the root, as webpki makes it.
         let der = |pem: &str| {
@@ -869,16 +864,7 @@ mod tests {
         assert!(!remembered(), "a new PKI's check is not remembered yet");
 
         for _ in 0..2 {
-            let client_config =
-                rustls::ClientConfig::builder_with_provider(Arc::new(relay_crypto_provider()))
-                    .with_protocol_versions(&[&rustls::version::TLS13])
-                    .unwrap()
-                    .with_root_certificates(
-                        crate::tls::root_store(pki.root.cert_pem.as_bytes(), "test").unwrap(),
-                    )
-                    .with_client_auth_cert(chain.clone(), key.clone_key())
-                    .unwrap();
-            let (_, server) = handshake(&tls, client_config);
+            let (_, server) = handshake(&tls, client_config.clone());
             assert_eq!(server.peer_certificates().map(<[_]>::len), Some(2));
             assert!(
                 remembered(),
