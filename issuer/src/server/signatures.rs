@@ -123,47 +123,45 @@ impl SignatureVerificationAlgorithm for Remembering {
 /// algorithm, shared by the chain check and the TLS scheme mapping), built on first use and kept
 /// for the life of the process.
 pub fn remembering_algorithms() -> WebPkiSupportedAlgorithms {
-    static ALGORITHMS: OnceLock<WebPkiSupportedAlgorithms> = OnceLock::new();
-    *ALGORITHMS.get_or_init(|| {
-        wrap(rustls::crypto::ring::default_provider().signature_verification_algorithms)
-    })
+    wrapped().algorithms
 }
 
 /// Whether some algorithm of [`remembering_algorithms`] remembers this check as succeeded.
 pub fn remembers(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     let digest = check_digest(public_key, message, signature);
     wrapped()
+        .wrappers
         .iter()
-        .any(|(_, wrapper)| wrapper.lock().contains(&digest))
+        .any(|wrapper| wrapper.lock().contains(&digest))
 }
 
-/// The wrappers made so far, each beside the algorithm it wraps.
-fn wrapped() -> std::sync::MutexGuard<
-    'static,
-    Vec<(
-        &'static dyn SignatureVerificationAlgorithm,
-        &'static Remembering,
-    )>,
-> {
-    static WRAPPED: Mutex<
-        Vec<(
-            &'static dyn SignatureVerificationAlgorithm,
-            &'static Remembering,
-        )>,
-    > = Mutex::new(Vec::new());
-    WRAPPED.lock().unwrap_or_else(PoisonError::into_inner)
+/// The provider's algorithms as rustls takes them, and each wrapper once.
+struct Wrapped {
+    algorithms: WebPkiSupportedAlgorithms,
+    wrappers: Vec<&'static Remembering>,
+}
+
+/// ring's provider's algorithms, wrapped once per process.
+fn wrapped() -> &'static Wrapped {
+    static WRAPPED: OnceLock<Wrapped> = OnceLock::new();
+    WRAPPED.get_or_init(|| {
+        wrap(rustls::crypto::ring::default_provider().signature_verification_algorithms)
+    })
 }
 
 /// `algorithms` with every algorithm wrapped once; the wrappers and the lists are leaked, as
 /// rustls needs them `'static` (this runs once per process).
-fn wrap(algorithms: WebPkiSupportedAlgorithms) -> WebPkiSupportedAlgorithms {
-    let mut wrapped = wrapped();
+fn wrap(algorithms: WebPkiSupportedAlgorithms) -> Wrapped {
+    let mut made: Vec<(
+        &'static dyn SignatureVerificationAlgorithm,
+        &'static Remembering,
+    )> = Vec::new();
     let mut wrapper_of = |inner: &'static dyn SignatureVerificationAlgorithm| -> &'static dyn SignatureVerificationAlgorithm {
-        if let Some((_, wrapper)) = wrapped.iter().find(|(seen, _)| std::ptr::addr_eq(*seen, inner)) {
+        if let Some((_, wrapper)) = made.iter().find(|(seen, _)| std::ptr::addr_eq(*seen, inner)) {
             return *wrapper;
         }
         let wrapper: &'static Remembering = Box::leak(Box::new(Remembering::new(inner)));
-        wrapped.push((inner, wrapper));
+        made.push((inner, wrapper));
         wrapper
     };
     let all: Vec<&'static dyn SignatureVerificationAlgorithm> = algorithms
@@ -183,9 +181,12 @@ fn wrap(algorithms: WebPkiSupportedAlgorithms) -> WebPkiSupportedAlgorithms {
             (*scheme, &*Box::leak(wrappers.into_boxed_slice()))
         })
         .collect();
-    WebPkiSupportedAlgorithms {
-        all: Box::leak(all.into_boxed_slice()),
-        mapping: Box::leak(mapping.into_boxed_slice()),
+    Wrapped {
+        algorithms: WebPkiSupportedAlgorithms {
+            all: Box::leak(all.into_boxed_slice()),
+            mapping: Box::leak(mapping.into_boxed_slice()),
+        },
+        wrappers: made.into_iter().map(|(_, wrapper)| wrapper).collect(),
     }
 }
 

@@ -195,7 +195,7 @@ fn every_algorithm_of_the_provider_is_wrapped_once_in_the_same_place() {
             );
         }
     }
-    assert_eq!(super::wrapped().len(), remembering.all.len());
+    assert_eq!(super::wrapped().wrappers.len(), remembering.all.len());
 }
 
 /// Two keys, four messages (two signed parts, two CertificateVerify messages) and each key's
