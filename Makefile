@@ -66,13 +66,18 @@ bench-relay: tools ## a fleet against real relay-issuer server replicas on the s
 # replicas run as the relay-issuer chart's server ServiceAccount, with its Role (the chart's
 # Deployments themselves never start: the plane has no kubelet).
 BENCH_CONTROL_PLANE_NICE ?= -2
+# Whether the bench's kube-apiserver writes an audit log: 0, as kube-apiserver runs by default.
+# `make cluster` writes one for `make e2e`'s least-privilege check; the bench reads none, and
+# writing it cost the API server about 0.35 ms of CPU per status write (README, "The fleet
+# benchmark").
+BENCH_CONTROL_PLANE_AUDIT ?= 0
 # Threads per replica and per load generator: each stands in for a Pod or an agent with one
 # CPU, not for a process that may use both of this machine's cores (README, "The fleet
 # benchmark", runs 33-35).
 BENCH_THREADS ?= 1
 bench-relay-real: tools ## make bench-relay against the real control plane (make cluster, the run, make cluster-down)
 	$(CARGO) build --release -p relay-issuer --bin relay-issuer -p relay-sandbox --example bench_relay
-	CONTROL_PLANE_NICE=$(BENCH_CONTROL_PLANE_NICE) $(MAKE) cluster
+	CONTROL_PLANE_NICE=$(BENCH_CONTROL_PLANE_NICE) CONTROL_PLANE_AUDIT=$(BENCH_CONTROL_PLANE_AUDIT) $(MAKE) cluster
 	status=0; target/tools/bin/helm upgrade --install relay-issuer deploy/charts/relay-issuer --namespace relay-tls \
 	  --create-namespace --kubeconfig target/control-plane/kubeconfig >/dev/null \
 	  && server_kubeconfig=$$(scripts/control-plane.sh kubeconfig-for relay-tls relay-issuer-server) \

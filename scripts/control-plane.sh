@@ -27,6 +27,11 @@
 # CONTROL_PLANE_NICE (say -2) gives etcd and kube-apiserver more of the CPU than the other
 # sessions on the machine (see `weigh`); make bench-relay-real sets it.
 #
+# CONTROL_PLANE_AUDIT=0 starts kube-apiserver without its audit log, as it runs by default (no
+# audit policy). The log is on otherwise: `make e2e` judges least privilege from it. make
+# bench-relay-real sets 0: it reads no audit log, and writing one event per request cost the API
+# server about 0.35 ms of CPU per status write here (README, "The fleet benchmark").
+#
 # Everything listens on 127.0.0.1, on ports found free at start. Run state (PIDs, logs, PKI,
 # kubeconfigs, etcd's data, the audit log) is in ${RELAY_TLS_CONTROL_PLANE_DIR:-target/control-plane}.
 set -euo pipefail
@@ -44,6 +49,8 @@ BUILD_JOBS="${CONTROL_PLANE_BUILD_JOBS:-1}"
 # The CPU weight of etcd and kube-apiserver against everything else on the machine, as a nice
 # value for their scheduler autogroups (see `weigh`); 0 leaves them as they start.
 CPU_NICE="${CONTROL_PLANE_NICE:-0}"
+# 1: kube-apiserver writes an audit log (Metadata for every request); 0: none.
+AUDIT="${CONTROL_PLANE_AUDIT:-1}"
 # How long the ServiceAccount tokens in the kubeconfigs are valid.
 TOKEN_DURATION="${CONTROL_PLANE_TOKEN_DURATION:-720h}"
 # The order processes start in; `down` stops them in reverse.
@@ -400,8 +407,13 @@ UP_DONE=0
 up() {
   local began=$SECONDS
   [ -x "$KUBECTL" ] && [ -x "$HELM" ] || die "kubectl and helm are needed in target/tools/bin: run make tools"
+  case "$AUDIT" in
+    0 | 1) ;;
+    *) die "CONTROL_PLANE_AUDIT=$AUDIT: say 1 (write the audit log) or 0 (no audit log)" ;;
+  esac
   build
-  if healthy && [ "$(cat "$STATE/cert-manager-args" 2>/dev/null)" = "${CONTROL_PLANE_CERT_MANAGER_ARGS:-}" ]; then
+  if healthy && [ "$(cat "$STATE/cert-manager-args" 2>/dev/null)" = "${CONTROL_PLANE_CERT_MANAGER_ARGS:-}" ] &&
+    [ "$(cat "$STATE/audit" 2>/dev/null)" = "$AUDIT" ]; then
     weigh etcd kube-apiserver
     say "already up and healthy (reused)"
     echo "$STATE/kubeconfig"
@@ -452,6 +464,9 @@ omitStages: [RequestReceived]
 rules:
   - level: Metadata
 EOF
+  local audit=(--audit-log-path "$STATE/audit.log" --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-format json)
+  [ "$AUDIT" = 1 ] || audit=()
+  echo "$AUDIT" >"$STATE/audit"
   start kube-apiserver --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
     --cert-dir "$pki" --tls-cert-file "$pki/kube-apiserver.crt" --tls-private-key-file "$pki/kube-apiserver.key" \
     --client-ca-file "$pki/cluster-ca.crt" \
@@ -465,8 +480,7 @@ EOF
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-cluster-ip-range 10.0.0.0/24 --endpoint-reconciler-type none \
-    --audit-log-path "$STATE/audit.log" --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-format json \
-    --profiling=false
+    "${audit[@]}" --profiling=false
   write_kubeconfig "$STATE/kubeconfig" relay-tls-admin \
     --client-certificate "$pki/admin.crt" --client-key "$pki/admin.key" --embed-certs
   write_kubeconfig "$STATE/kubeconfigs/kube-controller-manager.kubeconfig" system:kube-controller-manager \
@@ -529,7 +543,9 @@ yaml.safe_dump_all(out, sys.stdout)' "$pki/webhook-ca.crt" >"$STATE/cert-manager
   UP_DONE=1
   weigh etcd kube-apiserver
   write_env
-  say "up in $((SECONDS - began)) s: etcd $ETCD_VERSION, kube-apiserver and kube-controller-manager $KUBERNETES_VERSION, cert-manager $CERT_MANAGER_VERSION; logs in $STATE/logs"
+  local audited="an audit log in $STATE/audit.log"
+  [ "$AUDIT" = 1 ] || audited="no audit log (CONTROL_PLANE_AUDIT=0)"
+  say "up in $((SECONDS - began)) s: etcd $ETCD_VERSION, kube-apiserver and kube-controller-manager $KUBERNETES_VERSION, cert-manager $CERT_MANAGER_VERSION; $audited; logs in $STATE/logs"
   echo "$STATE/kubeconfig"
 }
 
