@@ -21,6 +21,9 @@
 //!   shows it connected; the real kubectl's `get relayclusters` count at the end;
 //! - every party's CPU from the storm's start until every RelayCluster is shown, and the whole
 //!   machine's: how much of it was busy and how much the hypervisor took (steal);
+//! - the machine's speed on one thread, before the storm and after the run: how long one P-256
+//!   signature check takes (what the handshakes are made of), to tell a slower run of the same
+//!   build from a costlier one;
 //! - with `--kill-one`: one replica killed with SIGKILL; how long until every agent had a
 //!   Welcome from a live replica again, until every RelayCluster was truthful (none connected
 //!   through the dead replica), and how many watch events after that still showed one
@@ -712,6 +715,70 @@ impl PartyCpu {
     }
 }
 
+/// The machine's speed on one thread: µs per P-256 signature check (ring, the check every
+/// handshake makes), the median of 5 rounds of 2,000 with the machine otherwise idle, and how
+/// much of the wall time the thread was on a CPU. The same build on the same machine type takes
+/// more CPU for the same work when this is slower; the hypervisor's steal does not show that
+/// (a busy neighbour on the other hyperthread of a core slows a guest without taking its CPU).
+fn reference_check_us() -> (f64, f64) {
+    use ring::rand::SystemRandom;
+    use ring::signature::{
+        ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair,
+        UnparsedPublicKey,
+    };
+    let random = SystemRandom::new();
+    let Some(key) = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &random)
+        .ok()
+        .and_then(|pkcs8| {
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &random).ok()
+        })
+    else {
+        return (f64::NAN, f64::NAN);
+    };
+    let message = b"relay bench reference check";
+    let Ok(signature) = key.sign(&random, message) else {
+        return (f64::NAN, f64::NAN);
+    };
+    let public = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key.public_key().as_ref());
+    let mut rounds: Vec<(f64, f64)> = (0..5)
+        .map(|_| {
+            let cpu_before = thread_cpu_seconds();
+            let started = Instant::now();
+            let passed = (0..2000)
+                .filter(|_| public.verify(message, signature.as_ref()).is_ok())
+                .count();
+            let wall = started.elapsed().as_secs_f64();
+            let on_cpu = (thread_cpu_seconds() - cpu_before) / wall.max(f64::EPSILON);
+            (wall * 1e6 / passed.max(1) as f64, on_cpu)
+        })
+        .collect();
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    rounds[rounds.len() / 2]
+}
+
+/// This thread's CPU time in seconds (`/proc/thread-self/schedstat`, first field, ns; it may
+/// lag by a scheduler tick, a few ms, which is why a round lasts a tenth of a second or more).
+fn thread_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|stat| stat.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(f64::NAN, |ns| ns / 1e9)
+}
+
+/// [`reference_check_us`] off the async threads, as one line's words.
+async fn machine_speed() -> (f64, String) {
+    let (us, on_cpu) = tokio::task::spawn_blocking(reference_check_us)
+        .await
+        .unwrap_or((f64::NAN, f64::NAN));
+    (
+        us,
+        format!(
+            "{us:.1} µs per P-256 signature check on one thread ({:.0}% of the time on a CPU)",
+            on_cpu * 100.0
+        ),
+    )
+}
+
 /// `RELAY_BENCH_CONTROL_PLANE_PIDS` (`name=pid,…`), the processes whose CPU the run reports.
 fn control_plane_pids() -> Vec<(String, u32)> {
     std::env::var("RELAY_BENCH_CONTROL_PLANE_PIDS")
@@ -1057,6 +1124,9 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         "{agents} agent keys and certificates made in {:.1}s",
         started.elapsed().as_secs_f64()
     );
+
+    let (speed_before, speed) = machine_speed().await;
+    println!("machine speed before the storm: {speed}");
 
     // 1. The connect storm.
     let cpu_before: Vec<f64> = servers.iter().map(|s| cpu_seconds(s.child.id())).collect();
@@ -1429,8 +1499,10 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     drop(servers);
     watch_task.abort();
     drop(sandbox);
+    let (speed_after, speed) = machine_speed().await;
+    println!("machine speed after the run: {speed}");
     println!(
-        "relay bench: agents={agents} replicas={replicas} storm_s={:.1} failed_attempts={failed} bytes_per_session_max={worst_bytes_per_session} heartbeat_p50_ms={rtt_p50:.1} heartbeat_p99_ms={rtt_p99:.1} heartbeat_max_ms={rtt_max:.1} status_shown_s={status_span_s:.1} lag_max_ms={} status_writes={writes_total} conflicts={conflicts_total} kubectl_connected={kubectl_connected}{loss}",
+        "relay bench: agents={agents} replicas={replicas} storm_s={:.1} failed_attempts={failed} bytes_per_session_max={worst_bytes_per_session} heartbeat_p50_ms={rtt_p50:.1} heartbeat_p99_ms={rtt_p99:.1} heartbeat_max_ms={rtt_max:.1} status_shown_s={status_span_s:.1} lag_max_ms={} status_writes={writes_total} conflicts={conflicts_total} kubectl_connected={kubectl_connected} check_us_before={speed_before:.1} check_us_after={speed_after:.1}{loss}",
         storm.as_secs_f64(),
         lags.last().copied().unwrap_or(0),
     );
