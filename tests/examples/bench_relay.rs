@@ -716,11 +716,11 @@ impl PartyCpu {
 }
 
 /// The machine's speed on one thread: µs per P-256 signature check (ring, the check every
-/// handshake makes), the median of 5 rounds of 2,000 with the machine otherwise idle, and how
-/// much of the wall time the thread was on a CPU. The same build on the same machine type takes
-/// more CPU for the same work when this is slower; the hypervisor's steal does not show that
-/// (a busy neighbour on the other hyperthread of a core slows a guest without taking its CPU).
-fn reference_check_us() -> (f64, f64) {
+/// handshake makes), the median of 5 rounds of 2,000. The same build takes more CPU for the same
+/// work when this is slower, and the hypervisor's steal does not show that (a core whose
+/// physical twin is busy with another guest, or with this machine's other CPU, runs slower
+/// without losing any time).
+fn reference_check_us() -> f64 {
     use ring::rand::SystemRandom;
     use ring::signature::{
         ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair,
@@ -733,48 +733,68 @@ fn reference_check_us() -> (f64, f64) {
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &random).ok()
         })
     else {
-        return (f64::NAN, f64::NAN);
+        return f64::NAN;
     };
     let message = b"relay bench reference check";
     let Ok(signature) = key.sign(&random, message) else {
-        return (f64::NAN, f64::NAN);
+        return f64::NAN;
     };
     let public = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key.public_key().as_ref());
-    let mut rounds: Vec<(f64, f64)> = (0..5)
+    let mut rounds: Vec<f64> = (0..5)
         .map(|_| {
-            let cpu_before = thread_cpu_seconds();
             let started = Instant::now();
             let passed = (0..2000)
                 .filter(|_| public.verify(message, signature.as_ref()).is_ok())
                 .count();
-            let wall = started.elapsed().as_secs_f64();
-            let on_cpu = (thread_cpu_seconds() - cpu_before) / wall.max(f64::EPSILON);
-            (wall * 1e6 / passed.max(1) as f64, on_cpu)
+            started.elapsed().as_secs_f64() * 1e6 / passed.max(1) as f64
         })
         .collect();
-    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    rounds.sort_by(f64::total_cmp);
     rounds[rounds.len() / 2]
 }
 
-/// This thread's CPU time in seconds (`/proc/thread-self/schedstat`, first field, ns; it may
-/// lag by a scheduler tick, a few ms, which is why a round lasts a tenth of a second or more).
-fn thread_cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|stat| stat.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(f64::NAN, |ns| ns / 1e9)
-}
-
-/// [`reference_check_us`] off the async threads, as one line's words.
+/// [`reference_check_us`] once the machine is quiet (less than a tenth of it busy over half a
+/// second, waiting at most 20 s: processes just killed are still handing back their memory),
+/// off the async threads, on one thread and then on two at once; with one line's words that
+/// say how much of a core everything else used during the first, and how much work two CPUs
+/// did together against one (2.0 when they are as fast together as alone).
 async fn machine_speed() -> (f64, String) {
-    let (us, on_cpu) = tokio::task::spawn_blocking(reference_check_us)
+    for _ in 0..40 {
+        let before = MachineCpu::sample();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let spent = MachineCpu::sample().since(&before);
+        if spent.busy < 0.1 * spent.total {
+            break;
+        }
+    }
+    let before = MachineCpu::sample();
+    let started = Instant::now();
+    let us = tokio::task::spawn_blocking(reference_check_us)
         .await
-        .unwrap_or((f64::NAN, f64::NAN));
+        .unwrap_or(f64::NAN);
+    let wall = started.elapsed().as_secs_f64();
+    let spent = MachineCpu::sample().since(&before);
+    // The check's own thread keeps one CPU busy for the whole time.
+    let others = (spent.busy - wall).max(0.0) / wall.max(f64::EPSILON);
+    let pair = tokio::task::spawn_blocking(|| {
+        std::thread::scope(|scope| {
+            let first = scope.spawn(reference_check_us);
+            let second = scope.spawn(reference_check_us);
+            [first.join(), second.join()]
+                .map(|us| us.unwrap_or(f64::NAN))
+                .iter()
+                .sum::<f64>()
+                / 2.0
+        })
+    })
+    .await
+    .unwrap_or(f64::NAN);
     (
         us,
         format!(
-            "{us:.1} µs per P-256 signature check on one thread ({:.0}% of the time on a CPU)",
-            on_cpu * 100.0
+            "{us:.1} µs per P-256 signature check on one thread (everything else meanwhile: {:.0}% of a core); {pair:.1} µs each on two threads at once: the two CPUs together do {:.2} times the work of one",
+            others * 100.0,
+            2.0 * us / pair
         ),
     )
 }
