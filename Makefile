@@ -82,9 +82,10 @@ bench-relay-real: tools ## make bench-relay against the real control plane (make
 	  --create-namespace --kubeconfig target/control-plane/kubeconfig >/dev/null \
 	  && server_kubeconfig=$$(scripts/control-plane.sh kubeconfig-for relay-tls relay-issuer-server) \
 	  && apiserver_pid=$$(scripts/control-plane.sh pid kube-apiserver) && etcd_pid=$$(scripts/control-plane.sh pid etcd) \
+	  && kcm_pid=$$(scripts/control-plane.sh pid kube-controller-manager) \
 	  || { scripts/control-plane.sh down; exit 1; }; \
 	  RELAY_BENCH_KUBECONFIG=$(abspath target/control-plane/kubeconfig) RELAY_BENCH_SERVER_KUBECONFIG=$$server_kubeconfig \
-	  RELAY_BENCH_CONTROL_PLANE_PIDS="kube-apiserver=$$apiserver_pid,etcd=$$etcd_pid" \
+	  RELAY_BENCH_CONTROL_PLANE_PIDS="kube-apiserver=$$apiserver_pid,etcd=$$etcd_pid,kube-controller-manager=$$kcm_pid" \
 	  target/release/examples/bench_relay --agents $(AGENTS) --replicas $(REPLICAS) \
 	  --replica-threads $(BENCH_THREADS) --generator-threads $(BENCH_THREADS) $(RELAY_BENCH_ARGS) || status=$$?; \
 	  scripts/control-plane.sh down; exit $$status

@@ -611,6 +611,8 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 struct PartyCpu {
     replicas: f64,
     load_generators: f64,
+    /// This process: its watch of the RelayClusters, and the sandbox when it runs in-process.
+    bench: f64,
     control_plane: Vec<(String, f64)>,
     machine: MachineCpu,
 }
@@ -673,6 +675,7 @@ impl PartyCpu {
         Self {
             replicas: servers.iter().map(|s| cpu_seconds(s.child.id())).sum(),
             load_generators: pool.iter().map(|w| cpu_seconds(w.child.id())).sum(),
+            bench: cpu_seconds(std::process::id()),
             control_plane: control_plane
                 .iter()
                 .map(|(name, pid)| (name.clone(), cpu_seconds(*pid)))
@@ -685,6 +688,7 @@ impl PartyCpu {
         Self {
             replicas: self.replicas - before.replicas,
             load_generators: self.load_generators - before.load_generators,
+            bench: self.bench - before.bench,
             control_plane: self
                 .control_plane
                 .into_iter()
@@ -700,10 +704,11 @@ impl PartyCpu {
     fn describe(&self, sessions: usize) -> String {
         let per = |cpu: f64| cpu * 1000.0 / sessions.max(1) as f64;
         let mut line = format!(
-            "relay replicas {:.1}s ({:.2}ms per session), load generators {:.1}s",
+            "relay replicas {:.1}s ({:.2}ms per session), load generators {:.1}s, the bench itself {:.1}s",
             self.replicas,
             per(self.replicas),
-            self.load_generators
+            self.load_generators,
+            self.bench
         );
         for (name, cpu) in &self.control_plane {
             line.push_str(&format!(
@@ -712,6 +717,16 @@ impl PartyCpu {
             ));
         }
         line
+    }
+
+    /// The machine's busy CPU-seconds that none of the parties above used (other processes,
+    /// the kernel's own threads).
+    fn unlisted(&self) -> f64 {
+        let listed: f64 = self.replicas
+            + self.load_generators
+            + self.bench
+            + self.control_plane.iter().map(|(_, cpu)| cpu).sum::<f64>();
+        self.machine.busy - listed
     }
 }
 
@@ -1267,8 +1282,9 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         parties.describe(agents)
     );
     println!(
-        "machine over those {status_span_s:.1}s: {}",
-        parties.machine.describe()
+        "machine over those {status_span_s:.1}s: {}; not by the parties above: {:.1} CPU-seconds",
+        parties.machine.describe(),
+        parties.unlisted()
     );
     // The longest lags, with when (after the storm began) each had its Welcome and was shown:
     // a status written late although its Welcome came early says the writes left out of order.
