@@ -61,19 +61,19 @@ bench-relay: tools ## a fleet against real relay-issuer server replicas on the s
 	$(CARGO) build --release -p relay-issuer --bin relay-issuer -p relay-sandbox --example bench_relay
 	target/release/examples/bench_relay --agents $(AGENTS) --replicas $(REPLICAS) $(RELAY_BENCH_ARGS)
 
-# The control plane's CPU weight in bench-relay-real (its autogroup's nice; README, "The fleet
-# benchmark"): it stands in for nodes of its own beside the replicas and load generators. The
+# The control plane's CPU weight in bench-relay-real (its autogroup's nice;
+# docs/fleet-benchmark-real.md): it stands in for nodes of its own beside the replicas and load generators. The
 # replicas run as the relay-issuer chart's server ServiceAccount, with its Role (the chart's
 # Deployments themselves never start: the plane has no kubelet).
 BENCH_CONTROL_PLANE_NICE ?= -2
 # Whether the bench's kube-apiserver writes an audit log: 0, as kube-apiserver runs by default.
 # `make cluster` writes one for `make e2e`'s least-privilege check; the bench reads none, and
-# writing it cost the API server about 0.35 ms of CPU per status write (README, "The fleet
-# benchmark").
+# writing it cost the API server about 0.35 ms of CPU per status write
+# (docs/fleet-benchmark-real.md).
 BENCH_CONTROL_PLANE_AUDIT ?= 0
 # Threads per replica and per load generator: each stands in for a Pod or an agent with one
-# CPU, not for a process that may use both of this machine's cores (README, "The fleet
-# benchmark", runs 33-35).
+# CPU, not for a process that may use both of this machine's cores (docs/fleet-benchmark-real.md,
+# runs 33-35).
 BENCH_THREADS ?= 1
 bench-relay-real: tools ## make bench-relay against the real control plane (make cluster, the run, make cluster-down)
 	$(CARGO) build --release -p relay-issuer --bin relay-issuer -p relay-sandbox --example bench_relay

@@ -30,7 +30,7 @@
 # CONTROL_PLANE_AUDIT=0 starts kube-apiserver without its audit log, as it runs by default (no
 # audit policy). The log is on otherwise: `make e2e` judges least privilege from it. make
 # bench-relay-real sets 0: it reads no audit log, and writing one event per request cost the API
-# server about 0.35 ms of CPU per status write here (README, "The fleet benchmark").
+# server about 0.35 ms of CPU per status write here (docs/fleet-benchmark-real.md).
 #
 # Everything listens on 127.0.0.1, on ports found free at start. Run state (PIDs, logs, PKI,
 # kubeconfigs, etcd's data, the audit log) is in ${RELAY_TLS_CONTROL_PLANE_DIR:-target/control-plane}.
