@@ -21,9 +21,9 @@
 //!   shows it connected; the real kubectl's `get relayclusters` count at the end;
 //! - every party's CPU from the storm's start until every RelayCluster is shown, and the whole
 //!   machine's: how much of it was busy and how much the hypervisor took (steal);
-//! - the machine's speed on one thread, before the storm and after the run: how long one P-256
-//!   signature check takes (what the handshakes are made of), to tell a slower run of the same
-//!   build from a costlier one;
+//! - the machine's speed before the storm and after the run, once it is quiet: how long one
+//!   P-256 signature check takes (what the handshakes are made of) on one thread and on two at
+//!   once, since the hypervisor's steal does not show a slower machine;
 //! - with `--kill-one`: one replica killed with SIGKILL; how long until every agent had a
 //!   Welcome from a live replica again, until every RelayCluster was truthful (none connected
 //!   through the dead replica), and how many watch events after that still showed one
@@ -731,10 +731,10 @@ impl PartyCpu {
 }
 
 /// The machine's speed on one thread: µs per P-256 signature check (ring, the check every
-/// handshake makes), the median of 5 rounds of 2,000. The same build takes more CPU for the same
-/// work when this is slower, and the hypervisor's steal does not show that (a core whose
-/// physical twin is busy with another guest, or with this machine's other CPU, runs slower
-/// without losing any time).
+/// handshake makes), the median of 5 rounds of 2,000. A core whose physical twin is busy with
+/// another guest runs slower without losing any time to steal; this shows it. It measures a
+/// computation that fits in a core's caches, at two moments: a fast check beside a costly run
+/// (run 50 in docs/fleet-benchmark-real.md) says the cost lies elsewhere.
 fn reference_check_us() -> f64 {
     use ring::rand::SystemRandom;
     use ring::signature::{
