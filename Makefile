@@ -62,9 +62,9 @@ bench-relay: tools ## a fleet against real relay-issuer server replicas on the s
 	target/release/examples/bench_relay --agents $(AGENTS) --replicas $(REPLICAS) $(RELAY_BENCH_ARGS)
 
 # The control plane's CPU weight in bench-relay-real (its autogroup's nice;
-# docs/fleet-benchmark-real.md): it stands in for nodes of its own beside the replicas and load generators. The
-# replicas run as the relay-issuer chart's server ServiceAccount, with its Role (the chart's
-# Deployments themselves never start: the plane has no kubelet).
+# docs/fleet-benchmark-real.md): it stands in for nodes of its own beside the replicas and
+# load generators. The replicas run as the relay-issuer chart's server ServiceAccount, with its
+# Role (the chart's Deployments themselves never start: the plane has no kubelet).
 BENCH_CONTROL_PLANE_NICE ?= -2
 # Whether the bench's kube-apiserver writes an audit log: 0, as kube-apiserver runs by default.
 # `make cluster` writes one for `make e2e`'s least-privilege check; the bench reads none, and

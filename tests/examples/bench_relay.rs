@@ -768,29 +768,29 @@ fn reference_check_us() -> f64 {
     rounds[rounds.len() / 2]
 }
 
-/// [`reference_check_us`] once the machine is quiet (less than a tenth of it busy over half a
-/// second, waiting at most 20 s: processes just killed are still handing back their memory),
-/// off the async threads, on one thread and then on two at once; with one line's words that
-/// say how much of a core everything else used during the first, and how much work two CPUs
-/// did together against one (2.0 when they are as fast together as alone).
+/// [`reference_check_us`] off the async threads, on one thread while the rest of the machine is
+/// quiet and then on two at once; with one line's words that say how much of a core everything
+/// else used during the first, and how much work two CPUs did together against one (2.0 when
+/// they are as fast together as alone). The one-thread check is made again, up to 20 times,
+/// until everything else used under a fifth of a core during it: processes just killed are
+/// still handing back their memory, and the control plane works on after registrations.
 async fn machine_speed() -> (f64, String) {
-    for _ in 0..40 {
+    let mut us = f64::NAN;
+    let mut others = f64::NAN;
+    for _ in 0..20 {
         let before = MachineCpu::sample();
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        us = tokio::task::spawn_blocking(reference_check_us)
+            .await
+            .unwrap_or(f64::NAN);
+        let wall = started.elapsed().as_secs_f64();
         let spent = MachineCpu::sample().since(&before);
-        if spent.busy < 0.1 * spent.total {
+        // The check's own thread keeps one CPU busy for the whole time.
+        others = (spent.busy - wall).max(0.0) / wall.max(f64::EPSILON);
+        if others < 0.2 {
             break;
         }
     }
-    let before = MachineCpu::sample();
-    let started = Instant::now();
-    let us = tokio::task::spawn_blocking(reference_check_us)
-        .await
-        .unwrap_or(f64::NAN);
-    let wall = started.elapsed().as_secs_f64();
-    let spent = MachineCpu::sample().since(&before);
-    // The check's own thread keeps one CPU busy for the whole time.
-    let others = (spent.busy - wall).max(0.0) / wall.max(f64::EPSILON);
     let pair = tokio::task::spawn_blocking(|| {
         std::thread::scope(|scope| {
             let first = scope.spawn(reference_check_us);
