@@ -177,6 +177,11 @@ impl WorkerStats {
 
 async fn worker(args: &[String]) -> Result<(), BoxError> {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
+    // A load generator logs nothing through `tracing`, but without a dispatcher set, every span
+    // that hyper and h2 enter on each poll goes down `tracing`'s fallback to the `log` crate
+    // (about 2 % of a load generator's CPU while steady). An agent sets a subscriber whose
+    // filter turns those spans off where they are declared; this one turns them all off.
+    let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
     // Started in a session of its own (`setsid`), this process is alone in its scheduler
     // autogroup; nice N applies to that whole group, which is what lowers it against the
     // processes of other sessions (the API server, the relay servers).
