@@ -21,6 +21,10 @@
 //!   shows it connected; the real kubectl's `get relayclusters` count at the end;
 //! - every party's CPU from the storm's start until every RelayCluster is shown, and the whole
 //!   machine's: how much of it was busy and how much the hypervisor took (steal);
+//! - what the floors (every Welcome within 90 s, every RelayCluster shown within 60 s of its
+//!   Welcome) ask of this machine at the run's measured costs: the least CPU-seconds their
+//!   150 s window needs with a perfect scheduler (`relay_sandbox::floors`), against what the
+//!   machine's CPUs offer in it;
 //! - the machine's speed before the storm and after the run, once it is quiet: how long one
 //!   P-256 signature check takes (what the handshakes are made of) on one thread and on two at
 //!   once, since the hypervisor's steal does not show a slower machine;
@@ -735,6 +739,68 @@ impl PartyCpu {
     }
 }
 
+/// The floors of issue 15: every Welcome within 90 s of the storm's start, every RelayCluster
+/// shown connected within 60 s of its Welcome.
+const STORM_FLOOR_S: f64 = 90.0;
+const LAG_FLOOR_S: f64 = 60.0;
+
+/// One line: the least CPU the floors' window needs at this run's measured costs
+/// (`relay_sandbox::floors`), against what the machine's CPUs offer in it; and that need as a
+/// share of the offer. The control plane's
+/// CPU per write is that of the processes named in `RELAY_BENCH_CONTROL_PLANE_PIDS`, or, on the
+/// sandbox, this process's (the sandbox runs in it).
+fn floor_capacity(
+    parties: &PartyCpu,
+    heartbeats_per_session_second: f64,
+    session_seconds: f64,
+    writes: f64,
+    agents: usize,
+) -> (String, f64) {
+    use relay_sandbox::floors::{FloorWindow, MeasuredCosts, handshake_cpu, least_work};
+    let (control_plane, whose) = if parties.control_plane.is_empty() {
+        (parties.bench, "the bench's sandbox")
+    } else {
+        (
+            parties.control_plane.iter().map(|(_, cpu)| cpu).sum(),
+            "the control plane",
+        )
+    };
+    let sessions = agents as f64;
+    let handshakes = handshake_cpu(
+        parties.replicas + parties.load_generators,
+        session_seconds,
+        heartbeats_per_session_second,
+    );
+    let costs = MeasuredCosts {
+        sessions,
+        per_write: control_plane / writes.max(1.0),
+        per_handshake: handshakes / sessions.max(1.0),
+        heartbeats_per_session_second,
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    let bound = least_work(
+        &costs,
+        &FloorWindow {
+            storm: STORM_FLOOR_S,
+            lag: LAG_FLOOR_S,
+            cpus,
+        },
+    );
+    let line = format!(
+        "floors' window ({STORM_FLOOR_S:.0}s storm + {LAG_FLOOR_S:.0}s lag on {cpus:.0} CPUs): {:.0} CPU-seconds offered; at this run's costs it needs at least {:.0} ({:.0}%) with a perfect scheduler: status writes {:.0} ({:.2}ms each, {whose}), handshakes {:.0} ({:.2}ms each, both sides, with Hello, Welcome and the claim's request), heartbeats {:.0} ({LAG_FLOOR_S:.0}s per session at the steady {:.1}µs per session-second, both sides)",
+        bound.offered,
+        bound.needed(),
+        100.0 * bound.share(),
+        bound.writes,
+        costs.per_write * 1000.0,
+        bound.handshakes,
+        costs.per_handshake * 1000.0,
+        bound.heartbeats,
+        heartbeats_per_session_second * 1e6,
+    );
+    (line, bound.share())
+}
+
 /// The machine's speed on one thread: µs per P-256 signature check (ring, the check every
 /// handshake makes), the median of 5 rounds of 2,000. A core whose physical twin is busy with
 /// another guest runs slower without losing any time to steal; this shows it. It measures a
@@ -1350,6 +1416,7 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         rtt.len(),
     );
     let mut worst_bytes_per_session = 0u64;
+    let mut replicas_steady_cpu = 0.0;
     let mut writes_total = 0.0;
     let mut conflicts_total = 0.0;
     for (i, server) in servers.iter().enumerate() {
@@ -1363,6 +1430,7 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         };
         worst_bytes_per_session = worst_bytes_per_session.max(per_session);
         let steady_cpu = (cpu_seconds(server.child.id()) - cpu_before[i]) / window;
+        replicas_steady_cpu += steady_cpu;
         let written: f64 = ["claim", "update", "clear"]
             .iter()
             .map(|kind| {
@@ -1407,6 +1475,19 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     println!(
         "status writes: {writes_total} written, {conflicts_total} conflicts, {write_rate:.0}/s across replicas during the storm (budget {qps} QPS / burst {burst} per replica)"
     );
+    // What the floors ask of this machine at this run's costs, whatever the scheduler.
+    let session_seconds: f64 = welcome_times
+        .iter()
+        .map(|at| all_connected_ms.saturating_sub(*at) as f64 / 1000.0)
+        .sum();
+    let (floor_line, floor_share) = floor_capacity(
+        &parties,
+        (replicas_steady_cpu + workers_cpu) / agents.max(1) as f64,
+        session_seconds,
+        writes_total,
+        agents,
+    );
+    println!("{floor_line}");
     let kubectl =
         kube_sandbox::kubectl::kubectl().ok_or("kubectl is not installed: run `make tools`")?;
     let shown = Command::new(&kubectl)
@@ -1543,7 +1624,7 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     let (speed_after, speed) = machine_speed().await;
     println!("machine speed after the run: {speed}");
     println!(
-        "relay bench: agents={agents} replicas={replicas} storm_s={:.1} failed_attempts={failed} bytes_per_session_max={worst_bytes_per_session} heartbeat_p50_ms={rtt_p50:.1} heartbeat_p99_ms={rtt_p99:.1} heartbeat_max_ms={rtt_max:.1} status_shown_s={status_span_s:.1} lag_max_ms={} status_writes={writes_total} conflicts={conflicts_total} kubectl_connected={kubectl_connected} check_us_before={speed_before:.1} check_us_after={speed_after:.1}{loss}",
+        "relay bench: agents={agents} replicas={replicas} storm_s={:.1} failed_attempts={failed} bytes_per_session_max={worst_bytes_per_session} heartbeat_p50_ms={rtt_p50:.1} heartbeat_p99_ms={rtt_p99:.1} heartbeat_max_ms={rtt_max:.1} status_shown_s={status_span_s:.1} lag_max_ms={} status_writes={writes_total} conflicts={conflicts_total} kubectl_connected={kubectl_connected} check_us_before={speed_before:.1} check_us_after={speed_after:.1} floor_cpu_share={floor_share:.2}{loss}",
         storm.as_secs_f64(),
         lags.last().copied().unwrap_or(0),
     );

@@ -6,6 +6,8 @@
 //! - [`processes`]: this workspace's binaries as child processes for end-to-end tests.
 //! - [`charts`]: the Helm charts rendered with the real helm.
 //! - [`images`]: the container images of `make images` run with podman as the charts run them.
+//! - [`floors`]: what the fleet benchmark's floors ask of a machine, from a run's measured
+//!   costs (pure arithmetic).
 //! - [`e2e`]: reads and waits of the process end-to-end suites (RelayCluster status, metrics
 //!   and `/ready` over an admin port, the serial `openssl s_client` sees).
 //! - [`plane`]: a real control plane (`make cluster`) or cluster, and this workspace's binaries
@@ -18,6 +20,7 @@
 
 pub mod charts;
 pub mod e2e;
+pub mod floors;
 pub mod harness;
 pub mod images;
 pub mod plane;
