@@ -22,9 +22,10 @@
 //! - every party's CPU from the storm's start until every RelayCluster is shown, and the whole
 //!   machine's: how much of it was busy and how much the hypervisor took (steal);
 //! - what the floors (every Welcome within 90 s, every RelayCluster shown within 60 s of its
-//!   Welcome) ask of this machine at the run's measured costs: the least CPU-seconds their
-//!   150 s window needs with a perfect scheduler (`relay_sandbox::floors`), against what the
-//!   machine's CPUs offer in it;
+//!   Welcome) ask of this machine at the run's measured costs (`relay_sandbox::floors`): the
+//!   least CPU-seconds their 150 s window needs with a perfect scheduler, against what the
+//!   machine's CPUs offer in it, and the fewest CPUs on which any schedule of that work, each
+//!   write within 60 s of its Welcome, meets both floors;
 //! - the machine's speed before the storm and after the run, once it is quiet: how long one
 //!   P-256 signature check takes (what the handshakes are made of) on one thread and on two at
 //!   once, since the hypervisor's steal does not show a slower machine;
@@ -745,24 +746,30 @@ const STORM_FLOOR_S: f64 = 90.0;
 const LAG_FLOOR_S: f64 = 60.0;
 
 /// One line: the least CPU the floors' window needs at this run's measured costs
-/// (`relay_sandbox::floors`), against what the machine's CPUs offer in it; and that need as a
-/// share of the offer. The control plane's
+/// (`relay_sandbox::floors`), against what the machine's CPUs offer in it, and the fewest CPUs
+/// any schedule of that work needs; and the need as a share of the offer, and those CPUs. The control plane's
 /// CPU per write is that of the processes named in `RELAY_BENCH_CONTROL_PLANE_PIDS`, or, on the
-/// sandbox, this process's (the sandbox runs in it).
+/// sandbox, this process's (the sandbox runs in it). The CPU that no party used over `span_s`
+/// (and this process's, against the real plane) is a constant load beside them in the
+/// schedule.
 fn floor_capacity(
     parties: &PartyCpu,
+    span_s: f64,
     heartbeats_per_session_second: f64,
     session_seconds: f64,
     writes: f64,
     agents: usize,
-) -> (String, f64) {
-    use relay_sandbox::floors::{FloorWindow, MeasuredCosts, handshake_cpu, least_work};
-    let (control_plane, whose) = if parties.control_plane.is_empty() {
-        (parties.bench, "the bench's sandbox")
+) -> (String, f64, Option<f64>) {
+    use relay_sandbox::floors::{
+        FloorWindow, MeasuredCosts, handshake_cpu, least_cpus, least_work,
+    };
+    let (control_plane, whose, others) = if parties.control_plane.is_empty() {
+        (parties.bench, "the bench's sandbox", parties.unlisted())
     } else {
         (
             parties.control_plane.iter().map(|(_, cpu)| cpu).sum(),
             "the control plane",
+            parties.unlisted() + parties.bench,
         )
     };
     let sessions = agents as f64;
@@ -778,16 +785,22 @@ fn floor_capacity(
         heartbeats_per_session_second,
     };
     let cpus = std::thread::available_parallelism().map_or(1, usize::from) as f64;
-    let bound = least_work(
-        &costs,
-        &FloorWindow {
-            storm: STORM_FLOOR_S,
-            lag: LAG_FLOOR_S,
-            cpus,
-        },
-    );
+    let window = FloorWindow {
+        storm: STORM_FLOOR_S,
+        lag: LAG_FLOOR_S,
+        cpus,
+    };
+    let bound = least_work(&costs, &window);
+    let constant_load = (others / span_s.max(0.001)).max(0.0);
+    let least = least_cpus(&costs, &window, constant_load);
+    let schedule = match least {
+        Some(least) => format!(
+            "; with each write within {LAG_FLOOR_S:.0}s of its Welcome and the rest of the machine's work ({constant_load:.2} CPUs) beside it, no schedule meets both floors on fewer than {least:.2} CPUs (the machine has {cpus:.0})"
+        ),
+        None => "; the fewest CPUs for any schedule could not be computed (the linear program found no optimum)".to_string(),
+    };
     let line = format!(
-        "floors' window ({STORM_FLOOR_S:.0}s storm + {LAG_FLOOR_S:.0}s lag on {cpus:.0} CPUs): {:.0} CPU-seconds offered; at this run's costs it needs at least {:.0} ({:.0}%) with a perfect scheduler: status writes {:.0} ({:.2}ms each, {whose}), handshakes {:.0} ({:.2}ms each, both sides, with Hello, Welcome and the claim's request), heartbeats {:.0} ({LAG_FLOOR_S:.0}s per session at the steady {:.1}µs per session-second, both sides)",
+        "floors' window ({STORM_FLOOR_S:.0}s storm + {LAG_FLOOR_S:.0}s lag on {cpus:.0} CPUs): {:.0} CPU-seconds offered; at this run's costs it needs at least {:.0} ({:.0}%) with a perfect scheduler: status writes {:.0} ({:.2}ms each, {whose}), handshakes {:.0} ({:.2}ms each, both sides, with Hello, Welcome and the claim's request), heartbeats {:.0} ({LAG_FLOOR_S:.0}s per session at the steady {:.1}µs per session-second, both sides){schedule}",
         bound.offered,
         bound.needed(),
         100.0 * bound.share(),
@@ -798,7 +811,7 @@ fn floor_capacity(
         bound.heartbeats,
         heartbeats_per_session_second * 1e6,
     );
-    (line, bound.share())
+    (line, bound.share(), least)
 }
 
 /// The machine's speed on one thread: µs per P-256 signature check (ring, the check every
@@ -1480,8 +1493,9 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
         .iter()
         .map(|at| all_connected_ms.saturating_sub(*at) as f64 / 1000.0)
         .sum();
-    let (floor_line, floor_share) = floor_capacity(
+    let (floor_line, floor_share, floor_cpus) = floor_capacity(
         &parties,
+        status_span_s,
         (replicas_steady_cpu + workers_cpu) / agents.max(1) as f64,
         session_seconds,
         writes_total,
@@ -1624,9 +1638,10 @@ async fn orchestrate(args: &[String]) -> Result<(), BoxError> {
     let (speed_after, speed) = machine_speed().await;
     println!("machine speed after the run: {speed}");
     println!(
-        "relay bench: agents={agents} replicas={replicas} storm_s={:.1} failed_attempts={failed} bytes_per_session_max={worst_bytes_per_session} heartbeat_p50_ms={rtt_p50:.1} heartbeat_p99_ms={rtt_p99:.1} heartbeat_max_ms={rtt_max:.1} status_shown_s={status_span_s:.1} lag_max_ms={} status_writes={writes_total} conflicts={conflicts_total} kubectl_connected={kubectl_connected} check_us_before={speed_before:.1} check_us_after={speed_after:.1} floor_cpu_share={floor_share:.2}{loss}",
+        "relay bench: agents={agents} replicas={replicas} storm_s={:.1} failed_attempts={failed} bytes_per_session_max={worst_bytes_per_session} heartbeat_p50_ms={rtt_p50:.1} heartbeat_p99_ms={rtt_p99:.1} heartbeat_max_ms={rtt_max:.1} status_shown_s={status_span_s:.1} lag_max_ms={} status_writes={writes_total} conflicts={conflicts_total} kubectl_connected={kubectl_connected} check_us_before={speed_before:.1} check_us_after={speed_after:.1} floor_cpu_share={floor_share:.2} floor_least_cpus={}{loss}",
         storm.as_secs_f64(),
         lags.last().copied().unwrap_or(0),
+        floor_cpus.map_or_else(|| "none".to_string(), |cpus| format!("{cpus:.2}")),
     );
     Ok(())
 }

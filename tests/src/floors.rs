@@ -10,10 +10,21 @@
 //! - every session's heartbeats from its Welcome, at the latest at the storm bound, to the end
 //!   of the window: the lag bound's seconds each, at the steady rate.
 //!
-//! The bench prints this bound beside what the machine offers in the window (its CPUs times
-//! storm + lag), so a run shows whether a missed floor is the code's or the machine's. Plain
-//! arithmetic on measured figures, no process, clock or Kubernetes type, so that it is tested
-//! on its own; the bench does the measuring.
+//! That bound ignores that a status write cannot come before its Welcome nor more than the lag
+//! bound after it. [`least_cpus`] keeps both: the fewest CPUs with which any schedule of the
+//! same work meets the floors, from a linear program over one-second slots (Welcomes and writes
+//! per slot, each write within the lag bound of its Welcome, every open session's heartbeats,
+//! the CPU of each slot at most the answer), solved with `microlp`. The slots make it a
+//! relaxation of the real, continuous schedule, so the answer stays a lower bound: a session
+//! welcomed during a slot costs heartbeats only from the next one, and its write may fall in the
+//! same slot.
+//!
+//! The bench prints both beside what the machine offers (its CPUs), so a run shows whether a
+//! missed floor is the code's or the machine's. Plain arithmetic on measured figures, no
+//! process, clock or Kubernetes type, so that it is tested on its own; the bench does the
+//! measuring.
+
+use microlp::{ComparisonOp, OptimizationDirection, Problem, SolutionStatus, SolveOutcome};
 
 /// What one run measured, in CPU-seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,6 +98,75 @@ pub fn handshake_cpu(
     heartbeats_per_session_second: f64,
 ) -> f64 {
     (storm_cpu - session_seconds.max(0.0) * heartbeats_per_session_second.max(0.0)).max(0.0)
+}
+
+/// The fewest CPUs with which any schedule of a cold start meets both floors at `costs`, with
+/// `constant_load` CPUs busy throughout besides (the machine's other work): the optimum of the
+/// linear program the module's doc describes, over slots of one second. `None` when the solver
+/// does not prove an optimum (the bench then says so).
+pub fn least_cpus(costs: &MeasuredCosts, window: &FloorWindow, constant_load: f64) -> Option<f64> {
+    const SLOT: f64 = 1.0;
+    let slots = ((window.storm + window.lag) / SLOT).round().max(1.0) as usize;
+    let storm_slots = ((window.storm / SLOT).round() as usize).clamp(1, slots);
+    let lag_slots = (window.lag / SLOT).round().max(0.0) as usize;
+    let sessions = costs.sessions.max(0.0);
+    // Welcomes and writes as fractions of all sessions, so that the coefficients are CPU-seconds
+    // for the whole fleet (well within what the solver handles well).
+    let write = sessions * costs.per_write.max(0.0);
+    let opening = sessions * costs.per_handshake.max(0.0);
+    let heartbeats_per_slot = sessions * costs.heartbeats_per_session_second.max(0.0) * SLOT;
+    let mut problem = Problem::new(OptimizationDirection::Minimize);
+    let cpus = problem.add_var(1.0, (0.0, f64::INFINITY));
+    // welcomed[k], written[k]: the share of sessions with a Welcome, with a status written, by
+    // the end of slot k. Every Welcome comes within the storm bound, every write by the end.
+    let welcomed: Vec<_> = (0..slots)
+        .map(|k| {
+            let all = k + 1 >= storm_slots;
+            problem.add_var(0.0, (if all { 1.0 } else { 0.0 }, 1.0))
+        })
+        .collect();
+    let written: Vec<_> = (0..slots)
+        .map(|k| problem.add_var(0.0, (if k + 1 == slots { 1.0 } else { 0.0 }, 1.0)))
+        .collect();
+    for k in 0..slots {
+        // The CPU of slot k: its writes and openings, the heartbeats of the sessions open since
+        // before it, and the constant load, within `cpus` for the slot's length.
+        let mut slot_cpu = vec![(written[k], write), (welcomed[k], opening), (cpus, -SLOT)];
+        if k > 0 {
+            slot_cpu.push((written[k - 1], -write));
+            slot_cpu.push((welcomed[k - 1], heartbeats_per_slot - opening));
+            problem.add_constraint(
+                [(welcomed[k - 1], 1.0), (welcomed[k], -1.0)],
+                ComparisonOp::Le,
+                0.0,
+            );
+            problem.add_constraint(
+                [(written[k - 1], 1.0), (written[k], -1.0)],
+                ComparisonOp::Le,
+                0.0,
+            );
+        }
+        problem.add_constraint(slot_cpu, ComparisonOp::Le, -constant_load.max(0.0) * SLOT);
+        // No write before its Welcome; none later than the lag bound after it.
+        problem.add_constraint(
+            [(written[k], 1.0), (welcomed[k], -1.0)],
+            ComparisonOp::Le,
+            0.0,
+        );
+        if k >= lag_slots {
+            problem.add_constraint(
+                [(welcomed[k - lag_slots], 1.0), (written[k], -1.0)],
+                ComparisonOp::Le,
+                0.0,
+            );
+        }
+    }
+    match problem.solve() {
+        Ok(SolveOutcome::Solution(solution)) if solution.status() == SolutionStatus::Optimal => {
+            Some(solution.objective())
+        }
+        Ok(_) | Err(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -239,6 +319,123 @@ mod tests {
         ) {
             let handshakes = handshake_cpu(storm, session_seconds, rate);
             prop_assert!((0.0..=storm).contains(&handshakes));
+        }
+    }
+
+    fn run_56() -> MeasuredCosts {
+        MeasuredCosts {
+            sessions: 45_000.0,
+            per_write: 0.003_76,
+            per_handshake: 0.001_29,
+            heartbeats_per_session_second: 0.000_017_8,
+        }
+    }
+
+    fn assert_close(got: Option<f64>, want: f64) {
+        let got = got.expect("the linear program has an optimum");
+        assert!((got - want).abs() < 5e-4, "{got} CPUs, expected {want}");
+    }
+
+    /// The expected figures are the optimum of the same program solved by HiGHS (SciPy's
+    /// `linprog`), not by this code.
+    #[test]
+    fn the_least_cpus_match_an_independent_solver() {
+        assert_close(least_cpus(&run_56(), &FLOORS, 0.052), 2.0745);
+        assert_close(least_cpus(&run_56(), &FLOORS, 0.0), 2.0225);
+        assert_close(
+            least_cpus(
+                &MeasuredCosts {
+                    sessions: 15_000.0,
+                    ..run_56()
+                },
+                &FLOORS,
+                0.052,
+            ),
+            0.7262,
+        );
+        assert_close(
+            least_cpus(
+                &MeasuredCosts {
+                    sessions: 45_000.0,
+                    per_write: 0.002_2,
+                    per_handshake: 0.000_9,
+                    heartbeats_per_session_second: 0.000_013_5,
+                },
+                &FLOORS,
+                0.05,
+            ),
+            1.3713,
+        );
+        assert_close(
+            least_cpus(
+                &MeasuredCosts {
+                    sessions: 45_000.0,
+                    per_write: 0.001,
+                    per_handshake: 0.001,
+                    heartbeats_per_session_second: 0.000_01,
+                },
+                &FLOORS,
+                0.0,
+            ),
+            0.9058,
+        );
+    }
+
+    #[test]
+    fn writes_alone_spread_over_the_whole_window() {
+        // Welcomes cost nothing, so writes can run from the first second to the last: 169.2
+        // CPU-seconds over 150 s.
+        let writes_only = MeasuredCosts {
+            per_handshake: 0.0,
+            heartbeats_per_session_second: 0.0,
+            ..run_56()
+        };
+        assert_close(least_cpus(&writes_only, &FLOORS, 0.0), 1.128);
+        assert_close(least_cpus(&writes_only, &FLOORS, 0.25), 1.378);
+    }
+
+    #[test]
+    fn no_work_needs_no_cpu() {
+        let nothing = MeasuredCosts {
+            sessions: 0.0,
+            ..run_56()
+        };
+        assert_close(least_cpus(&nothing, &FLOORS, 0.0), 0.0);
+    }
+
+    /// Fleets and costs of the sizes the bench measures.
+    fn fleet_costs() -> impl Strategy<Value = MeasuredCosts> {
+        (0.0..1e5f64, 0.0..0.01f64, 0.0..0.01f64, 0.0..1e-4f64).prop_map(
+            |(sessions, per_write, per_handshake, heartbeats_per_session_second)| MeasuredCosts {
+                sessions,
+                per_write,
+                per_handshake,
+                heartbeats_per_session_second,
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        #[test]
+        fn no_schedule_beats_the_total_work(costs in fleet_costs()) {
+            let cpus = least_cpus(&costs, &FLOORS, 0.0);
+            prop_assert!(cpus.is_some());
+            let total = least_work(&costs, &FLOORS).needed() / 150.0;
+            prop_assert!(cpus.unwrap_or(0.0) >= total - 1e-6 * (1.0 + total));
+        }
+
+        #[test]
+        fn dearer_writes_never_need_fewer_cpus(costs in fleet_costs(), more in 0.0..0.01f64) {
+            let cheap = least_cpus(&costs, &FLOORS, 0.0).unwrap_or(f64::NAN);
+            let dear = least_cpus(
+                &MeasuredCosts { per_write: costs.per_write + more, ..costs },
+                &FLOORS,
+                0.0,
+            )
+            .unwrap_or(f64::NAN);
+            prop_assert!(dear >= cheap - 1e-6 * (1.0 + cheap));
         }
     }
 
