@@ -20,8 +20,8 @@
 //! same slot.
 //!
 //! The bench prints both beside what the machine offers (its CPUs), so a run shows whether a
-//! missed floor is the code's or the machine's. Plain arithmetic on measured figures, no
-//! process, clock or Kubernetes type, so that it is tested on its own; the bench does the
+//! missed floor is the code's or the machine's. Plain functions of measured figures, with no
+//! process, clock or Kubernetes type, so that they are tested on their own; the bench does the
 //! measuring.
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem, SolutionStatus, SolveOutcome};
