@@ -747,9 +747,9 @@ const LAG_FLOOR_S: f64 = 60.0;
 
 /// One line: the least CPU the floors' window needs at this run's measured costs
 /// (`relay_sandbox::floors`), against what the machine's CPUs offer in it, and the fewest CPUs
-/// any schedule of that work needs; and the need as a share of the offer, and those CPUs. The control plane's
-/// CPU per write is that of the processes named in `RELAY_BENCH_CONTROL_PLANE_PIDS`, or, on the
-/// sandbox, this process's (the sandbox runs in it). The CPU that no party used over `span_s`
+/// any schedule of that work needs; and the need as a share of the offer, and those CPUs. The
+/// control plane's CPU per write is that of the processes named in
+/// `RELAY_BENCH_CONTROL_PLANE_PIDS`, or, on the sandbox, this process's (the sandbox runs in it). The CPU that no party used over `span_s`
 /// (and this process's, against the real plane) is a constant load beside them in the
 /// schedule.
 fn floor_capacity(

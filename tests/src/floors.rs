@@ -77,14 +77,34 @@ impl CapacityBound {
     }
 }
 
+/// The whole fleet's work at `costs`, in CPU-seconds: all its status writes, all its openings,
+/// and its heartbeats per second with every session open. A negative measurement counts as
+/// none.
+struct FleetWork {
+    writes: f64,
+    openings: f64,
+    heartbeats_per_second: f64,
+}
+
+impl FleetWork {
+    fn of(costs: &MeasuredCosts) -> Self {
+        let sessions = costs.sessions.max(0.0);
+        Self {
+            writes: sessions * costs.per_write.max(0.0),
+            openings: sessions * costs.per_handshake.max(0.0),
+            heartbeats_per_second: sessions * costs.heartbeats_per_session_second.max(0.0),
+        }
+    }
+}
+
 /// The least work of a cold start within the floors' window, at the run's measured costs.
 pub fn least_work(costs: &MeasuredCosts, window: &FloorWindow) -> CapacityBound {
-    let sessions = costs.sessions.max(0.0);
+    let fleet = FleetWork::of(costs);
     CapacityBound {
         offered: window.cpus.max(0.0) * (window.storm + window.lag).max(0.0),
-        writes: sessions * costs.per_write.max(0.0),
-        handshakes: sessions * costs.per_handshake.max(0.0),
-        heartbeats: sessions * window.lag.max(0.0) * costs.heartbeats_per_session_second.max(0.0),
+        writes: fleet.writes,
+        handshakes: fleet.openings,
+        heartbeats: fleet.heartbeats_per_second * window.lag.max(0.0),
     }
 }
 
@@ -109,12 +129,11 @@ pub fn least_cpus(costs: &MeasuredCosts, window: &FloorWindow, constant_load: f6
     let slots = ((window.storm + window.lag) / SLOT).round().max(1.0) as usize;
     let storm_slots = ((window.storm / SLOT).round() as usize).clamp(1, slots);
     let lag_slots = (window.lag / SLOT).round().max(0.0) as usize;
-    let sessions = costs.sessions.max(0.0);
     // Welcomes and writes as fractions of all sessions, so that the coefficients are CPU-seconds
     // for the whole fleet (well within what the solver handles well).
-    let write = sessions * costs.per_write.max(0.0);
-    let opening = sessions * costs.per_handshake.max(0.0);
-    let heartbeats_per_slot = sessions * costs.heartbeats_per_session_second.max(0.0) * SLOT;
+    let fleet = FleetWork::of(costs);
+    let (write, opening) = (fleet.writes, fleet.openings);
+    let heartbeats_per_slot = fleet.heartbeats_per_second * SLOT;
     let mut problem = Problem::new(OptimizationDirection::Minimize);
     let cpus = problem.add_var(1.0, (0.0, f64::INFINITY));
     // welcomed[k], written[k]: the share of sessions with a Welcome, with a status written, by

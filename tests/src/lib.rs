@@ -7,7 +7,7 @@
 //! - [`charts`]: the Helm charts rendered with the real helm.
 //! - [`images`]: the container images of `make images` run with podman as the charts run them.
 //! - [`floors`]: what the fleet benchmark's floors ask of a machine, from a run's measured
-//!   costs (pure arithmetic).
+//!   costs (plain functions: a sum and a linear program).
 //! - [`e2e`]: reads and waits of the process end-to-end suites (RelayCluster status, metrics
 //!   and `/ready` over an admin port, the serial `openssl s_client` sees).
 //! - [`plane`]: a real control plane (`make cluster`) or cluster, and this workspace's binaries
